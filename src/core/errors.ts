@@ -1,0 +1,55 @@
+/**
+ * The two error classes of `provision` (see STYLE.md): a user mistake, printed as one clear line with
+ * an Ansible exit code, and everything else, an internal error reported with a bug hint. Both are
+ * handled once, in `cli/`.
+ */
+
+/** Ansible's exit codes, which CI scripts read (CONTRACTS.md). */
+export const ExitCode = {
+  ok: 0,
+  error: 1,
+  hostFailed: 2,
+  unreachable: 4,
+  parseError: 4,
+  badOptions: 5,
+  interrupted: 99,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Where in a user's file a mistake is. */
+export interface SourceLocation {
+  readonly file: string;
+  /** 1-based line, when known. */
+  readonly line?: number;
+  /** The field (key path) at fault, e.g. `all.children.web.hosts`. */
+  readonly field?: string;
+}
+
+/** A mistake of the user's (bad inventory, bad option, missing variable). Printed as one line, never a stack. */
+export class UserError extends Error {
+  readonly exitCode: ExitCodeValue;
+  readonly where?: SourceLocation;
+  constructor(message: string, exitCode: ExitCodeValue = ExitCode.error, where?: SourceLocation) {
+    super(message);
+    this.name = 'UserError';
+    this.exitCode = exitCode;
+    this.where = where;
+  }
+  /** `file:line: field: message`, the one line the CLI prints. */
+  oneLine(): string {
+    if (!this.where) return this.message;
+    const {file, line, field} = this.where;
+    const at = line === undefined ? file : `${file}:${line}`;
+    return field ? `${at}: ${field}: ${this.message}` : `${at}: ${this.message}`;
+  }
+}
+
+/** A parse error in a user's file: exit code 4, as Ansible. */
+export function parseError(message: string, where: SourceLocation): UserError {
+  return new UserError(message, ExitCode.parseError, where);
+}
+
+/** A bad command-line option: exit code 5. */
+export function badOption(message: string): UserError {
+  return new UserError(message, ExitCode.badOptions);
+}
