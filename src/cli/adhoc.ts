@@ -1,0 +1,77 @@
+/**
+ * `provision ping` and `provision exec`: ad-hoc work on many hosts at once, Ansible-style output.
+ */
+import pLimit from 'p-limit';
+import {ExitCode, badOption, type ExitCodeValue} from '../core/errors.ts';
+import {mask} from '../core/secret.ts';
+import {runCommand, type Identity} from '../core/remote.ts';
+import {UnreachableError} from '../transport/types.ts';
+import {loadInventory, selectHosts} from '../inventory/index.ts';
+import {connectHost} from './connect.ts';
+
+interface AdhocFlags {
+  inventory?: string;
+  limit?: string;
+  become?: boolean;
+  acceptNewHostKeys?: boolean;
+  json?: boolean;
+  forks: number;
+}
+
+type Outcome = {host: string; status: 'ok' | 'changed' | 'failed' | 'unreachable'; rc?: number; stdout?: string; stderr?: string; msg?: string};
+
+function truthy(v: unknown): boolean {
+  return v === true || (typeof v === 'string' && ['true', 'yes', '1'].includes(v.toLowerCase()));
+}
+
+export async function adhoc(kind: 'ping' | 'exec', pattern: string, command: string | undefined, flags: AdhocFlags, defaultInventory: () => string): Promise<ExitCodeValue> {
+  const inv = await loadInventory(flags.inventory ?? defaultInventory());
+  let hosts = selectHosts(inv, pattern);
+  if (flags.limit !== undefined) {
+    const allowed = new Set(selectHosts(inv, flags.limit, process.cwd()));
+    hosts = hosts.filter((h) => allowed.has(h));
+  }
+  if (hosts.length === 0) throw badOption(`pattern '${pattern}' matches no host of ${inv.source}`);
+  const limit = pLimit(flags.forks);
+  const outcomes = await Promise.all(hosts.map((host) => limit(async (): Promise<Outcome> => {
+    const vars = inv.hostVars(host);
+    let t;
+    try {
+      t = await connectHost(host, vars, {acceptNewHostKeys: !!flags.acceptNewHostKeys, inventoryDir: inv.source});
+    } catch (e) {
+      return {host, status: 'unreachable', msg: e instanceof Error ? e.message : String(e)};
+    }
+    try {
+      const becomeUser = typeof vars.ansible_become_user === 'string' ? vars.ansible_become_user : 'root';
+      const wantBecome = kind === 'ping' ? truthy(vars.ansible_become) : flags.become ?? truthy(vars.ansible_become);
+      const who: Identity = wantBecome ? {become: true, user: becomeUser} : {become: false};
+      if (kind === 'ping') {
+        const r = await runCommand(t, who, 'echo pong');
+        return r.code === 0 && r.stdout.trim() === 'pong'
+          ? {host, status: 'ok', msg: wantBecome ? `pong (sudo to ${becomeUser} works)` : 'pong'}
+          : {host, status: 'failed', rc: r.code, msg: `sudo -n failed: ${r.stderr.trim() || r.stdout.trim()}`};
+      }
+      const r = await runCommand(t, who, command ?? 'true');
+      return {host, status: r.code === 0 ? 'changed' : 'failed', rc: r.code, stdout: r.stdout, stderr: r.stderr};
+    } catch (e) {
+      if (e instanceof UnreachableError) return {host, status: 'unreachable', msg: e.message};
+      throw e;
+    } finally {
+      await t.close();
+    }
+  })));
+  for (const o of outcomes) {
+    if (flags.json) {
+      process.stdout.write(mask(JSON.stringify({type: 'result', host: o.host, task: kind, status: o.status, rc: o.rc ?? null, stdout: o.stdout ?? '', stderr: o.stderr ?? '', msg: o.msg ?? ''})) + '\n');
+    } else if (o.status === 'unreachable') {
+      process.stdout.write(`${o.host} | UNREACHABLE! => ${mask(o.msg ?? '')}\n`);
+    } else if (kind === 'ping') {
+      process.stdout.write(`${o.host} | ${o.status === 'ok' ? 'SUCCESS' : 'FAILED'} => ${mask(o.msg ?? '')}\n`);
+    } else {
+      process.stdout.write(`${o.host} | ${o.status === 'failed' ? 'FAILED' : 'CHANGED'} | rc=${o.rc} >>\n${mask((o.stdout ?? '') + (o.stderr ?? ''))}${(o.stdout ?? '').endsWith('\n') || !o.stdout ? '' : '\n'}`);
+    }
+  }
+  if (outcomes.some((o) => o.status === 'unreachable')) return ExitCode.unreachable;
+  if (outcomes.some((o) => o.status === 'failed')) return ExitCode.hostFailed;
+  return ExitCode.ok;
+}

@@ -1,0 +1,42 @@
+/**
+ * `provision inventory`: the `ansible-inventory` views of an inventory: `--list` (JSON, the shape
+ * of CONTRACTS.md), `--graph [GROUP]`, `--host HOST` (one host's variables). Errors are thrown as
+ * `UserError`s for the main CLI to print and turn into exit codes.
+ */
+import type {Command} from 'commander';
+import {badOption} from '../core/errors.ts';
+import {inventoryGraph, inventoryList, loadInventory, sortKeys} from '../inventory/index.ts';
+
+interface InventoryOptions {
+  readonly inventory?: string;
+  readonly list?: boolean;
+  /** `true` for a bare `--graph`, the group name otherwise. */
+  readonly graph?: boolean | string;
+  readonly host?: string;
+}
+
+/** Adds `provision inventory [-i FILE] (--list | --graph [GROUP] | --host HOST)` to `program`. */
+export function registerInventory(program: Command, defaultInventory: () => string): void {
+  program
+    .command('inventory')
+    .description('show an inventory as Ansible reads it (like ansible-inventory)')
+    .option('-i, --inventory <file>', 'inventory file (YAML or INI)')
+    .option('--list', 'all groups and host variables, as JSON')
+    .option('--graph [group]', 'the group tree, from GROUP (default: all)')
+    .option('--host <host>', "one host's variables, as JSON")
+    .action(async (options: InventoryOptions) => {
+      const chosen = [options.list, options.graph, options.host].filter((o) => o !== undefined && o !== false);
+      if (chosen.length !== 1) throw badOption('inventory: give exactly one of --list, --graph [GROUP], --host HOST');
+      const inv = await loadInventory(options.inventory ?? defaultInventory());
+      for (const w of inv.warnings) process.stderr.write(`[WARNING]: ${w}\n`);
+      if (options.list) {
+        process.stdout.write(JSON.stringify(inventoryList(inv), null, 2) + '\n');
+      } else if (options.host !== undefined) {
+        if (!inv.hostNames.includes(options.host)) throw badOption(`inventory: no host ${options.host} in ${inv.source}`);
+        process.stdout.write(JSON.stringify(sortKeys(inv.hostVars(options.host)), null, 2) + '\n');
+      } else {
+        const group = typeof options.graph === 'string' ? options.graph : 'all';
+        process.stdout.write(inventoryGraph(inv, group) + '\n');
+      }
+    });
+}

@@ -1,0 +1,254 @@
+/**
+ * The command line: argv, wiring, exit codes. User errors become one line and an Ansible exit code;
+ * anything else is an internal error with a bug hint. Both are handled here, once.
+ */
+import {readFileSync} from 'node:fs';
+import {relative} from 'node:path';
+import {Command, CommanderError, Option} from 'commander';
+import {parse as parseYaml} from 'yaml';
+import {ExitCode, UserError, badOption, type ExitCodeValue} from '../core/errors.ts';
+import {runPlaybook, type RunSummary} from '../core/engine.ts';
+import type {Emit, RunEvent} from '../core/events.ts';
+import type {Vars} from '../core/types.ts';
+import {mask} from '../core/secret.ts';
+import {loadInventory, selectHosts, type Inventory} from '../inventory/index.ts';
+import {registerInventory} from './inventory.ts';
+import {registerLab} from './lab.ts';
+import {findPlaybook, loadPlaybook, projectRoot, resolveUserPath, roleLoader} from './load.ts';
+import {connectHost, type ConnectOptions} from './connect.ts';
+import {renderTemplate, readRoleFileContent} from '../templates/render.ts';
+import {plainWriter} from '../ui/plain.ts';
+import {jsonWriter} from '../ui/json.ts';
+import {adhoc} from './adhoc.ts';
+
+/** The inventory used when none is given: -i, else $PROVISION_INVENTORY, else the lab's (the safe one). */
+export function defaultInventory(): string {
+  return process.env.PROVISION_INVENTORY || resolveUserPath('inventory/lab.yml');
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** `-e key=value`, `-e '{"json": 1}'`, `-e @vars.yml`. */
+export function parseExtraVars(items: readonly string[]): Vars {
+  const out: Record<string, unknown> = {};
+  for (const item of items) {
+    if (item.startsWith('@')) {
+      let text: string;
+      try {
+        text = readFileSync(item.slice(1), 'utf8');
+      } catch {
+        throw badOption(`-e ${item}: cannot read ${item.slice(1)}`);
+      }
+      const v: unknown = parseYaml(text);
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badOption(`-e ${item}: the file must hold a mapping`);
+      Object.assign(out, v);
+    } else if (item.trim().startsWith('{')) {
+      try {
+        Object.assign(out, JSON.parse(item));
+      } catch {
+        throw badOption(`-e: not valid JSON: ${item}`);
+      }
+    } else {
+      for (const pair of item.split(/\s+/).filter(Boolean)) {
+        const eq = pair.indexOf('=');
+        if (eq <= 0) throw badOption(`-e: expected key=value, got '${pair}'`);
+        out[pair.slice(0, eq)] = pair.slice(eq + 1);
+      }
+    }
+  }
+  return out;
+}
+
+function parseForks(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw badOption(`-f/--forks: expected a positive whole number, got '${v}'`);
+  return n;
+}
+
+function list(v: string | undefined): string[] | undefined {
+  return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Hosts of `pattern` (and of --limit), or a clear error when nothing matches. */
+export function pickHosts(inv: Inventory, pattern: string, limit?: string): string[] {
+  let hosts = selectHosts(inv, pattern);
+  if (limit !== undefined) {
+    const allowed = new Set(selectHosts(inv, limit, process.cwd()));
+    hosts = hosts.filter((h) => allowed.has(h));
+  }
+  return hosts;
+}
+
+export function exitCodeOf(summary: RunSummary): ExitCodeValue {
+  if (summary.interrupted) return ExitCode.interrupted;
+  const counts = Object.values(summary.hosts);
+  if (counts.some((c) => c.unreachable > 0)) return ExitCode.unreachable;
+  if (counts.some((c) => c.failed > 0)) return ExitCode.hostFailed;
+  return ExitCode.ok;
+}
+
+interface RunFlags {
+  inventory?: string;
+  check?: boolean;
+  diff?: boolean;
+  limit?: string;
+  tags?: string;
+  skipTags?: string;
+  forks: number;
+  extraVars: string[];
+  json?: boolean;
+  verbose: number;
+  tui: boolean;
+  acceptNewHostKeys?: boolean;
+  timeout?: number;
+}
+
+/** Pick the renderer: --json, else plain lines (the live terminal UI is issue #5). */
+function pickRenderer(flags: RunFlags): {emit: Emit; done(): Promise<void>} {
+  const out = (s: string): void => void process.stdout.write(s);
+  if (flags.json) return {emit: jsonWriter(out), done: async () => undefined};
+  return {emit: plainWriter(out, {verbose: flags.verbose, color: !!process.stdout.isTTY && !process.env.NO_COLOR}), done: async () => undefined};
+}
+
+async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue> {
+  const playbookPath = findPlaybook(playbookArg);
+  const invPath = flags.inventory ?? defaultInventory();
+  const [inventory, playbook] = await Promise.all([loadInventory(invPath), loadPlaybook(playbookPath)]);
+  const extraVars = parseExtraVars(flags.extraVars);
+  const limit = flags.limit !== undefined ? new Set(selectHosts(inventory, flags.limit, process.cwd())) : undefined;
+  if (limit && limit.size === 0) throw badOption(`--limit '${flags.limit}' matches no host of ${relative(process.cwd(), inventory.source)}`);
+
+  const ac = new AbortController();
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write('\ninterrupt: letting running tasks finish (Ctrl-C again to stop at once)\n');
+      ac.abort();
+    } else {
+      process.exit(ExitCode.interrupted);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+
+  const renderer = pickRenderer(flags);
+  const emit = (e: RunEvent): void => renderer.emit(e);
+  const connectOpts: ConnectOptions = {acceptNewHostKeys: !!flags.acceptNewHostKeys, inventoryDir: inventory.source, connectTimeoutMs: flags.timeout ? flags.timeout * 1000 : undefined};
+  const allHosts = inventory.hostNames.filter((h) => !limit || limit.has(h));
+  emit({type: 'start', playbook: playbook.name, inventory: inventory.source, check: !!flags.check, diff: !!flags.diff, hosts: allHosts});
+  try {
+    const summary = await runPlaybook(
+      playbook,
+      {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars},
+      {
+        inventory,
+        select: (p) => selectHosts(inventory, p),
+        limit,
+        connect: (host, vars) => connectHost(host, vars, connectOpts),
+        loadRole: roleLoader(playbookPath),
+        render: renderTemplate,
+        readFile: readRoleFileContent,
+        emit,
+        signal: ac.signal,
+      },
+    );
+    await renderer.done();
+    return exitCodeOf(summary);
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('provision')
+    .description('Agentless provisioning: TypeScript playbooks, Ansible inventories, idempotent tasks over SSH')
+    .version('0.1.0')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+
+  program
+    .command('run')
+    .description('run a playbook: a name in playbooks/ (e.g. site) or a path to a .ts file')
+    .argument('<playbook>', 'playbook name or path')
+    .option('-i, --inventory <file>', 'inventory file (default: $PROVISION_INVENTORY, else inventory/lab.yml)')
+    .option('-C, --check', 'dry run: change nothing, report what would change')
+    .option('-D, --diff', 'show unified diffs of changed files')
+    .option('-l, --limit <pattern>', 'only these hosts (Ansible pattern, or @retry-file)')
+    .option('-t, --tags <tags>', 'only tasks with these tags (comma-separated)')
+    .option('--skip-tags <tags>', 'skip tasks with these tags (comma-separated)')
+    .addOption(new Option('-f, --forks <n>', 'hosts in parallel').default(100).argParser(parseForks))
+    .option('-e, --extra-vars <vars>', 'key=value, JSON, or @file.yml (repeatable)', collect, [])
+    .option('--json', 'write one JSON event per line on stdout')
+    .option('-v, --verbose', 'more detail (repeatable)', (_v: string, prev: number) => prev + 1, 0)
+    .option('--no-tui', 'plain lines even on a terminal')
+    .option('--accept-new-host-keys', 'trust and record host keys not yet in known_hosts')
+    .addOption(new Option('-T, --timeout <seconds>', 'connect timeout').argParser((v) => {
+      const n = Number(v);
+      if (!(n > 0)) throw badOption(`--timeout: expected seconds, got '${v}'`);
+      return n;
+    }))
+    .action(async (pb: string, flags: RunFlags) => {
+      process.exitCode = await run(pb, flags);
+    });
+
+  registerInventory(program, defaultInventory);
+
+  program
+    .command('ping')
+    .description('connect to hosts and check sudo works (like ansible -m ping)')
+    .argument('[pattern]', 'host pattern', 'all')
+    .option('-i, --inventory <file>', 'inventory file')
+    .option('-l, --limit <pattern>', 'further limit the hosts')
+    .option('--accept-new-host-keys', 'trust and record host keys not yet in known_hosts')
+    .option('--json', 'one JSON result per host')
+    .addOption(new Option('-f, --forks <n>', 'hosts in parallel').default(100).argParser(parseForks))
+    .action(async (pattern: string, flags: {inventory?: string; limit?: string; acceptNewHostKeys?: boolean; json?: boolean; forks: number}) => {
+      process.exitCode = await adhoc('ping', pattern, undefined, flags, defaultInventory);
+    });
+
+  program
+    .command('exec')
+    .description('run an ad-hoc shell command on hosts: provision exec web* -- uptime')
+    .argument('<pattern>', 'host pattern')
+    .argument('<command...>', 'the command (put it after --)')
+    .option('-i, --inventory <file>', 'inventory file')
+    .option('-l, --limit <pattern>', 'further limit the hosts')
+    .option('-b, --become', 'run through sudo -n')
+    .option('--accept-new-host-keys', 'trust and record host keys not yet in known_hosts')
+    .option('--json', 'one JSON result per host')
+    .addOption(new Option('-f, --forks <n>', 'hosts in parallel').default(100).argParser(parseForks))
+    .action(async (pattern: string, command: string[], flags: {inventory?: string; limit?: string; become?: boolean; acceptNewHostKeys?: boolean; json?: boolean; forks: number}) => {
+      process.exitCode = await adhoc('exec', pattern, command.join(' '), flags, defaultInventory);
+    });
+
+  registerLab(program, defaultInventory);
+  return program;
+}
+
+/** Entry point: parse argv, run, map every error to one line and an exit code. */
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv]);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander already printed its message (or the help / version).
+      process.exitCode = e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.badOptions;
+      return;
+    }
+    if (e instanceof UserError) {
+      process.stderr.write(`provision: ${mask(e.oneLine())}\n`);
+      process.exitCode = e.exitCode;
+      return;
+    }
+    const err = e instanceof Error ? e : new Error(String(e));
+    process.stderr.write(`provision: internal error: ${mask(err.message)}\n${process.env.PROVISION_DEBUG ? mask(err.stack ?? '') + '\n' : ''}This is a bug in provision; please report it with the command you ran (PROVISION_DEBUG=1 shows the stack).\n`);
+    process.exitCode = ExitCode.error;
+  }
+}
+
+export {projectRoot};

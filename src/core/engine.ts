@@ -1,0 +1,399 @@
+/**
+ * The engine: runs a playbook's plays on their hosts. Tasks run in lockstep across the hosts of a
+ * batch (Ansible's linear strategy), hosts in parallel bounded by `forks`. On each host, every pending
+ * task's probe goes out in one round trip; the answers are cached and used until a task changes
+ * something, so a run that changes nothing costs one round trip per host per play.
+ */
+import pLimit from 'p-limit';
+import {mask} from './secret.ts';
+import {applyStep, describeStep, runProbes, runScript, type Identity} from './remote.ts';
+import type {Emit, HostCounts, Status} from './events.ts';
+import type {BoundTask, Diff, Play, Playbook, ProbeOutput, Role, Task, TaskContext, TaskResult, Vars} from './types.ts';
+import {UnreachableError, type Transport} from '../transport/types.ts';
+import {factsProbe, noFacts, type Facts} from '../facts/host.ts';
+
+/** What the engine needs of an inventory (src/inventory implements it). */
+export interface InventoryView {
+  readonly source: string;
+  readonly hostNames: readonly string[];
+  hostVars(host: string): Record<string, unknown>;
+  groupsOf(host: string): string[];
+  groupHosts(group: string): string[];
+  readonly groups: ReadonlyMap<string, unknown>;
+}
+
+export interface RunOptions {
+  readonly check: boolean;
+  readonly diff: boolean;
+  /** Run only tasks with one of these tags (plus `always`). */
+  readonly tags?: readonly string[];
+  readonly skipTags?: readonly string[];
+  /** Parallel hosts. */
+  readonly forks: number;
+  /** `-e` variables: the highest precedence. */
+  readonly extraVars?: Vars;
+}
+
+export interface EngineDeps {
+  readonly inventory: InventoryView;
+  /** Hosts matching an Ansible pattern, in inventory order. */
+  select(pattern: string): string[];
+  /** Hosts allowed by --limit (all when undefined). */
+  readonly limit?: ReadonlySet<string>;
+  connect(host: string, vars: Vars): Promise<Transport>;
+  loadRole(name: string): Promise<LoadedRole>;
+  /** Role files: mustache rendering and file reads relative to a role directory. */
+  render(roleDir: string, name: string, view: Vars): string;
+  readFile(roleDir: string, name: string): Buffer;
+  readonly emit: Emit;
+  /** Aborted: running tasks finish, nothing new starts (exit 99). */
+  readonly signal?: AbortSignal;
+}
+
+export interface LoadedRole {
+  readonly role: Role;
+  readonly dir: string;
+}
+
+export interface RunSummary {
+  readonly hosts: Record<string, HostCounts>;
+  readonly durationMs: number;
+  readonly interrupted: boolean;
+}
+
+interface Entry {
+  readonly task: Task;
+  readonly role: LoadedRole | null;
+  readonly tags: readonly string[];
+}
+
+class HostState {
+  transport?: Transport;
+  unreachable = false;
+  failed = false;
+  facts: Facts | undefined;
+  results: Record<string, TaskResult> = {};
+  probeCache = new Map<string, ProbeOutput>();
+  notified = new Set<string>();
+  pendingChange = false;
+  readonly counts: HostCounts = {ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0};
+  constructor(readonly name: string) {}
+}
+
+function truthy(v: unknown): boolean {
+  return v === true || (typeof v === 'string' && ['true', 'yes', '1', 'on'].includes(v.toLowerCase())) || v === 1;
+}
+
+function taskName(t: Task): string {
+  return t.options.name ?? (t.label ? `${t.module} ${t.label}` : t.module);
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** `serial` to batch sizes. */
+export function batches<T>(items: readonly T[], serial: Play['serial']): T[][] {
+  if (serial === undefined || items.length === 0) return [items.slice()];
+  const size = typeof serial === 'number' ? serial : Math.max(1, Math.floor((items.length * parseFloat(serial)) / 100));
+  const n = Math.max(1, size);
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
+  return out;
+}
+
+function selectedByTags(tags: readonly string[], opts: RunOptions): boolean {
+  if (opts.skipTags?.some((t) => tags.includes(t))) return false;
+  if (!opts.tags || opts.tags.length === 0 || opts.tags.includes('all')) return !tags.includes('never');
+  return tags.includes('always') || opts.tags.some((t) => tags.includes(t));
+}
+
+export class Engine {
+  private readonly hosts = new Map<string, HostState>();
+  private readonly limiter: ReturnType<typeof pLimit>;
+
+  constructor(private readonly deps: EngineDeps, private readonly opts: RunOptions) {
+    this.limiter = pLimit(Math.max(1, opts.forks));
+  }
+
+  private state(host: string): HostState {
+    let s = this.hosts.get(host);
+    if (!s) this.hosts.set(host, (s = new HostState(host)));
+    return s;
+  }
+
+  private get interrupted(): boolean {
+    return this.deps.signal?.aborted ?? false;
+  }
+
+  async run(playbook: Playbook): Promise<RunSummary> {
+    const started = Date.now();
+    try {
+      for (const play of playbook.plays) {
+        if (this.interrupted) break;
+        await this.runPlay(play);
+      }
+    } finally {
+      await Promise.all([...this.hosts.values()].map((h) => h.transport?.close().catch(() => undefined)));
+    }
+    const hosts: Record<string, HostCounts> = {};
+    for (const [name, h] of this.hosts) hosts[name] = {...h.counts};
+    const summary = {hosts, durationMs: Date.now() - started, interrupted: this.interrupted};
+    this.deps.emit({type: 'recap', hosts, duration_ms: summary.durationMs, check: this.opts.check, ...(summary.interrupted ? {interrupted: true} : {})});
+    return summary;
+  }
+
+  private async runPlay(play: Play): Promise<void> {
+    const limit = this.deps.limit;
+    const hosts = this.deps.select(play.hosts).filter((h) => (!limit || limit.has(h)) && !this.state(h).failed && !this.state(h).unreachable);
+    const roles: LoadedRole[] = [];
+    for (const r of play.roles ?? []) roles.push(typeof r === 'string' ? await this.deps.loadRole(r) : {role: r, dir: ''});
+    const playTags = play.tags ?? [];
+    const entries: Entry[] = [
+      ...roles.flatMap((lr) => lr.role.tasks.map((task) => ({task, role: lr, tags: [...playTags, ...(task.options.tags ?? [])]}))),
+      ...(play.tasks ?? []).map((task) => ({task, role: null, tags: [...playTags, ...(task.options.tags ?? [])]})),
+    ].filter((e) => selectedByTags(e.tags, this.opts));
+    const handlers: Entry[] = [
+      ...roles.flatMap((lr) => (lr.role.handlers ?? []).map((task) => ({task, role: lr, tags: []}))),
+      ...(play.handlers ?? []).map((task) => ({task, role: null, tags: []})),
+    ];
+    const defaults = Object.assign({}, ...roles.map((lr) => lr.role.defaults ?? {})) as Vars;
+
+    this.deps.emit({type: 'play', name: play.name, hosts, tasks: entries.length});
+    if (hosts.length === 0) return;
+
+    for (const batch of batches(hosts, play.serial)) {
+      if (this.interrupted) return;
+      await this.each(batch, (h) => this.prepare(h, play.gatherFacts !== false));
+      const ctxOf = (h: HostState, e: Entry): TaskContext => this.context(h, play, defaults, e.role);
+      for (let i = 0; i < entries.length; i++) {
+        if (this.interrupted) return;
+        const live = batch.map((n) => this.state(n)).filter((h) => !h.failed && !h.unreachable);
+        if (live.length === 0) break;
+        const e = entries[i];
+        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task), role: e.role?.role.name ?? null});
+        await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, entries.slice(i), ctxOf))));
+      }
+      // Handlers: once, at the end of the batch, in definition order, on the hosts that notified them.
+      for (let i = 0; i < handlers.length; i++) {
+        if (this.interrupted) return;
+        const e = handlers[i];
+        const name = taskName(e.task);
+        const live = batch.map((n) => this.state(n)).filter((h) => !h.failed && !h.unreachable && h.notified.has(name));
+        if (live.length === 0) continue;
+        this.deps.emit({type: 'task', play: play.name, name, role: e.role?.role.name ?? null, handler: true});
+        await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, handlers.slice(i), ctxOf))));
+        for (const h of live) h.notified.delete(name);
+      }
+      for (const n of batch) this.state(n).notified.clear();
+      const failed = batch.filter((n) => this.state(n).failed || this.state(n).unreachable).length;
+      const pct = (failed / batch.length) * 100;
+      if (failed === batch.length || (play.maxFailPercentage !== undefined && pct > play.maxFailPercentage)) return;
+    }
+  }
+
+  private each(hosts: readonly string[], fn: (h: HostState) => Promise<void>): Promise<unknown> {
+    return Promise.all(hosts.map((n) => this.limiter(() => fn(this.state(n)))));
+  }
+
+  /** Connect (once per run) and gather facts (once per run) on a host. */
+  private async prepare(h: HostState, gather: boolean): Promise<void> {
+    if (h.unreachable || h.failed) return;
+    const vars = this.deps.inventory.hostVars(h.name);
+    const t0 = Date.now();
+    try {
+      h.transport ??= await this.deps.connect(h.name, vars);
+      if (gather && !h.facts) {
+        const r = await runScript(h.transport, {become: false}, factsProbe.script);
+        h.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
+      }
+    } catch (e) {
+      this.markUnreachable(h, gather ? 'Gathering Facts' : 'connect', e, Date.now() - t0);
+    }
+  }
+
+  private markUnreachable(h: HostState, task: string, e: unknown, ms: number): void {
+    h.unreachable = true;
+    h.counts.unreachable = 1;
+    this.deps.emit({type: 'result', host: h.name, task, play: '', role: null, status: 'unreachable', duration_ms: ms, diff: null, msg: mask(errorMessage(e)), pending: false});
+  }
+
+  private context(h: HostState, play: Play, defaults: Vars, role: LoadedRole | null): TaskContext {
+    const inv = this.deps.inventory;
+    const groups: Record<string, string[]> = {};
+    for (const g of inv.groups.keys()) groups[g] = inv.groupHosts(g);
+    const facts = h.facts ?? noFacts;
+    const vars: Vars = {
+      ...defaults,
+      ...inv.hostVars(h.name),
+      ...(play.vars ?? {}),
+      ...(this.opts.extraVars ?? {}),
+      inventory_hostname: h.name,
+      group_names: inv.groupsOf(h.name),
+    };
+    const deps = this.deps;
+    return {
+      host: h.name,
+      vars,
+      facts,
+      groups,
+      groupNames: inv.groupsOf(h.name),
+      hostvars: (other: string) => {
+        const f = this.hosts.get(other)?.facts;
+        return {...inv.hostVars(other), inventory_hostname: other, ...(f ? {facts: f} : {})};
+      },
+      results: h.results,
+      check: this.opts.check,
+      render(name, extra) {
+        if (!role) throw new Error(`template '${name}': only tasks of a role can render templates`);
+        return deps.render(role.dir, name, {...vars, facts, groups, ...(extra ?? {})});
+      },
+      readFile(name) {
+        if (!role) throw new Error(`file '${name}': only tasks of a role can read role files`);
+        return deps.readFile(role.dir, name);
+      },
+    };
+  }
+
+  private identity(h: HostState, task: Task): Identity {
+    const v = this.deps.inventory.hostVars(h.name);
+    const become = task.options.become ?? truthy(v.ansible_become);
+    if (!become) return {become: false};
+    const user = task.options.becomeUser ?? (typeof v.ansible_become_user === 'string' ? v.ansible_become_user : 'root');
+    const login = h.facts?.userId || (typeof v.ansible_user === 'string' ? v.ansible_user : '');
+    return login === user ? {become: false} : {become: true, user};
+  }
+
+  /** Probe `entries` (the current task and the ones after it) in one round trip; fill the cache. */
+  private async probeAhead(h: HostState, entries: readonly Entry[], ctxOf: (h: HostState, e: Entry) => TaskContext, first: BoundTask, firstWho: Identity): Promise<void> {
+    const byWho = new Map<string, {who: Identity; scripts: string[]}>();
+    const add = (who: Identity, script: string): void => {
+      const key = who.become ? `sudo:${who.user}` : 'login';
+      const g = byWho.get(key) ?? {who, scripts: []};
+      if (!g.scripts.includes(script) && !h.probeCache.has(script)) g.scripts.push(script);
+      byWho.set(key, g);
+    };
+    if (first.probe) add(firstWho, first.probe.script);
+    for (const e of entries.slice(1)) {
+      try {
+        const ctx = ctxOf(h, e);
+        if (e.task.options.when && !e.task.options.when(ctx)) continue;
+        const b = e.task.bind(ctx);
+        if (b.probe) add(this.identity(h, e.task), b.probe.script);
+      } catch {
+        // Arguments that depend on results not there yet: probed when the task runs.
+      }
+    }
+    const transport = h.transport!;
+    await Promise.all([...byWho.values()].map(async ({who, scripts}) => {
+      const outs = await runProbes(transport, who, scripts);
+      scripts.forEach((s, i) => h.probeCache.set(s, outs[i]));
+    }));
+  }
+
+  private async runTask(h: HostState, play: Play, e: Entry, remaining: readonly Entry[], ctxOf: (h: HostState, e: Entry) => TaskContext): Promise<void> {
+    const t0 = Date.now();
+    const name = taskName(e.task);
+    const roleName = e.role?.role.name ?? null;
+    const o = e.task.options;
+    const emit = (status: Status, r: Partial<TaskResult> & {cmd?: string}): void => {
+      h.counts[status]++;
+      const noLog = o.noLog === true;
+      const diff = this.opts.diff && o.diff !== false && !noLog && r.diff ? {...r.diff, before: mask(r.diff.before), after: mask(r.diff.after)} : null;
+      this.deps.emit({
+        type: 'result', host: h.name, task: name, play: play.name, role: roleName, status,
+        duration_ms: Date.now() - t0, diff,
+        msg: noLog && status === 'failed' ? 'output hidden by noLog' : mask(r.msg ?? ''),
+        // Check mode: planned on today's state although an earlier task on this host would have changed it.
+        pending: this.opts.check && status !== 'skipped' && h.pendingChange,
+        ...(status === 'failed' && !noLog ? {cmd: r.cmd ? mask(r.cmd) : undefined, stdout: mask(r.stdout ?? ''), stderr: mask(r.stderr ?? ''), rc: r.rc ?? null} : {}),
+      });
+    };
+    const finish = (status: Status, r: Partial<TaskResult> & {cmd?: string}): void => {
+      let result: TaskResult = {
+        status, changed: status === 'changed', failed: status === 'failed', skipped: status === 'skipped',
+        msg: r.msg ?? '', diff: r.diff ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', rc: r.rc ?? null,
+        dependsOnPendingChange: this.opts.check && h.pendingChange,
+      };
+      if (status !== 'skipped' && status !== 'unreachable') {
+        try {
+          if (o.changedWhen && !result.failed) {
+            const changed = o.changedWhen(result);
+            result = {...result, changed, status: changed ? 'changed' : 'ok'};
+          }
+          if (o.failedWhen) {
+            const failed = o.failedWhen(result);
+            result = {...result, failed, status: failed ? 'failed' : result.changed ? 'changed' : 'ok'};
+          }
+        } catch (err) {
+          result = {...result, failed: true, status: 'failed', msg: `changedWhen/failedWhen: ${errorMessage(err)}`};
+        }
+      }
+      if (result.failed && o.ignoreErrors) {
+        emit('failed', {...r, ...result, msg: `${result.msg} (ignored)`});
+        h.counts.failed--;
+        h.counts.ok++;
+      } else {
+        emit(result.status, {...r, ...result});
+        if (result.failed) h.failed = true;
+      }
+      if (result.changed) {
+        if (this.opts.check) h.pendingChange = true;
+        else h.probeCache.clear();
+        const notify = typeof o.notify === 'string' ? [o.notify] : (o.notify ?? []);
+        for (const n of notify) h.notified.add(n);
+      }
+      if (o.register) h.results[o.register] = result;
+    };
+
+    let ctx: TaskContext;
+    let bound: BoundTask;
+    try {
+      ctx = ctxOf(h, e);
+      if (o.when && !o.when(ctx)) return finish('skipped', {msg: 'condition false'});
+      bound = e.task.bind(ctx);
+    } catch (err) {
+      return finish('failed', {msg: errorMessage(err)});
+    }
+    const who = this.identity(h, e.task);
+    const transport = h.transport!;
+    try {
+      let current: unknown;
+      if (bound.probe) {
+        if (!h.probeCache.has(bound.probe.script)) await this.probeAhead(h, remaining, ctxOf, bound, who);
+        const out = h.probeCache.get(bound.probe.script)!;
+        current = bound.probe.parse(out);
+      }
+      const plan = bound.plan(current);
+      if (plan.fail) return finish('failed', {msg: plan.fail, diff: plan.diff});
+      if (plan.steps.length === 0) return finish('ok', {msg: plan.reason ?? 'ok'});
+      if (this.opts.check) return finish('changed', {msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff});
+      let last = {stdout: '', stderr: '', rc: null as number | null};
+      for (const step of plan.steps) {
+        const r = await applyStep(transport, who, step);
+        last = {stdout: r.stdout, stderr: r.stderr, rc: r.code};
+        const ok = step.kind === 'exec' ? (step.okCodes ?? [0]).includes(r.code) : r.code === 0;
+        if (!ok) {
+          h.probeCache.clear();
+          const why = r.stderr.trim().split('\n').slice(-3).join(' ') || r.stdout.trim().split('\n').slice(-1)[0] || `exit ${r.code}`;
+          const denied = who.become && /sudo: a password is required|sudo: .* not in the sudoers/.test(r.stderr);
+          return finish('failed', {msg: denied ? `become failed: ${why}` : `${describeStep(step)}: ${why}`, cmd: describeStep(step), diff: plan.diff, ...last});
+        }
+      }
+      return finish('changed', {msg: plan.reason ?? 'changed', diff: plan.diff, ...last});
+    } catch (err) {
+      if (err instanceof UnreachableError) {
+        h.unreachable = true;
+        return emit('unreachable', {msg: errorMessage(err)});
+      }
+      return finish('failed', {msg: errorMessage(err)});
+    }
+  }
+}
+
+/** Run a playbook: the one entry point of the engine. */
+export function runPlaybook(playbook: Playbook, opts: RunOptions, deps: EngineDeps): Promise<RunSummary> {
+  return new Engine(deps, opts).run(playbook);
+}
+
+export type {Diff};

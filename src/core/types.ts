@@ -1,0 +1,188 @@
+/**
+ * The engine's vocabulary: modules (probe → pure plan), tasks, roles, plays, results.
+ * A module never sees the check flag: it returns a plan, and the engine decides whether to apply it.
+ */
+import type {Cmd} from './cmd.ts';
+import type {Facts} from '../facts/host.ts';
+
+/** What a probe printed on the host: its stdout and exit status. */
+export interface ProbeOutput {
+  readonly stdout: string;
+  readonly code: number;
+}
+
+/** A read-only shell snippet plus a pure parser of its output. */
+export interface Probe<Current> {
+  /** POSIX shell, read-only. Runs inside a batch with other tasks' probes. */
+  readonly script: string;
+  parse(out: ProbeOutput): Current;
+}
+
+/** One mutating action on the host. */
+export type Step =
+  | {
+      readonly kind: 'exec';
+      readonly cmd: Cmd;
+      /** Exit codes counted as success (default [0]). */
+      readonly okCodes?: readonly number[];
+    }
+  | {
+      readonly kind: 'write';
+      /** Absolute destination path. Written to a temp file in the same directory, validated, renamed. */
+      readonly dest: string;
+      readonly content: Buffer;
+      /** Octal mode for the new file, e.g. '0644'. */
+      readonly mode?: string;
+      readonly owner?: string;
+      readonly group?: string;
+      /** A command with `%s` for the temp file, run before the rename; a non-zero exit refuses the write. */
+      readonly validate?: string;
+    };
+
+/** A content change to show under --diff. */
+export interface Diff {
+  readonly before: string;
+  readonly after: string;
+  /** The path shown in the diff header. */
+  readonly path?: string;
+}
+
+/** What a module wants done: no steps means no change. */
+export interface Plan {
+  readonly steps: readonly Step[];
+  readonly diff?: Diff;
+  /** Why nothing (or what) changes: "already at 0644", shown with -v. */
+  readonly reason?: string;
+  /** Set when the task must fail without doing anything (e.g. a missing source file on the host). */
+  readonly fail?: string;
+}
+
+/** A module: a probe of the current state and a pure planner. */
+export interface ModuleDef<Args, Current> {
+  /** `files.copy`, `apt.packages`, … */
+  readonly name: string;
+  /** Read-only look at the host. Absent for modules that need no state (e.g. a plain command). */
+  probe?(args: Args): Probe<Current>;
+  /** Pure: current state and desired state in, steps out. */
+  plan(current: Current, args: Args): Plan;
+  /** A short label for the task when the user gave no name, e.g. the path or package list. */
+  describe(args: Args): string;
+}
+
+export type Vars = Readonly<Record<string, unknown>>;
+
+/** The result of a task on a host, as later tasks (register) and events see it. */
+export interface TaskResult {
+  readonly status: 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable';
+  readonly changed: boolean;
+  readonly failed: boolean;
+  readonly skipped: boolean;
+  readonly msg: string;
+  readonly diff: Diff | null;
+  /** Output of the last command the task ran (command/shell), else empty. */
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly rc: number | null;
+  /** Check mode: this result was planned on state an earlier "would change" would have altered. */
+  readonly dependsOnPendingChange: boolean;
+}
+
+/** What `args` functions, `when` conditions and templates can see for one host. */
+export interface TaskContext {
+  /** inventory_hostname */
+  readonly host: string;
+  /** Every variable for this host: role defaults < inventory (group < host) < play vars < extra vars. */
+  readonly vars: Vars;
+  /** Facts gathered from this host at the start of the play. */
+  readonly facts: Facts;
+  /** Group name → host names, every group of the inventory (Ansible's `groups`). */
+  readonly groups: Readonly<Record<string, readonly string[]>>;
+  /** The groups this host is in (Ansible's `group_names`). */
+  readonly groupNames: readonly string[];
+  /** Variables (and `facts`, when gathered) of any host of the inventory (Ansible's `hostvars`). */
+  hostvars(host: string): Vars & {readonly facts?: Facts};
+  /** Results of earlier tasks on this host that set `register`. */
+  readonly results: Readonly<Record<string, TaskResult>>;
+  /** True under --check. Only for `when` conditions and args; modules never see it. */
+  readonly check: boolean;
+  /** Render a mustache template of the current role (`roles/<role>/templates/<name>`) with `vars`. */
+  render(name: string, extra?: Vars): string;
+  /** Read a file of the current role (`roles/<role>/files/<name>`). */
+  readFile(name: string): Buffer;
+}
+
+/** Options common to every task; never mixed into module arguments. */
+export interface TaskOptions {
+  /** Shown in output and events; the task's identity within its play and role. */
+  readonly name?: string;
+  /** Run only when this returns true. */
+  readonly when?: (ctx: TaskContext) => boolean;
+  /** Handler names to notify when the task changes something. */
+  readonly notify?: string | readonly string[];
+  readonly tags?: readonly string[];
+  /** Run through `sudo -n` (default: the host's `ansible_become`). */
+  readonly become?: boolean;
+  /** sudo to this user (default: the host's `ansible_become_user`, else root). */
+  readonly becomeUser?: string;
+  /** Store the result under this name in `ctx.results` for later tasks. */
+  readonly register?: string;
+  /** A failure is reported but the host goes on. */
+  readonly ignoreErrors?: boolean;
+  /** Override "changed" from the result (e.g. `() => false` for a read-only command). */
+  readonly changedWhen?: (result: TaskResult) => boolean;
+  /** Override "failed" from the result. */
+  readonly failedWhen?: (result: TaskResult) => boolean;
+  /** Hide the task's output and diff (results show "output hidden"). */
+  readonly noLog?: boolean;
+  /** Set false to hide this task's diff even under --diff. */
+  readonly diff?: boolean;
+}
+
+/** A task bound to one host: its probe and its planner, with module types erased. */
+export interface BoundTask {
+  readonly label: string;
+  readonly probe?: Probe<unknown>;
+  plan(current: unknown): Plan;
+}
+
+/** A task: a module with its arguments (fixed, or computed per host) and its options. */
+export interface Task {
+  readonly module: string;
+  readonly options: TaskOptions;
+  /** `module target`, when the arguments are fixed (not computed per host). */
+  readonly label?: string;
+  /** Compute this host's arguments and bind the module to them. */
+  bind(ctx: TaskContext): BoundTask;
+}
+
+/** A role: defaults, tasks and handlers; templates and files live in `roles/<name>/`. */
+export interface Role {
+  readonly name: string;
+  readonly defaults?: Vars;
+  readonly tasks: readonly Task[];
+  readonly handlers?: readonly Task[];
+}
+
+/** A play: a host pattern, vars, roles, tasks and handlers. */
+export interface Play {
+  readonly name: string;
+  /** Ansible host pattern: `webservers`, `lb*`, `a:&b`, `a:!b`. */
+  readonly hosts: string;
+  readonly vars?: Vars;
+  /** Role names (loaded from `roles/<name>/index.ts`) or role objects. */
+  readonly roles?: readonly (string | Role)[];
+  readonly tasks?: readonly Task[];
+  readonly handlers?: readonly Task[];
+  /** Hosts per batch: a number or a percentage like '30%'. Default: all at once. */
+  readonly serial?: number | `${number}%`;
+  /** Abort the play when more than this percentage of a batch's hosts failed. */
+  readonly maxFailPercentage?: number;
+  /** Gather facts before the play (default true). */
+  readonly gatherFacts?: boolean;
+  readonly tags?: readonly string[];
+}
+
+export interface Playbook {
+  readonly name: string;
+  readonly plays: readonly Play[];
+}

@@ -1,0 +1,112 @@
+/**
+ * Host facts, gathered in one round trip: a shell probe and a pure parser.
+ */
+import type {Probe} from '../core/types.ts';
+
+export interface Facts {
+  /** `Debian`, like Ansible's ansible_os_family (from ID_LIKE/ID). */
+  readonly osFamily: string;
+  /** `debian`, `ubuntu` (os-release ID). */
+  readonly distribution: string;
+  /** `12`, `22.04` (os-release VERSION_ID). */
+  readonly distributionVersion: string;
+  /** `bookworm`, `jammy`. */
+  readonly distributionRelease: string;
+  /** `x86_64`, `aarch64` (uname -m). */
+  readonly architecture: string;
+  /** Short hostname. */
+  readonly hostname: string;
+  readonly fqdn: string;
+  /** Address of the interface holding the default route, else the first global IPv4. */
+  readonly defaultIpv4: {readonly address: string; readonly interface: string} | null;
+  /** Every global IPv4 address by interface. */
+  readonly ipv4: Readonly<Record<string, readonly string[]>>;
+  readonly processorCount: number;
+  readonly memTotalMb: number;
+  /** `systemd` when PID 1 is systemd. */
+  readonly serviceManager: string;
+  /** The remote user the connection logged in as. */
+  readonly userId: string;
+}
+
+const script = [
+  `echo "@os"; cat /etc/os-release 2>/dev/null`,
+  `echo "@uname"; uname -m`,
+  `echo "@hostname"; hostname; hostname -f 2>/dev/null || hostname`,
+  `echo "@route"; ip -4 route show default 2>/dev/null | head -n 1`,
+  `echo "@addr"; ip -4 -o addr show scope global 2>/dev/null`,
+  `echo "@cpu"; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN`,
+  `echo "@mem"; grep MemTotal /proc/meminfo`,
+  `echo "@init"; cat /proc/1/comm 2>/dev/null`,
+  `echo "@user"; id -un`,
+].join('\n');
+
+function sections(stdout: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let current: string[] | undefined;
+  for (const line of stdout.split('\n')) {
+    if (line.startsWith('@') && /^@[a-z]+$/.test(line)) {
+      current = [];
+      out.set(line.slice(1), current);
+    } else if (current && line !== '') {
+      current.push(line);
+    }
+  }
+  return out;
+}
+
+function unquote(v: string): string {
+  return v.replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
+}
+
+/** Pure parser of the facts probe's output. */
+export function parseFacts(stdout: string): Facts {
+  const s = sections(stdout);
+  const os: Record<string, string> = {};
+  for (const line of s.get('os') ?? []) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line);
+    if (m) os[m[1]] = unquote(m[2]);
+  }
+  const id = os.ID ?? 'unknown';
+  const like = (os.ID_LIKE ?? '').split(/\s+/);
+  const family = id === 'debian' || like.includes('debian') ? 'Debian' : like.includes('rhel') || like.includes('fedora') || id === 'fedora' ? 'RedHat' : id;
+  const ipv4: Record<string, string[]> = {};
+  for (const line of s.get('addr') ?? []) {
+    const m = /^\d+:\s+(\S+)\s+inet\s+([\d.]+)\//.exec(line);
+    if (m) (ipv4[m[1]] ??= []).push(m[2]);
+  }
+  const route = (s.get('route') ?? [])[0] ?? '';
+  const dev = /\bdev\s+(\S+)/.exec(route)?.[1];
+  const src = /\bsrc\s+([\d.]+)/.exec(route)?.[1];
+  let defaultIpv4: Facts['defaultIpv4'] = null;
+  if (dev && (src || ipv4[dev]?.[0])) defaultIpv4 = {interface: dev, address: src ?? ipv4[dev][0]};
+  else {
+    const first = Object.entries(ipv4)[0];
+    if (first) defaultIpv4 = {interface: first[0], address: first[1][0]};
+  }
+  const host = s.get('hostname') ?? [];
+  const mem = /(\d+)/.exec((s.get('mem') ?? [])[0] ?? '')?.[1];
+  return {
+    osFamily: family,
+    distribution: id,
+    distributionVersion: os.VERSION_ID ?? '',
+    distributionRelease: os.VERSION_CODENAME ?? '',
+    architecture: (s.get('uname') ?? [''])[0],
+    hostname: (host[0] ?? '').split('.')[0],
+    fqdn: host[1] ?? host[0] ?? '',
+    defaultIpv4,
+    ipv4,
+    processorCount: Number((s.get('cpu') ?? ['0'])[0]) || 0,
+    memTotalMb: mem ? Math.round(Number(mem) / 1024) : 0,
+    serviceManager: (s.get('init') ?? [''])[0] === 'systemd' ? 'systemd' : (s.get('init') ?? ['unknown'])[0],
+    userId: (s.get('user') ?? [''])[0],
+  };
+}
+
+export const factsProbe: Probe<Facts> = {script, parse: (out) => parseFacts(out.stdout)};
+
+/** Facts for a host that was not gathered (gatherFacts: false). */
+export const noFacts: Facts = {
+  osFamily: '', distribution: '', distributionVersion: '', distributionRelease: '', architecture: '',
+  hostname: '', fqdn: '', defaultIpv4: null, ipv4: {}, processorCount: 0, memTotalMb: 0, serviceManager: '', userId: '',
+};

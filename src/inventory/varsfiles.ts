@@ -1,0 +1,74 @@
+/**
+ * `group_vars/` and `host_vars/` beside the inventory file, found as Ansible's `host_group_vars` plugin
+ * finds them: the first of `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json` that exists; when that is a
+ * directory, every file in it (recursively, sorted, hidden and `~` backups skipped, only those
+ * extensions or none) merged in order, later files winning key by key (shallow).
+ */
+import {readdirSync, readFileSync, statSync} from 'node:fs';
+import {extname, isAbsolute, join} from 'node:path';
+import {isMap, isScalar} from 'yaml';
+import type {Node} from 'yaml';
+import {parseError} from '../core/errors.ts';
+import {entries, keyString, kindOf, lineOf, parseYaml, valueOf} from './yamlsource.ts';
+
+const extensions = ['.yml', '.yaml', '.json'];
+
+function kindAt(path: string): 'file' | 'dir' | 'none' {
+  try {
+    const st = statSync(path);
+    return st.isDirectory() ? 'dir' : 'file';
+  } catch {
+    return 'none';
+  }
+}
+
+function dirFiles(dir: string): string[] {
+  const found: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (name.startsWith('.') || name.endsWith('~')) continue;
+    const ext = extname(name);
+    const full = join(dir, name);
+    const kind = kindAt(full);
+    if (kind === 'dir' && ext === '') found.push(...dirFiles(full));
+    else if (kind === 'file' && (ext === '' || extensions.includes(ext))) found.push(full);
+  }
+  return found;
+}
+
+/** The vars files for one host or group name under `dir` (`…/group_vars`), in merge order. */
+export function findVarsFiles(dir: string, name: string): string[] {
+  if (name.startsWith('/') || isAbsolute(name)) return [];
+  const base = join(dir, name);
+  for (const ext of ['', ...extensions]) {
+    const kind = kindAt(base + ext);
+    if (kind === 'dir') return dirFiles(base + ext);
+    if (kind === 'file') return [base + ext];
+  }
+  return [];
+}
+
+/** Reads one vars file: a mapping (or an empty file); anything else is a located parse error. */
+export function readVarsFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw parseError(`cannot read vars file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {file});
+  }
+  const src = parseYaml(text, file);
+  const root = src.doc.contents as Node | null;
+  if (!root || (isScalar(root) && root.value === null)) return {};
+  if (!isMap(root)) {
+    throw parseError(`a vars file must be a mapping of variables, got ${kindOf(root)}`, {file, line: lineOf(src, root) ?? 1, field: '(top)'});
+  }
+  const vars: Record<string, unknown> = {};
+  for (const e of entries(src, root)) vars[keyString(e.key)] = valueOf(src, e.value);
+  return vars;
+}
+
+/** The merged variables of the vars files for `name` under `dir`. */
+export function loadVars(dir: string, name: string): Record<string, unknown> {
+  let vars: Record<string, unknown> = {};
+  for (const file of findVarsFiles(dir, name)) vars = {...vars, ...readVarsFile(file)};
+  return vars;
+}

@@ -1,0 +1,144 @@
+/**
+ * Reading YAML the way Ansible's loader (PyYAML, YAML 1.1) does, while keeping every node's line for
+ * error messages: 1.1 scalars with PyYAML's booleans (`yes`/`on`, not `y`), `<<` merge keys, duplicate
+ * keys allowed (the last wins).
+ */
+import {
+  type Document,
+  type Node,
+  LineCounter,
+  Pair,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  parseDocument,
+  type ScalarTag,
+  type Tags,
+} from 'yaml';
+import {parseError} from '../core/errors.ts';
+
+const boolTag = 'tag:yaml.org,2002:bool';
+/** PyYAML's bool resolver: `y`/`n` stay strings. */
+const pyTrue = /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/;
+const pyFalse = /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/;
+
+function pyYamlTags(tags: Tags): Tags {
+  return tags.map((t) => {
+    if (typeof t === 'object' && 'tag' in t && t.tag === boolTag && 'test' in t && t.test) {
+      const s = t as ScalarTag;
+      return {...s, test: s.test?.test('true') ? pyTrue : pyFalse} as ScalarTag;
+    }
+    return t;
+  });
+}
+
+/** A parsed YAML file with its line counter. */
+export interface YamlSource {
+  readonly file: string;
+  readonly doc: Document.Parsed;
+  readonly lines: LineCounter;
+}
+
+/** Parses YAML text; a syntax error is a `UserError` naming the file and line. */
+export function parseYaml(text: string, file: string): YamlSource {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, {
+    version: '1.1',
+    uniqueKeys: false,
+    merge: true,
+    customTags: pyYamlTags,
+    lineCounter: lines,
+    prettyErrors: true,
+  });
+  const err = doc.errors[0];
+  if (err) {
+    const line = err.linePos?.[0].line;
+    const message = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    throw parseError(`YAML syntax error: ${message}`, {file, line});
+  }
+  return {file, doc, lines};
+}
+
+/** 1-based line of a node, when it has a position. */
+export function lineOf(src: YamlSource, node: Node | null | undefined): number | undefined {
+  const offset = node?.range?.[0];
+  return offset === undefined ? undefined : src.lines.linePos(offset).line;
+}
+
+/** Follows aliases to the node they name. */
+export function deref(src: YamlSource, node: unknown): Node | null {
+  let n = node as Node | null | undefined;
+  for (let i = 0; i < 100 && n && isAlias(n); i++) n = n.resolve(src.doc) as Node | undefined;
+  return n ?? null;
+}
+
+/** One key/value of a mapping, merges resolved. */
+export interface Entry {
+  readonly key: unknown;
+  readonly keyNode: Node | null;
+  readonly value: Node | null;
+}
+
+function isMergeKey(key: unknown): boolean {
+  return isScalar(key) && (typeof key.value === 'symbol' || (key.value === '<<' && key.source === '<<'));
+}
+
+/**
+ * The entries of a mapping in PyYAML's order: merged (`<<`) entries first, then the map's own; a
+ * repeated key keeps its first position and takes its last value, like a Python dict.
+ */
+export function entries(src: YamlSource, map: Node): Entry[] {
+  const byKey = new Map<unknown, Entry>();
+  const put = (e: Entry): void => {
+    const k = e.key === null || typeof e.key !== 'object' ? e.key : JSON.stringify(e.key);
+    byKey.set(k, e);
+  };
+  const collect = (node: Node, depth: number): Entry[] => {
+    if (!isMap(node) || depth > 50) return [];
+    const merged: Entry[] = [];
+    const own: Entry[] = [];
+    for (const item of node.items) {
+      const pair = item as Pair<unknown, unknown>;
+      if (isMergeKey(pair.key)) {
+        const target = deref(src, pair.value);
+        const maps = target && isSeq(target) ? target.items.map((i) => deref(src, i)) : [target];
+        for (const m of maps.reverse()) if (m) merged.push(...collect(m, depth + 1));
+        continue;
+      }
+      const keyNode = deref(src, pair.key);
+      const key = keyNode ? keyNode.toJS(src.doc) : pair.key;
+      own.push({key, keyNode: (pair.key as Node | null) ?? null, value: deref(src, pair.value)});
+    }
+    return [...merged, ...own];
+  };
+  for (const e of collect(map, 0)) put(e);
+  return [...byKey.values()];
+}
+
+/** The plain value of a node (null for an absent value). */
+export function valueOf(src: YamlSource, node: Node | null): unknown {
+  if (!node) return null;
+  return node.toJS(src.doc, {maxAliasCount: -1});
+}
+
+/** A short name for a YAML node's type, for messages. */
+export function kindOf(node: Node | null): string {
+  if (!node) return 'null';
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  if (isScalar(node)) {
+    const v = node.value;
+    if (v === null) return 'null';
+    return typeof v === 'string' ? 'a string' : typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'a boolean' : 'a scalar';
+  }
+  return 'a scalar';
+}
+
+/** A variable name as Python's json.dumps would write a dict key. */
+export function keyString(key: unknown): string {
+  if (key === true) return 'true';
+  if (key === false) return 'false';
+  if (key === null || key === undefined) return 'null';
+  return String(key);
+}

@@ -1,0 +1,323 @@
+/**
+ * `apt`: Debian packages present, absent or at the candidate version, with an `apt-get update` only
+ * when the package lists are older than `cacheValidTime`. One probe reads dpkg's status of every named
+ * package, the age of the lists and (for `latest`) apt's candidate versions; the plan is one
+ * `apt-get` call for every package that needs action.
+ */
+import {argv, q} from '../core/cmd.ts';
+import {makeTask, type ArgsOf} from '../core/task.ts';
+import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions} from '../core/types.ts';
+
+export interface AptArgs {
+  /**
+   * Package names, optionally pinned to an exact version (`nginx=1.22.1-9`) or qualified with an
+   * architecture (`libc6:i386`). A string may hold several names separated by commas or spaces.
+   * An empty list with `updateCache: true` only refreshes the lists.
+   */
+  readonly packages: string | readonly string[];
+  /**
+   * `present` (default): installed, at the pinned version if one is given; `latest`: installed and at
+   * apt's candidate version; `absent`: removed (only when at the pinned version, if one is given).
+   */
+  readonly state?: 'present' | 'absent' | 'latest';
+  /**
+   * `true`: run `apt-get update` when the lists are older than `cacheValidTime`. Unset: do so only
+   * when a package must be installed or upgraded. `false`: never update.
+   */
+  readonly updateCache?: boolean;
+  /** Lists younger than this many seconds count as fresh (default 3600; 0 updates every time). */
+  readonly cacheValidTime?: number;
+  /** Install recommended packages too (default false: `--no-install-recommends`). */
+  readonly installRecommends?: boolean;
+  /** With `state: 'absent'`: purge configuration files too (also purges packages left in `config-files` state). */
+  readonly purge?: boolean;
+}
+
+/** dpkg's view of one package. */
+export type PackageState =
+  /** Unknown to dpkg, or known but not installed (`not-installed`). */
+  | {readonly kind: 'missing'}
+  /** Installed and configured (`installed`, or `triggers-pending`/`triggers-awaited`). */
+  | {readonly kind: 'installed'; readonly version: string}
+  /** Removed, configuration files left (`rc` in `dpkg -l`). */
+  | {readonly kind: 'config-files'; readonly version: string}
+  /** Interrupted install or removal: `half-installed`, `unpacked`, `half-configured`. */
+  | {readonly kind: 'partial'; readonly status: string; readonly version: string};
+
+/** apt's versions of one package, from `apt-cache policy`; null for `(none)`. */
+export interface PolicyEntry {
+  readonly installed: string | null;
+  readonly candidate: string | null;
+}
+
+export interface AptState {
+  /** By package name as requested (arch qualifier kept, version pin dropped). */
+  readonly packages: Readonly<Record<string, PackageState>>;
+  /** By package name as requested; only for `latest`, and only packages apt knows. */
+  readonly policy: Readonly<Record<string, PolicyEntry>>;
+  /** Seconds since the package lists were last updated; null when there are no lists at all. */
+  readonly cacheAge: number | null;
+}
+
+/** One requested package: `name` is what dpkg and apt are asked about (`nginx`, `libc6:i386`). */
+export interface PackageSpec {
+  readonly name: string;
+  readonly version?: string;
+}
+
+const specRe = /^([a-z0-9][a-z0-9+.-]*(?::[a-z0-9-]+)?)(?:=([A-Za-z0-9.+~:_-]+))?$/;
+
+/** Split and validate the `packages` argument. Throws on a malformed name. */
+export function parseSpecs(packages: AptArgs['packages']): PackageSpec[] {
+  const words = (typeof packages === 'string' ? [packages] : packages).flatMap((p) => p.split(/[\s,]+/)).filter((p) => p !== '');
+  const byName = new Map<string, PackageSpec>();
+  for (const w of words) {
+    const m = specRe.exec(w);
+    if (!m) throw new Error(`bad package '${w}': expected a name like 'nginx', 'libc6:i386' or 'nginx=1.22.1-9'`);
+    const spec: PackageSpec = m[2] !== undefined ? {name: m[1], version: m[2]} : {name: m[1]};
+    const seen = byName.get(spec.name);
+    if (seen && seen.version !== spec.version) throw new Error(`package '${spec.name}' is listed twice with different versions`);
+    byName.set(spec.name, spec);
+  }
+  return [...byName.values()];
+}
+
+/** The specs, or the error message for a malformed `packages` argument (reported by `plan`). */
+function specsOf(a: AptArgs): PackageSpec[] | string {
+  try {
+    return parseSpecs(a.packages);
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function label(s: PackageSpec): string {
+  return s.version !== undefined ? `${s.name}=${s.version}` : s.name;
+}
+
+const listsDir = '/var/lib/apt/lists';
+
+/**
+ * The probe: `dpkg <Package> <Architecture> <Status> <Version>` lines, `now <epoch>`, `mtime <epoch> <what>`
+ * lines for the update markers, and (for `latest`) `apt-cache policy` after an `@policy` line.
+ * Runs in a subshell so its variables stay out of the batch; every command may fail or be missing.
+ */
+export function aptProbeScript(names: readonly string[], withPolicy: boolean): string {
+  const qs = names.map(q).join(' ');
+  const lines = [
+    '(',
+    'echo "now $(date +%s)"',
+    // apt's success hook (update-notifier-common), the partial dir and the lists dir are touched by every update.
+    `for f in /var/lib/apt/periodic/update-success-stamp ${listsDir}/partial ${listsDir}; do`,
+    '  [ -e "$f" ] && echo "mtime $(stat -c %Y -- "$f" 2>/dev/null) $f"',
+    'done',
+    // The lists themselves (mtime = the server's Last-Modified, a lower bound); none at all means no cache.
+    `echo "mtime $(stat -c %Y -- ${listsDir}/*_Packages* 2>/dev/null | sort -n | tail -n 1) lists"`,
+  ];
+  if (names.length > 0) {
+    lines.push(`LC_ALL=C dpkg-query -W -f='dpkg \${Package} \${Architecture} \${Status} \${Version}\\n' -- ${qs} 2>/dev/null`);
+    if (withPolicy) lines.push('echo @policy', `LC_ALL=C apt-cache policy -- ${qs} 2>/dev/null`);
+  }
+  lines.push('true', ')');
+  return lines.join('\n');
+}
+
+/** `dpkg-query` status (`install ok installed`) to a package state. */
+function packageState(status: string, version: string): PackageState {
+  switch (status) {
+    case 'installed':
+    case 'triggers-pending':
+    case 'triggers-awaited':
+      return {kind: 'installed', version};
+    case 'config-files':
+      return {kind: 'config-files', version};
+    case 'half-installed':
+    case 'unpacked':
+    case 'half-configured':
+      return {kind: 'partial', status, version};
+    default:
+      return {kind: 'missing'};
+  }
+}
+
+const rank: Record<PackageState['kind'], number> = {missing: 0, 'config-files': 1, partial: 2, installed: 3};
+
+/** Pure parser of `aptProbeScript`'s output, for the requested names. */
+export function parseAptProbe(stdout: string, names: readonly string[]): AptState {
+  const lines = stdout.split('\n');
+  const policyAt = lines.indexOf('@policy');
+  const head = policyAt >= 0 ? lines.slice(0, policyAt) : lines;
+  let now: number | undefined;
+  let newest: number | undefined;
+  let haveLists = false;
+  // dpkg rows by `name` and `name:arch`; a multi-arch package may have several rows.
+  const rows = new Map<string, PackageState[]>();
+  for (const line of head) {
+    const f = line.split(' ');
+    if (f[0] === 'now' && /^\d+$/.test(f[1] ?? '')) now = Number(f[1]);
+    else if (f[0] === 'mtime' && /^\d+$/.test(f[1] ?? '')) {
+      newest = Math.max(newest ?? 0, Number(f[1]));
+      if (f[2] === 'lists') haveLists = true;
+    } else if (f[0] === 'dpkg' && f.length >= 6) {
+      // dpkg <pkg> <arch> <want> <flag> <status> <version>; arch and version may be empty.
+      const [, pkg, arch, , , status, version = ''] = f;
+      const st = packageState(status, version);
+      for (const key of arch ? [pkg, `${pkg}:${arch}`] : [pkg]) rows.set(key, [...(rows.get(key) ?? []), st]);
+    }
+  }
+  const packages: Record<string, PackageState> = {};
+  for (const n of names) {
+    const found = rows.get(n) ?? [];
+    packages[n] = found.reduce<PackageState>((best, s) => (rank[s.kind] > rank[best.kind] ? s : best), {kind: 'missing'});
+  }
+  const policy = policyAt >= 0 ? parsePolicy(lines.slice(policyAt + 1).join('\n'), names) : {};
+  const cacheAge = !haveLists || now === undefined || newest === undefined ? null : Math.max(0, now - newest);
+  return {packages, policy, cacheAge};
+}
+
+/**
+ * Pure parser of `LC_ALL=C apt-cache policy` output. A section starts with `name:` at column 0;
+ * apt drops the native architecture (`libc6:amd64` is shown as `libc6:`), so a requested
+ * `name:arch` falls back to the bare name's section. Unknown packages have no section.
+ */
+export function parsePolicy(stdout: string, names: readonly string[]): Record<string, PolicyEntry> {
+  const sections = new Map<string, {installed: string | null; candidate: string | null}>();
+  let cur: {installed: string | null; candidate: string | null} | undefined;
+  for (const line of stdout.split('\n')) {
+    const header = /^(\S+):$/.exec(line);
+    if (header) {
+      cur = {installed: null, candidate: null};
+      sections.set(header[1], cur);
+      continue;
+    }
+    const kv = /^\s+(Installed|Candidate):\s*(\S+)/.exec(line);
+    if (kv && cur) {
+      const v = kv[2] === '(none)' ? null : kv[2];
+      if (kv[1] === 'Installed') cur.installed = v;
+      else cur.candidate = v;
+    }
+  }
+  const out: Record<string, PolicyEntry> = {};
+  for (const n of names) {
+    const s = sections.get(n) ?? sections.get(n.replace(/:.*$/, ''));
+    if (s) out[n] = s;
+  }
+  return out;
+}
+
+/** `42s`, `12m`, `3h`, `2d`. */
+function age(seconds: number): string {
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 2 * 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 2 * 86400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86400)}d`;
+}
+
+const aptGet = ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get'] as const;
+
+export const aptModule: ModuleDef<AptArgs, AptState> = {
+  name: 'apt',
+  describe(a) {
+    const specs = specsOf(a);
+    const what = typeof specs === 'string' ? String(a.packages) : specs.length > 0 ? specs.map(label).join(', ') : 'package lists';
+    return (a.state ?? 'present') === 'present' ? what : `${what} (${a.state})`;
+  },
+  probe(a): Probe<AptState> {
+    const specs = specsOf(a);
+    const names = typeof specs === 'string' ? [] : specs.map((s) => s.name);
+    return {script: aptProbeScript(names, a.state === 'latest'), parse: (out) => parseAptProbe(out.stdout, names)};
+  },
+  plan(have, a): Plan {
+    const specs = specsOf(a);
+    if (typeof specs === 'string') return {steps: [], fail: specs};
+    const state = a.state ?? 'present';
+    const validTime = a.cacheValidTime ?? 3600;
+    const stale = have.cacheAge === null || have.cacheAge >= validTime;
+    const cacheNote = have.cacheAge === null ? 'no package lists' : `lists ${age(have.cacheAge)} old`;
+    const noPackages = a.updateCache === true ? `cache fresh (${cacheNote})` : 'no packages given';
+    const pkg = (s: PackageSpec): PackageState => have.packages[s.name] ?? {kind: 'missing'};
+
+    if (state === 'absent') {
+      const verb = a.purge ? 'purge' : 'remove';
+      const gone = specs.filter((s) => {
+        const p = pkg(s);
+        if (p.kind === 'missing' || (p.kind === 'config-files' && !a.purge)) return false;
+        return s.version === undefined || p.version === s.version;
+      });
+      const steps: Step[] = [];
+      const why: string[] = [];
+      if (a.updateCache === true && stale) {
+        steps.push({kind: 'exec', cmd: argv('apt-get', 'update', '-q')});
+        why.push(`update cache (${cacheNote})`);
+      }
+      if (gone.length > 0) {
+        steps.push({kind: 'exec', cmd: argv(...aptGet, verb, '-y', '-q', ...gone.map((s) => s.name))});
+        why.push(`${verb} ${gone.map((s) => s.name).join(', ')}`);
+      }
+      if (steps.length === 0) return {steps, reason: specs.length > 0 ? `all absent: ${specs.map(label).join(', ')}` : noPackages};
+      return {steps, reason: why.join('; ')};
+    }
+
+    // present / latest: what needs installing, and why.
+    const install: PackageSpec[] = [];
+    const fresh: string[] = [];
+    const why: string[] = [];
+    const upToDate: string[] = [];
+    let downgrade = false;
+    for (const s of specs) {
+      const p = pkg(s);
+      if (p.kind === 'missing' || p.kind === 'config-files') {
+        install.push(s);
+        fresh.push(label(s));
+      } else if (p.kind === 'partial') {
+        install.push(s);
+        why.push(`${s.name} is ${p.status}`);
+      } else if (s.version !== undefined) {
+        if (p.version === s.version) upToDate.push(label(s));
+        else {
+          install.push(s);
+          why.push(`${s.name} ${p.version} → ${s.version}`);
+          downgrade = true; // direction unknown without dpkg --compare-versions; the pin is the user's word
+        }
+      } else if (state === 'latest') {
+        const cand = have.policy[s.name]?.candidate ?? null;
+        if (cand !== null && cand !== p.version) {
+          install.push(s);
+          why.push(`upgrade ${s.name} ${p.version} → ${cand}`);
+        } else upToDate.push(`${s.name} ${p.version}`);
+      } else upToDate.push(s.name);
+    }
+
+    if (fresh.length > 0) why.unshift(`install ${fresh.join(', ')}`);
+    const update = a.updateCache !== false && (a.updateCache === true || install.length > 0) && stale;
+    if (update && state === 'latest') {
+      // Candidates were read from stale lists: after the update any package may have a newer one.
+      const recheck = specs.filter((s) => s.version === undefined && !install.includes(s));
+      if (recheck.length > 0) {
+        install.push(...recheck);
+        why.push(`latest of ${recheck.map((s) => s.name).join(', ')} after the update`);
+      }
+    }
+    const steps: Step[] = [];
+    if (update) {
+      steps.push({kind: 'exec', cmd: argv('apt-get', 'update', '-q')});
+      why.unshift(`update cache (${cacheNote})`);
+    }
+    if (install.length > 0) {
+      const words = [
+        ...aptGet, 'install', '-y', '-q',
+        ...(a.installRecommends ? ['-o', 'APT::Install-Recommends=true'] : ['--no-install-recommends']),
+        '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold',
+        ...(downgrade ? ['--allow-downgrades'] : []),
+        ...install.map(label),
+      ];
+      steps.push({kind: 'exec', cmd: argv(...words)});
+    }
+    if (steps.length > 0) return {steps, reason: why.join('; ')};
+    if (specs.length === 0) return {steps, reason: noPackages};
+    return {steps, reason: `all ${state}: ${upToDate.join(', ')}`};
+  },
+};
+
+/** Install, upgrade or remove Debian packages with apt-get. */
+export const apt = (args: ArgsOf<AptArgs>, options?: TaskOptions): Task => makeTask(aptModule, args, options);

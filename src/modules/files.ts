@@ -1,0 +1,267 @@
+/**
+ * Files: `file` (file, directory, link, absent, touch), `copy` (content or a role file), `template`
+ * (mustache from the role's templates/) and `lineinfile`. Content is written to a temp file beside
+ * the destination, validated, then renamed (the engine's `write` step).
+ */
+import {createHash} from 'node:crypto';
+import {argv, type Cmd} from '../core/cmd.ts';
+import {Secret} from '../core/secret.ts';
+import {makeTask, type ArgsOf} from '../core/task.ts';
+import type {ModuleDef, Plan, Step, TaskContext, TaskOptions, Task, Vars} from '../core/types.ts';
+import {fileProbeScript, formatMode, parseFileState, parseMode, type Attrs, type FileState} from '../facts/file.ts';
+
+/** Ownership and permissions, shared by every file module. */
+export interface FileAttrs {
+  /** Octal mode, e.g. '0644'. Unset: leave as is (new files get the umask's). */
+  readonly mode?: string;
+  /** Owner user name. Unset: leave as is. */
+  readonly owner?: string;
+  /** Owner group name. Unset: leave as is. */
+  readonly group?: string;
+}
+
+function requireAbsolute(path: string, field: string): void {
+  if (!path.startsWith('/')) throw new Error(`${field} must be an absolute path, got '${path}'`);
+}
+
+/** The steps that bring an existing path's attributes to the wanted ones (no content change). */
+function attrSteps(path: string, have: Attrs, want: FileAttrs, follow = true): {steps: Step[]; changes: string[]} {
+  const steps: Step[] = [];
+  const changes: string[] = [];
+  const own = [want.owner && want.owner !== have.owner ? want.owner : '', want.group && want.group !== have.group ? `:${want.group}` : ''].join('');
+  if (own) {
+    steps.push({kind: 'exec', cmd: argv('chown', ...(follow ? [] : ['-h']), own, '--', path)});
+    changes.push(`owner ${have.owner}:${have.group} → ${want.owner ?? have.owner}:${want.group ?? have.group}`);
+  }
+  if (want.mode !== undefined && parseMode(want.mode) !== have.mode) {
+    steps.push({kind: 'exec', cmd: argv('chmod', formatMode(parseMode(want.mode)), '--', path)});
+    changes.push(`mode ${formatMode(have.mode)} → ${formatMode(parseMode(want.mode))}`);
+  }
+  return {steps, changes};
+}
+
+// ---------------------------------------------------------------- file
+
+export interface FileArgs extends FileAttrs {
+  /** Absolute path on the host. */
+  readonly path: string;
+  /**
+   * `directory`: create (with parents) if missing; `file`: must exist, only attributes are managed;
+   * `touch`: create an empty file if missing; `link`: a symlink to `src`; `absent`: removed (recursively).
+   */
+  readonly state: 'file' | 'directory' | 'link' | 'absent' | 'touch';
+  /** Link target, for `state: 'link'`. */
+  readonly src?: string;
+}
+
+export const fileModule: ModuleDef<FileArgs, FileState> = {
+  name: 'file',
+  describe: (a) => `${a.path} (${a.state})`,
+  probe: (a) => ({script: fileProbeScript(a.path), parse: (out) => parseFileState(out.stdout)}),
+  plan(have, a): Plan {
+    requireAbsolute(a.path, 'path');
+    switch (a.state) {
+      case 'absent':
+        if (have.kind === 'missing') return {steps: [], reason: 'already absent'};
+        return {steps: [{kind: 'exec', cmd: argv('rm', '-rf', '--', a.path)}], reason: `remove ${have.kind}`};
+      case 'directory': {
+        if (have.kind === 'missing') {
+          const steps: Step[] = [{kind: 'exec', cmd: argv('mkdir', '-p', '--', a.path)}];
+          const {steps: fix} = attrSteps(a.path, {mode: -1, owner: '', group: ''}, a);
+          return {steps: [...steps, ...fix], reason: 'create directory'};
+        }
+        if (have.kind !== 'directory') return {steps: [], fail: `${a.path} exists and is a ${have.kind}, not a directory`};
+        return attrPlan(a.path, have, a);
+      }
+      case 'file':
+        if (have.kind === 'missing') return {steps: [], fail: `${a.path} does not exist (use state 'touch' to create it)`};
+        if (have.kind !== 'file') return {steps: [], fail: `${a.path} is a ${have.kind}, not a file`};
+        return attrPlan(a.path, have, a);
+      case 'touch': {
+        if (have.kind === 'missing') {
+          const {steps: fix} = attrSteps(a.path, {mode: -1, owner: '', group: ''}, a);
+          return {steps: [{kind: 'exec', cmd: argv('touch', '--', a.path)}, ...fix], reason: 'create empty file'};
+        }
+        if (have.kind !== 'file') return {steps: [], fail: `${a.path} is a ${have.kind}, not a file`};
+        return attrPlan(a.path, have, a);
+      }
+      case 'link': {
+        if (a.src === undefined) return {steps: [], fail: "state 'link' needs src"};
+        if (have.kind === 'link' && have.target === a.src) return attrPlan(a.path, have, {...a, mode: undefined}, false);
+        if (have.kind === 'directory') return {steps: [], fail: `${a.path} is a directory; remove it before making a link`};
+        const steps: Step[] = [{kind: 'exec', cmd: argv('ln', '-sfn', '--', a.src, a.path)}];
+        const {steps: fix} = attrSteps(a.path, {mode: -1, owner: '', group: ''}, {...a, mode: undefined}, false);
+        return {steps: [...steps, ...fix], reason: have.kind === 'link' ? `relink ${have.target} → ${a.src}` : `link → ${a.src}`};
+      }
+    }
+  },
+};
+
+function attrPlan(path: string, have: Attrs, want: FileAttrs, follow = true): Plan {
+  const {steps, changes} = attrSteps(path, have, want, follow);
+  return steps.length === 0 ? {steps, reason: `already ${formatMode(have.mode)} ${have.owner}:${have.group}`} : {steps, reason: changes.join(', ')};
+}
+
+// ---------------------------------------------------------------- copy / template
+
+export interface CopyArgs extends FileAttrs {
+  /** Absolute destination path. */
+  readonly dest: string;
+  /** The content to write. A Secret's content never appears in diffs or output. */
+  readonly content: string | Buffer | Secret;
+  /** A command run on the temp file before it replaces `dest`; `%s` is the temp file (e.g. `nginx -t -c %s`). */
+  readonly validate?: string;
+}
+
+function contentBuffer(c: CopyArgs['content']): Buffer {
+  if (c instanceof Secret) return Buffer.from(c.reveal());
+  return typeof c === 'string' ? Buffer.from(c) : c;
+}
+
+function isText(b: Buffer): boolean {
+  return !b.subarray(0, 8000).includes(0);
+}
+
+export const copyModule: ModuleDef<CopyArgs, FileState> = {
+  name: 'copy',
+  describe: (a) => a.dest,
+  probe: (a) => ({script: fileProbeScript(a.dest, 'small'), parse: (out) => parseFileState(out.stdout)}),
+  plan(have, a): Plan {
+    requireAbsolute(a.dest, 'dest');
+    const want = contentBuffer(a.content);
+    const secret = a.content instanceof Secret;
+    if (have.kind !== 'missing' && have.kind !== 'file') return {steps: [], fail: `${a.dest} exists and is a ${have.kind}, not a file`};
+    const sha = createHash('sha256').update(want).digest('hex');
+    if (have.kind === 'file' && have.sha256 === sha) return attrPlan(a.dest, have, a);
+    const before = have.kind === 'file' ? have.content : Buffer.alloc(0);
+    const diff =
+      secret ? {path: a.dest, before: have.kind === 'file' ? '***\n' : '', after: '***\n'}
+      : before !== undefined && isText(before) && isText(want) && want.length <= 4 * 1024 * 1024
+        ? {path: a.dest, before: before.toString('utf8'), after: want.toString('utf8')}
+        : {path: a.dest, before: `(binary or large: ${have.kind === 'file' ? have.size : 0} bytes)\n`, after: `(${want.length} bytes, sha256 ${sha.slice(0, 12)})\n`};
+    const attrsFrom = have.kind === 'file' ? have : undefined;
+    return {
+      steps: [{
+        kind: 'write',
+        dest: a.dest,
+        content: want,
+        // A replaced file keeps its attributes unless new ones are asked for.
+        mode: a.mode !== undefined ? formatMode(parseMode(a.mode)) : attrsFrom ? formatMode(attrsFrom.mode) : undefined,
+        owner: a.owner ?? attrsFrom?.owner,
+        group: a.group ?? attrsFrom?.group,
+        validate: a.validate,
+      }],
+      diff,
+      reason: have.kind === 'missing' ? 'create file' : 'content differs',
+    };
+  },
+};
+
+/** Copy arguments as a playbook writes them: inline `content`, or `src`, a file of the role. */
+export type CopyInput = Omit<CopyArgs, 'content'> & ({readonly content: CopyArgs['content']; readonly src?: never} | {readonly src: string; readonly content?: never});
+
+function resolve<A>(args: ArgsOf<A>, ctx: TaskContext): A {
+  return typeof args === 'function' ? (args as (ctx: TaskContext) => A)(ctx) : args;
+}
+
+/** Write a file with the given content, or with a file of the role (`roles/<role>/files/<src>`). */
+export function copy(args: ArgsOf<CopyInput>, options?: TaskOptions): Task {
+  return makeTask(copyModule, (ctx) => {
+    const a = resolve(args, ctx);
+    const {src, ...rest} = a;
+    return src !== undefined ? {...rest, content: ctx.readFile(src)} : (rest as CopyArgs);
+  }, options);
+}
+
+export interface TemplateArgs extends Omit<CopyArgs, 'content'> {
+  /** Template name under the role's `templates/` (mustache). */
+  readonly src: string;
+  /** Extra variables for this template, over the host's. */
+  readonly vars?: Vars;
+}
+
+/** Render a mustache template of the role with the host's variables and write it like `copy`. */
+export function template(args: ArgsOf<TemplateArgs>, options?: TaskOptions): Task {
+  return makeTask(copyModule, (ctx) => {
+    const {src, vars, ...rest} = resolve(args, ctx);
+    return {...rest, content: ctx.render(src, vars)};
+  }, options);
+}
+
+export const file = (args: ArgsOf<FileArgs>, options?: TaskOptions): Task => makeTask(fileModule, args, options);
+
+// ---------------------------------------------------------------- lineinfile
+
+export interface LineInFileArgs extends FileAttrs {
+  /** Absolute path of the file to edit. */
+  readonly path: string;
+  /** The line wanted (state present). */
+  readonly line?: string;
+  /** A regular expression: the last matching line is replaced (present) or every matching line removed (absent). */
+  readonly regexp?: string;
+  /** `present` (default) or `absent`. */
+  readonly state?: 'present' | 'absent';
+  /** Where a new line goes when nothing matches: 'EOF' (default), 'BOF', or after the last line matching this regexp. */
+  readonly insertAfter?: string;
+  /** Put a new line before the last line matching this regexp ('BOF' for the beginning). */
+  readonly insertBefore?: string;
+  /** Create the file if missing (default false: a missing file fails the task). */
+  readonly create?: boolean;
+  /** Validate command with `%s`, as for copy. */
+  readonly validate?: string;
+}
+
+/** Pure: the file's lines after applying the edit. Ansible's lineinfile semantics, simplified to one line. */
+export function editLines(text: string, a: LineInFileArgs): string {
+  const endsWithNewline = text === '' || text.endsWith('\n');
+  const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
+  const re = a.regexp !== undefined ? new RegExp(a.regexp) : undefined;
+  const matches = (l: string): boolean => (re ? re.test(l) : l === a.line);
+  if ((a.state ?? 'present') === 'absent') {
+    const kept = lines.filter((l) => !matches(l));
+    return kept.length === lines.length ? text : kept.join('\n') + (kept.length ? '\n' : '');
+  }
+  const line = a.line ?? '';
+  let idx = -1;
+  lines.forEach((l, i) => { if (matches(l)) idx = i; });
+  if (idx >= 0) {
+    if (lines[idx] === line) return text;
+    lines[idx] = line;
+  } else if (re && lines.includes(line)) {
+    return text; // the regexp matches nothing, but the exact line is there already
+  } else if (a.insertBefore !== undefined) {
+    let at = a.insertBefore === 'BOF' ? 0 : -1;
+    if (at !== 0) { const r = new RegExp(a.insertBefore); lines.forEach((l, i) => { if (r.test(l)) at = i; }); }
+    lines.splice(at < 0 ? lines.length : at, 0, line);
+  } else if (a.insertAfter !== undefined && a.insertAfter !== 'EOF') {
+    let at = a.insertAfter === 'BOF' ? 0 : -1;
+    if (at !== 0) { const r = new RegExp(a.insertAfter); lines.forEach((l, i) => { if (r.test(l)) at = i + 1; }); }
+    lines.splice(at < 0 ? lines.length : at, 0, line);
+  } else {
+    lines.push(line);
+  }
+  return lines.join('\n') + (endsWithNewline || lines.length ? '\n' : '');
+}
+
+export const lineInFileModule: ModuleDef<LineInFileArgs, FileState> = {
+  name: 'lineinfile',
+  describe: (a) => `${a.path}: ${a.line ?? a.regexp ?? ''}`,
+  probe: (a) => ({script: fileProbeScript(a.path, 'always'), parse: (out) => parseFileState(out.stdout)}),
+  plan(have, a): Plan {
+    requireAbsolute(a.path, 'path');
+    if ((a.state ?? 'present') === 'present' && a.line === undefined) return {steps: [], fail: "state 'present' needs line"};
+    if (have.kind === 'missing' && !a.create) return {steps: [], fail: `${a.path} does not exist (set create: true to create it)`};
+    if (have.kind !== 'missing' && have.kind !== 'file') return {steps: [], fail: `${a.path} is a ${have.kind}, not a file`};
+    const before = have.kind === 'file' ? (have.content ?? Buffer.alloc(0)).toString('utf8') : '';
+    const after = editLines(before, a);
+    if (after === before && have.kind === 'file') return attrPlan(a.path, have, a);
+    if (after === before) return {steps: [], reason: 'nothing to remove'};
+    const mode = a.mode !== undefined ? formatMode(parseMode(a.mode)) : have.kind === 'file' ? formatMode(have.mode) : undefined;
+    const step: Step = {kind: 'write', dest: a.path, content: Buffer.from(after), mode, owner: a.owner ?? (have.kind === 'file' ? have.owner : undefined), group: a.group ?? (have.kind === 'file' ? have.group : undefined), validate: a.validate};
+    return {steps: [step], diff: {path: a.path, before, after}, reason: have.kind === 'missing' ? 'create file with line' : 'line changed'};
+  },
+};
+
+export const lineinfile = (args: ArgsOf<LineInFileArgs>, options?: TaskOptions): Task => makeTask(lineInFileModule, args, options);
+
+export type {Cmd};

@@ -1,0 +1,63 @@
+/** Run playbooks against fake transports (the local shell), collecting events: fast engine tests. */
+import type {RunEvent} from '../../src/core/events.ts';
+import {runPlaybook, type InventoryView, type RunOptions, type RunSummary} from '../../src/core/engine.ts';
+import type {Playbook, Role, Vars} from '../../src/core/types.ts';
+import {FakeTransport, type Handler} from '../../src/transport/fake.ts';
+import {renderTemplate, readRoleFileContent} from '../../src/templates/render.ts';
+
+export function fakeInventory(groups: Record<string, string[]>, hostVars: Record<string, Vars> = {}): InventoryView & {select(p: string): string[]} {
+  const hostNames = [...new Set(Object.values(groups).flat())];
+  const all = new Map<string, unknown>([['all', {}], ...Object.keys(groups).map((g): [string, unknown] => [g, {}])]);
+  const groupHosts = (g: string): string[] => (g === 'all' ? hostNames : groups[g] ?? []);
+  return {
+    source: '/fake/inventory.yml',
+    hostNames,
+    groups: all,
+    hostVars: (h) => ({...(hostVars[h] ?? {})}),
+    groupsOf: (h) => Object.keys(groups).filter((g) => groups[g].includes(h)).sort(),
+    groupHosts,
+    select: (p) => p.split(':').flatMap((x) => (hostNames.includes(x) ? [x] : groupHosts(x))),
+  };
+}
+
+export interface FakeRun {
+  events: RunEvent[];
+  summary: RunSummary;
+  transports: Map<string, FakeTransport>;
+  results(host?: string): Extract<RunEvent, {type: 'result'}>[];
+}
+
+export async function runFake(
+  playbook: Playbook,
+  opts: Partial<RunOptions> & {groups?: Record<string, string[]>; hostVars?: Record<string, Vars>; handler?: Handler; roles?: Record<string, {role: Role; dir: string}>; unreachable?: string[]; signal?: AbortSignal} = {},
+): Promise<FakeRun> {
+  const inv = fakeInventory(opts.groups ?? {all_hosts: ['h1']}, opts.hostVars);
+  const events: RunEvent[] = [];
+  const transports = new Map<string, FakeTransport>();
+  const summary = await runPlaybook(playbook, {check: false, diff: true, forks: 10, ...opts}, {
+    inventory: inv,
+    select: inv.select,
+    connect: async (host) => {
+      if (opts.unreachable?.includes(host)) {
+        const {UnreachableError} = await import('../../src/transport/types.ts');
+        throw new UnreachableError(host, `${host}: connect ECONNREFUSED`);
+      }
+      const t = new FakeTransport(host, opts.handler);
+      transports.set(host, t);
+      return t;
+    },
+    loadRole: async (name) => {
+      const r = opts.roles?.[name];
+      if (!r) throw new Error(`no role ${name}`);
+      return r;
+    },
+    render: renderTemplate,
+    readFile: readRoleFileContent,
+    emit: (e) => events.push(e),
+    signal: opts.signal,
+  });
+  return {
+    events, summary, transports,
+    results: (host) => events.filter((e): e is Extract<RunEvent, {type: 'result'}> => e.type === 'result' && (host === undefined || e.host === host)),
+  };
+}

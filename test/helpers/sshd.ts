@@ -1,0 +1,166 @@
+/**
+ * A real OpenSSH `sshd` for integration tests: loopback only, a free port, a throwaway ed25519 host
+ * key and a throwaway client key authorized for root. It runs in the foreground (`-D -e`) as a child
+ * of the test process; `stop()` kills that one process by its PID.
+ */
+import {spawn, execFile, type ChildProcess} from 'node:child_process';
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {createServer, connect} from 'node:net';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {promisify} from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export const SSHD = '/usr/sbin/sshd';
+
+export interface SshdOptions {
+  /** sshd's MaxStartups (concurrent unauthenticated connections); default 100. */
+  readonly maxStartups?: number;
+  /** sshd's MaxSessions (concurrent commands per connection); default 10, as sshd. */
+  readonly maxSessions?: number;
+}
+
+export interface Sshd {
+  readonly port: number;
+  readonly address: '127.0.0.1';
+  /** Private key whose public half is authorized for root. */
+  readonly clientKeyPath: string;
+  /** A known_hosts file holding the host key as `[127.0.0.1]:port`. */
+  readonly knownHostsPath: string;
+  /** The host public key line: `ssh-ed25519 AAAA…`. */
+  readonly hostPublicKey: string;
+  /** The temporary directory holding all of the above; removed by `stop()`. */
+  readonly tmp: string;
+  /** What sshd wrote to stderr so far (for failure messages). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** Generate an ed25519 key pair at `path` (and `path.pub`); returns the public key line. */
+export async function keygen(path: string): Promise<string> {
+  await execFileP('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'provision-test', '-f', path]);
+  return readFileSync(`${path}.pub`, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolve once the port answers with an SSH banner. */
+function bannerSeen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.once('data', (d) => done(d.toString('latin1').startsWith('SSH-')));
+    sock.once('error', () => done(false));
+  });
+}
+
+export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
+  mkdirSync('/run/sshd', {recursive: true, mode: 0o755});
+  const tmp = mkdtempSync(join(tmpdir(), 'provision-sshd-'));
+  const hostKey = join(tmp, 'ssh_host_ed25519_key');
+  const clientKeyPath = join(tmp, 'id_ed25519');
+  const [hostPublicKey, clientPublicKey] = await Promise.all([keygen(hostKey), keygen(clientKeyPath)]);
+  writeFileSync(join(tmp, 'authorized_keys'), `${clientPublicKey}\n`, {mode: 0o600});
+
+  let lastError = '';
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const configPath = join(tmp, 'sshd_config');
+    writeFileSync(
+      configPath,
+      [
+        `Port ${port}`,
+        'ListenAddress 127.0.0.1',
+        `HostKey ${hostKey}`,
+        `PidFile ${join(tmp, 'sshd.pid')}`,
+        `AuthorizedKeysFile ${join(tmp, 'authorized_keys')}`,
+        'StrictModes no',
+        'PermitRootLogin prohibit-password',
+        'PubkeyAuthentication yes',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        'AllowTcpForwarding yes',
+        'PrintMotd no',
+        'PrintLastLog no',
+        'UseDNS no',
+        `MaxStartups ${options.maxStartups ?? 100}`,
+        `MaxSessions ${options.maxSessions ?? 10}`,
+        'LogLevel ERROR',
+        'Subsystem sftp internal-sftp',
+        '',
+      ].join('\n'),
+    );
+    const child: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', configPath], {stdio: ['ignore', 'ignore', 'pipe']});
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    let exited = false;
+    const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    void exit.then(() => {
+      exited = true;
+    });
+
+    const deadline = Date.now() + 10_000;
+    let up = false;
+    while (!exited && Date.now() < deadline) {
+      if (await bannerSeen(port)) {
+        up = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!up) {
+      if (!exited) child.kill('SIGKILL');
+      await exit;
+      lastError = stderr.trim() || 'sshd did not answer within 10 s';
+      continue; // Most likely the port was taken in between: try another one.
+    }
+
+    const knownHostsPath = join(tmp, 'known_hosts');
+    writeFileSync(knownHostsPath, `[127.0.0.1]:${port} ${hostPublicKey}\n`, {mode: 0o600});
+    let stopping: Promise<void> | undefined;
+    return {
+      port,
+      address: '127.0.0.1',
+      clientKeyPath,
+      knownHostsPath,
+      hostPublicKey,
+      tmp,
+      log: () => stderr,
+      stop() {
+        stopping ??= (async () => {
+          if (!exited && child.pid !== undefined) {
+            process.kill(child.pid, 'SIGTERM');
+            const timer = setTimeout(() => {
+              if (!exited && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+            }, 3000);
+            await exit;
+            clearTimeout(timer);
+          }
+          rmSync(tmp, {recursive: true, force: true});
+        })();
+        return stopping;
+      },
+    };
+  }
+  rmSync(tmp, {recursive: true, force: true});
+  throw new Error(`could not start ${SSHD}: ${lastError}`);
+}

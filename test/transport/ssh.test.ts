@@ -1,0 +1,496 @@
+import test from 'ava';
+import {createHash, createHmac, randomBytes} from 'node:crypto';
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs';
+import {createServer, type Server} from 'node:net';
+import {tmpdir, userInfo} from 'node:os';
+import {join} from 'node:path';
+import {connectSsh, resolveConnection, type ConnectionSpec} from '../../src/transport/ssh.ts';
+import {HostKeyError, UnreachableError} from '../../src/transport/types.ts';
+import {keygen, startSshd, type Sshd} from '../helpers/sshd.ts';
+
+let sshd: Sshd;
+
+test.before(async () => {
+  sshd = await startSshd();
+});
+
+test.after.always(async () => {
+  await sshd?.stop();
+});
+
+function spec(overrides: Partial<ConnectionSpec> = {}): ConnectionSpec {
+  return {
+    host: 'lab1',
+    address: sshd.address,
+    port: sshd.port,
+    user: 'root',
+    privateKeyPath: sshd.clientKeyPath,
+    knownHostsFile: sshd.knownHostsPath,
+    acceptNewHostKeys: false,
+    connectTimeoutMs: 5000,
+    ...overrides,
+  };
+}
+
+function scratch(): string {
+  return mkdtempSync(join(sshd.tmp, 'case-'));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// exec
+
+test('exec returns stdout, stderr and the exit code, untrimmed', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    t.is(ssh.host, 'lab1');
+    t.deepEqual(await ssh.exec('echo out; echo err >&2; exit 3'), {code: 3, stdout: 'out\n', stderr: 'err\n'});
+    t.deepEqual(await ssh.exec('printf "  a  "'), {code: 0, stdout: '  a  ', stderr: ''});
+    t.deepEqual(await ssh.exec('whoami'), {code: 0, stdout: 'root\n', stderr: ''});
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('exec runs without a PTY and decodes multi-byte output split across packets', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    t.is((await ssh.exec('test -t 0 || test -t 1; echo $?')).stdout, '1\n');
+    const r = await ssh.exec(`yes 'é€😀' | head -n 40000`);
+    t.is(r.stdout, 'é€😀\n'.repeat(40000));
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('a command killed by a signal reports code -1', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    const r = await ssh.exec('kill -9 $$');
+    t.is(r.code, -1);
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('stdin reaches the command, binary-safe (1 MB)', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    const data = randomBytes(1024 * 1024);
+    const r = await ssh.exec('sha256sum; wc -c < /dev/null', {stdin: data});
+    t.is(r.code, 0);
+    t.is(r.stdout.split(/\s+/)[0], createHash('sha256').update(data).digest('hex'));
+    t.deepEqual(await ssh.exec('cat', {stdin: 'héllo\n'}), {code: 0, stdout: 'héllo\n', stderr: ''});
+    // Without stdin the command reads EOF at once.
+    t.deepEqual(await ssh.exec('cat; echo done'), {code: 0, stdout: 'done\n', stderr: ''});
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('many concurrent execs share one connection (more than sshd MaxSessions)', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    const n = 60;
+    const results = await Promise.all(
+      Array.from({length: n}, (_, i) => ssh.exec(`sleep 0.0$((${i} % 5)); echo ${i}; echo e${i} >&2; exit $((${i} % 7))`)),
+    );
+    results.forEach((r, i) => t.deepEqual(r, {code: i % 7, stdout: `${i}\n`, stderr: `e${i}\n`}));
+    // One TCP connection: every command saw the same client address and port.
+    const seen = await Promise.all(Array.from({length: 25}, () => ssh.exec('echo "$SSH_CONNECTION"')));
+    t.is(new Set(seen.map((r) => r.stdout)).size, 1);
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('close is idempotent and exec afterwards is an UnreachableError', async (t) => {
+  const ssh = await connectSsh(spec());
+  await ssh.close();
+  await ssh.close();
+  await t.throwsAsync(ssh.exec('true'), {instanceOf: UnreachableError});
+});
+
+test('a dropped connection rejects running and later execs with UnreachableError', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    // $PPID is the sshd process serving this connection: killing it drops the connection.
+    const running = ssh.exec('sleep 30');
+    const err = await t.throwsAsync(ssh.exec('kill -9 $PPID; sleep 5'), {instanceOf: UnreachableError});
+    t.regex(err!.message, /connection to lab1 .* lost/);
+    await t.throwsAsync(running, {instanceOf: UnreachableError});
+    await t.throwsAsync(ssh.exec('true'), {instanceOf: UnreachableError});
+  } finally {
+    await ssh.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Host keys
+
+test('an unknown host key is refused with HostKeyError and a clear message', async (t) => {
+  const dir = scratch();
+  const knownHostsFile = join(dir, 'known_hosts');
+  writeFileSync(knownHostsFile, `# nothing here\n[127.0.0.1]:1 ${sshd.hostPublicKey}\n`);
+  const err = await t.throwsAsync(connectSsh(spec({knownHostsFile})), {instanceOf: HostKeyError});
+  t.is(err!.host, 'lab1');
+  t.regex(err!.message, new RegExp(`^host key for lab1 \\(127\\.0\\.0\\.1:${sshd.port}\\) is not in ${knownHostsFile} `));
+  t.regex(err!.message, /ssh-ed25519 SHA256:\S+\); connect once with --accept-new-host-keys to trust it$/);
+  // A missing file is the same: unknown.
+  await t.throwsAsync(connectSsh(spec({knownHostsFile: join(dir, 'missing')})), {instanceOf: HostKeyError});
+});
+
+test('an unknown host key is recorded with acceptNewHostKeys (file 0600 in a new 0700 dir)', async (t) => {
+  const dir = join(scratch(), 'new', '.ssh');
+  const knownHostsFile = join(dir, 'known_hosts');
+  const ssh = await connectSsh(spec({knownHostsFile, acceptNewHostKeys: true}));
+  t.is((await ssh.exec('echo ok')).stdout, 'ok\n');
+  await ssh.close();
+  t.is(readFileSync(knownHostsFile, 'utf8'), `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
+  t.is(statSync(knownHostsFile).mode & 0o777, 0o600);
+  t.is(statSync(dir).mode & 0o777, 0o700);
+  // Now known: accepted without the flag, and not written twice.
+  const again = await connectSsh(spec({knownHostsFile}));
+  await again.close();
+  t.is(readFileSync(knownHostsFile, 'utf8').split('\n').filter(Boolean).length, 1);
+});
+
+test('acceptNewHostKeys appends to an existing file without a trailing newline', async (t) => {
+  const knownHostsFile = join(scratch(), 'known_hosts');
+  writeFileSync(knownHostsFile, 'other.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake');
+  const ssh = await connectSsh(spec({knownHostsFile, acceptNewHostKeys: true}));
+  await ssh.close();
+  const lines = readFileSync(knownHostsFile, 'utf8').split('\n');
+  t.is(lines[1], `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}`);
+});
+
+test('hashed known_hosts entries and the inventory name match', async (t) => {
+  const dir = scratch();
+  const salt = randomBytes(20);
+  const hash = createHmac('sha1', salt).update(`[127.0.0.1]:${sshd.port}`).digest('base64');
+  const hashed = join(dir, 'hashed');
+  writeFileSync(hashed, `|1|${salt.toString('base64')}|${hash} ${sshd.hostPublicKey}\n`);
+  await (await connectSsh(spec({knownHostsFile: hashed}))).close();
+
+  const byName = join(dir, 'by-name');
+  writeFileSync(byName, `other,[lab1]:${sshd.port} ${sshd.hostPublicKey}\n`);
+  await (await connectSsh(spec({knownHostsFile: byName}))).close();
+
+  const wildcard = join(dir, 'wildcard');
+  writeFileSync(wildcard, `[127.0.0.*]:${sshd.port} ${sshd.hostPublicKey}\n`);
+  await (await connectSsh(spec({knownHostsFile: wildcard}))).close();
+
+  const negated = join(dir, 'negated');
+  writeFileSync(negated, `[127.0.0.*]:${sshd.port},![127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
+  await t.throwsAsync(connectSsh(spec({knownHostsFile: negated, host: 'x'})), {instanceOf: HostKeyError});
+  t.pass();
+});
+
+test('a changed host key is always refused, even with acceptNewHostKeys', async (t) => {
+  const dir = scratch();
+  const otherKey = await keygen(join(dir, 'other_host_key'));
+  const knownHostsFile = join(dir, 'known_hosts');
+  const content = `# header\n[127.0.0.1]:${sshd.port} ${otherKey}\n`;
+  writeFileSync(knownHostsFile, content);
+  for (const acceptNewHostKeys of [false, true]) {
+    const err = await t.throwsAsync(connectSsh(spec({knownHostsFile, acceptNewHostKeys})), {instanceOf: HostKeyError});
+    t.regex(err!.message, new RegExp(`^host key for lab1 \\(127\\.0\\.0\\.1:${sshd.port}\\) has CHANGED`));
+    t.true(err!.message.includes(`${knownHostsFile}:2`));
+  }
+  t.is(readFileSync(knownHostsFile, 'utf8'), content);
+});
+
+test('a @revoked host key is refused', async (t) => {
+  const knownHostsFile = join(scratch(), 'known_hosts');
+  writeFileSync(knownHostsFile, `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n@revoked * ${sshd.hostPublicKey}\n`);
+  const err = await t.throwsAsync(connectSsh(spec({knownHostsFile, acceptNewHostKeys: true})), {instanceOf: HostKeyError});
+  t.regex(err!.message, /@revoked/);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Connect failures
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address();
+  await new Promise<void>((r) => server.close(() => r()));
+  return typeof address === 'object' && address ? address.port : 1;
+}
+
+test('a closed port is an UnreachableError, quickly', async (t) => {
+  const port = await closedPort();
+  const started = Date.now();
+  const err = await t.throwsAsync(connectSsh(spec({port})), {instanceOf: UnreachableError});
+  t.false(err instanceof HostKeyError);
+  t.is(err!.message, `cannot connect to lab1 (127.0.0.1:${port}): connection refused`);
+  t.true(Date.now() - started < 1000);
+});
+
+test('a server that never answers times out after connectTimeoutMs', async (t) => {
+  const silent: Server = createServer(() => {});
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const address = silent.address();
+  const port = typeof address === 'object' && address ? address.port : 1;
+  try {
+    const started = Date.now();
+    const err = await t.throwsAsync(connectSsh(spec({port, connectTimeoutMs: 400})), {instanceOf: UnreachableError});
+    t.is(err!.message, `cannot connect to lab1 (127.0.0.1:${port}): timed out after 0.4 s`);
+    t.true(Date.now() - started < 3000);
+  } finally {
+    silent.close();
+  }
+});
+
+test('a key the server does not accept is an authentication failure', async (t) => {
+  const dir = scratch();
+  const wrongKey = join(dir, 'id_wrong');
+  await keygen(wrongKey);
+  const err = await t.throwsAsync(connectSsh(spec({privateKeyPath: wrongKey})), {instanceOf: UnreachableError});
+  t.is(err!.message, `authentication failed for root@lab1 (127.0.0.1:${sshd.port}) (tried: key ${wrongKey})`);
+});
+
+test('a second key is tried after the first fails', async (t) => {
+  const dir = scratch();
+  const wrongKey = join(dir, 'id_wrong');
+  await keygen(wrongKey);
+  const ssh = await connectSsh(spec({privateKeyPath: wrongKey, extraPrivateKeyPaths: [sshd.clientKeyPath]}));
+  t.is((await ssh.exec('echo ok')).stdout, 'ok\n');
+  await ssh.close();
+});
+
+test('a missing named key file is an UnreachableError naming the file', async (t) => {
+  const missing = join(scratch(), 'nope');
+  const err = await t.throwsAsync(connectSsh(spec({privateKeyPath: missing})), {instanceOf: UnreachableError});
+  t.regex(err!.message, new RegExp(`^cannot read private key ${missing} for lab1: `));
+});
+
+test('an encrypted key is skipped with a hint', async (t) => {
+  const dir = scratch();
+  const key = join(dir, 'id_enc');
+  const {execFileSync} = await import('node:child_process');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret', '-f', key]);
+  const err = await t.throwsAsync(connectSsh(spec({privateKeyPath: key})), {instanceOf: UnreachableError});
+  t.regex(err!.message, /encrypted: passphrases are not supported, load it into ssh-agent/);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// ProxyJump
+
+test('ProxyJump: reach the target through a jump host (the same sshd, to itself)', async (t) => {
+  const jump = spec({host: 'bastion'});
+  const ssh = await connectSsh(spec({proxyJump: jump}));
+  try {
+    const r = await ssh.exec('echo "$SSH_CONNECTION"');
+    // Through the jump host the target sees a connection from 127.0.0.1 (sshd forwarding to itself).
+    t.regex(r.stdout, new RegExp(`^127\\.0\\.0\\.1 \\d+ 127\\.0\\.0\\.1 ${sshd.port}\\n$`));
+    t.is((await ssh.exec('cat', {stdin: 'via jump'})).stdout, 'via jump');
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('ProxyJump: two hops', async (t) => {
+  const first = spec({host: 'hop1'});
+  const second = spec({host: 'hop2', proxyJump: first});
+  const ssh = await connectSsh(spec({proxyJump: second}));
+  t.is((await ssh.exec('echo ok')).stdout, 'ok\n');
+  await ssh.close();
+});
+
+test('ProxyJump: the jump host key is checked too', async (t) => {
+  const jump = spec({host: 'bastion', knownHostsFile: join(scratch(), 'empty')});
+  const err = await t.throwsAsync(connectSsh(spec({proxyJump: jump})), {instanceOf: HostKeyError});
+  t.is(err!.host, 'bastion');
+});
+
+test('ProxyJump: a closed target port behind the jump host is an UnreachableError', async (t) => {
+  const port = await closedPort();
+  const err = await t.throwsAsync(connectSsh(spec({port, proxyJump: spec({host: 'bastion'})})), {instanceOf: UnreachableError});
+  t.regex(err!.message, new RegExp(`^cannot connect to lab1 \\(127\\.0\\.0\\.1:${port}\\) through jump host bastion: `));
+});
+
+// ---------------------------------------------------------------------------------------------------
+// resolveConnection
+
+function fakeHome(): {home: string; sshConfig: string; write(path: string): string} {
+  const home = mkdtempSync(join(tmpdir(), 'provision-home-'));
+  mkdirSync(join(home, '.ssh'));
+  const write = (p: string) => {
+    writeFileSync(p, 'key');
+    return p;
+  };
+  return {home, sshConfig: join(home, '.ssh', 'config'), write};
+}
+
+const SSH_CONFIG = `
+Host web1
+  HostName 10.0.0.5
+  User deploy
+  Port 2222
+  IdentityFile ~/.ssh/web_key
+  ProxyJump jumper@bastion.example:2200
+
+Host db*
+  hostname %h.internal
+  port 2022
+  IdentityFile ~/.ssh/missing_key
+  StrictHostKeyChecking accept-new
+  ConnectTimeout 3
+  UserKnownHostsFile ~/.ssh/known_hosts_db
+
+Host bastion.example
+  HostName 192.0.2.1
+  IdentityFile ~/.ssh/bastion_key
+
+Host multi
+  ProxyJump a@h1,h2:2201
+
+Host *
+  User fallback
+`;
+
+test('resolveConnection: defaults when nothing is configured', (t) => {
+  const {home, write} = fakeHome();
+  try {
+    write(join(home, '.ssh', 'id_rsa'));
+    write(join(home, '.ssh', 'id_ed25519'));
+    const s = resolveConnection('app1', {}, {env: {HOME: home}});
+    t.deepEqual(s, {
+      host: 'app1',
+      address: 'app1',
+      port: 22,
+      user: userInfo().username,
+      privateKeyPath: join(home, '.ssh', 'id_ed25519'),
+      extraPrivateKeyPaths: [join(home, '.ssh', 'id_rsa')],
+      knownHostsFile: join(home, '.ssh', 'known_hosts'),
+      acceptNewHostKeys: false,
+      connectTimeoutMs: 10_000,
+    });
+    const withAgent = resolveConnection('app1', {}, {env: {HOME: home, SSH_AUTH_SOCK: '/tmp/agent.sock'}});
+    t.is(withAgent.agent, '/tmp/agent.sock');
+  } finally {
+    rmSync(home, {recursive: true, force: true});
+  }
+});
+
+test('resolveConnection: the ssh config fills in HostName, User, Port, IdentityFile and ProxyJump', (t) => {
+  const {home, sshConfig, write} = fakeHome();
+  try {
+    writeFileSync(sshConfig, SSH_CONFIG);
+    const webKey = write(join(home, '.ssh', 'web_key'));
+    const bastionKey = write(join(home, '.ssh', 'bastion_key'));
+    const defaultKey = write(join(home, '.ssh', 'id_ed25519'));
+    const s = resolveConnection('web1', {}, {env: {HOME: home}});
+    t.like(s, {host: 'web1', address: '10.0.0.5', port: 2222, user: 'deploy', privateKeyPath: webKey});
+    t.is(s.extraPrivateKeyPaths, undefined);
+    t.deepEqual(s.proxyJump, {
+      host: 'bastion.example',
+      address: '192.0.2.1',
+      port: 2200,
+      user: 'jumper',
+      privateKeyPath: bastionKey,
+      knownHostsFile: join(home, '.ssh', 'known_hosts'),
+      acceptNewHostKeys: false,
+      connectTimeoutMs: 10_000,
+    });
+
+    // %h, lower-case keywords, a missing IdentityFile (skipped, no default keys either), host key and timeout options.
+    const db = resolveConnection('db3', {}, {env: {HOME: home}});
+    t.like(db, {address: 'db3.internal', port: 2022, user: 'fallback', acceptNewHostKeys: true, connectTimeoutMs: 3000});
+    t.is(db.knownHostsFile, join(home, '.ssh', 'known_hosts_db'));
+    t.is(db.privateKeyPath, undefined);
+
+    // Several hops: the target goes through h2, which goes through a@h1.
+    const multi = resolveConnection('multi', {}, {env: {HOME: home}});
+    t.like(multi.proxyJump, {host: 'h2', port: 2201, user: 'fallback', privateKeyPath: defaultKey});
+    t.like(multi.proxyJump?.proxyJump, {host: 'h1', port: 22, user: 'a'});
+    t.is(multi.proxyJump?.proxyJump?.proxyJump, undefined);
+  } finally {
+    rmSync(home, {recursive: true, force: true});
+  }
+});
+
+test('resolveConnection: inventory variables beat the ssh config', (t) => {
+  const {home, sshConfig, write} = fakeHome();
+  try {
+    writeFileSync(sshConfig, SSH_CONFIG);
+    write(join(home, '.ssh', 'web_key'));
+    const s = resolveConnection(
+      'web1',
+      {
+        ansible_port: 2200,
+        ansible_user: 'admin',
+        ansible_ssh_private_key_file: '~/keys/admin',
+        ansible_ssh_pass: {reveal: () => 's3cret'},
+        provision_known_hosts_file: '~/inventory/known_hosts',
+        ansible_timeout: '7',
+      },
+      {env: {HOME: home}, knownHostsFile: '/cli/known_hosts', connectTimeoutMs: 1000},
+    );
+    t.like(s, {
+      address: '10.0.0.5',
+      port: 2200,
+      user: 'admin',
+      privateKeyPath: join(home, 'keys', 'admin'),
+      password: 's3cret',
+      knownHostsFile: join(home, 'inventory', 'known_hosts'),
+      connectTimeoutMs: 7000,
+    });
+    t.is(s.extraPrivateKeyPaths, undefined);
+
+    // ansible_host is what the ssh config is looked up by, as `ssh` would.
+    const byAddress = resolveConnection('frontend', {ansible_host: 'web1'}, {env: {HOME: home}});
+    t.like(byAddress, {host: 'frontend', address: '10.0.0.5', user: 'deploy', port: 2222});
+    const plain = resolveConnection('web1', {ansible_host: '10.9.9.9', ansible_ssh_known_hosts_file: '/inv/kh'}, {env: {HOME: home}});
+    t.like(plain, {address: '10.9.9.9', user: 'fallback', port: 22, knownHostsFile: '/inv/kh'});
+    t.is(plain.proxyJump, undefined);
+
+    // Command-line options apply when the inventory is silent.
+    const cli = resolveConnection('x', {}, {env: {HOME: home}, knownHostsFile: '/cli/kh', acceptNewHostKeys: true, connectTimeoutMs: 1500});
+    t.like(cli, {knownHostsFile: '/cli/kh', acceptNewHostKeys: true, connectTimeoutMs: 1500});
+
+    // ProxyJump from ansible_ssh_common_args beats the ssh config's.
+    const jumped = resolveConnection('web1', {ansible_ssh_common_args: "-o ProxyJump='ops@gw:2022'"}, {env: {HOME: home}});
+    t.like(jumped.proxyJump, {host: 'gw', user: 'ops', port: 2022});
+    const dashJ = resolveConnection('x', {ansible_ssh_common_args: '-J [2001:db8::1]:2200 -o ServerAliveInterval=5'}, {env: {HOME: home}});
+    t.like(dashJ.proxyJump, {host: '2001:db8::1', address: '2001:db8::1', port: 2200});
+
+    t.throws(() => resolveConnection('x', {ansible_port: 'ssh'}, {env: {HOME: home}}), {
+      instanceOf: UnreachableError,
+      message: 'x: ansible_port is not a port number: "ssh"',
+    });
+  } finally {
+    rmSync(home, {recursive: true, force: true});
+  }
+});
+
+test('resolveConnection: an explicit sshConfigPath, and a missing config file is fine', (t) => {
+  const {home} = fakeHome();
+  try {
+    const other = join(home, 'other_config');
+    writeFileSync(other, 'Host app\n  User viaother\n');
+    t.is(resolveConnection('app', {}, {env: {HOME: home}, sshConfigPath: other}).user, 'viaother');
+    t.is(resolveConnection('app', {}, {env: {HOME: home}, sshConfigPath: join(home, 'none')}).user, userInfo().username);
+  } finally {
+    rmSync(home, {recursive: true, force: true});
+  }
+});
+
+test('resolveConnection + connectSsh against the test sshd through an ssh config', async (t) => {
+  const {home, sshConfig} = fakeHome();
+  try {
+    writeFileSync(
+      sshConfig,
+      `Host lab\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User root\n  IdentityFile ${sshd.clientKeyPath}\n` +
+        `Host labjump\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User root\n  IdentityFile ${sshd.clientKeyPath}\n  ProxyJump lab\n`,
+    );
+    for (const name of ['lab', 'labjump']) {
+      const s = resolveConnection(name, {}, {env: {HOME: home}, knownHostsFile: sshd.knownHostsPath});
+      const ssh = await connectSsh(s);
+      t.is((await ssh.exec('echo ok')).stdout, 'ok\n');
+      await ssh.close();
+    }
+  } finally {
+    rmSync(home, {recursive: true, force: true});
+  }
+});
