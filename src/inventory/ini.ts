@@ -28,11 +28,11 @@ export function parseIniInventory(text: string, file: string, data: InventoryDat
 
   const fail = (message: string, field?: string, line = lineno): UserError =>
     parseError(message, {file, line, field: field ?? (state === 'hosts' ? group : `${group}:${state}`)});
-  const guard = <T>(step: () => T): T => {
+  const guard = <T>(step: () => T, field?: string): T => {
     try {
       return step();
     } catch (e) {
-      if (e instanceof InventoryRuleError) throw fail(e.message);
+      if (e instanceof InventoryRuleError) throw fail(e.message, field);
       throw e;
     }
   };
@@ -86,7 +86,7 @@ export function parseIniInventory(text: string, file: string, data: InventoryDat
       if (tokens.length === 0) continue;
       const entry = tokens[0];
       const field = `${group}.${entry}`;
-      const {hosts, port} = guard(() => expandHostEntry(entry));
+      const {hosts, port} = guard(() => expandHostEntry(entry), field);
       if (entry.trim().endsWith(':') && port === undefined) {
         throw fail(`invalid host ${entry}: a trailing ':' must be followed by a port`, field);
       }
@@ -100,7 +100,7 @@ export function parseIniInventory(text: string, file: string, data: InventoryDat
         vars.push([t.slice(0, eq), parseIniValue(t.slice(eq + 1))]);
       }
       for (const host of hosts) {
-        guard(() => data.addHost(host, group, port));
+        guard(() => data.addHost(host, group, port), field);
         for (const [k, v] of vars) data.setHostVar(host, k, v);
       }
     } else if (state === 'vars') {

@@ -103,6 +103,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
         `MaxStartups ${options.maxStartups ?? 100}`,
         `MaxSessions ${options.maxSessions ?? 10}`,
         'LogLevel ERROR',
+        // Bash sources ~/.bashrc for commands run by sshd (only at SHLVL < 2): keep this machine's root
+        // dotfiles (e.g. a slow `pyenv init` writing to stderr) out of the tests.
+        'SetEnv SHLVL=1',
         'Subsystem sftp internal-sftp',
         '',
       ].join('\n'),

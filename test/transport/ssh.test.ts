@@ -1,6 +1,7 @@
 import test from 'ava';
+import {execFileSync, spawn} from 'node:child_process';
 import {createHash, createHmac, randomBytes} from 'node:crypto';
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import {createServer, type Server} from 'node:net';
 import {tmpdir, userInfo} from 'node:os';
 import {join} from 'node:path';
@@ -80,6 +81,8 @@ test('stdin reaches the command, binary-safe (1 MB)', async (t) => {
     t.is(r.code, 0);
     t.is(r.stdout.split(/\s+/)[0], createHash('sha256').update(data).digest('hex'));
     t.deepEqual(await ssh.exec('cat', {stdin: 'héllo\n'}), {code: 0, stdout: 'héllo\n', stderr: ''});
+    // A command that ignores a large stdin still completes.
+    t.deepEqual(await ssh.exec('exit 4', {stdin: data}), {code: 4, stdout: '', stderr: ''});
     // Without stdin the command reads EOF at once.
     t.deepEqual(await ssh.exec('cat; echo done'), {code: 0, stdout: 'done\n', stderr: ''});
   } finally {
@@ -182,7 +185,6 @@ test('hashed known_hosts entries and the inventory name match', async (t) => {
   const negated = join(dir, 'negated');
   writeFileSync(negated, `[127.0.0.*]:${sshd.port},![127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
   await t.throwsAsync(connectSsh(spec({knownHostsFile: negated, host: 'x'})), {instanceOf: HostKeyError});
-  t.pass();
 });
 
 test('a changed host key is always refused, even with acceptNewHostKeys', async (t) => {
@@ -267,10 +269,24 @@ test('a missing named key file is an UnreachableError naming the file', async (t
 test('an encrypted key is skipped with a hint', async (t) => {
   const dir = scratch();
   const key = join(dir, 'id_enc');
-  const {execFileSync} = await import('node:child_process');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret', '-f', key]);
   const err = await t.throwsAsync(connectSsh(spec({privateKeyPath: key})), {instanceOf: UnreachableError});
   t.regex(err!.message, /encrypted: passphrases are not supported, load it into ssh-agent/);
+});
+
+test('keys from an ssh-agent', async (t) => {
+  const dir = scratch();
+  const socket = join(dir, 'agent.sock');
+  const agent = spawn('ssh-agent', ['-D', '-a', socket], {stdio: 'ignore'});
+  try {
+    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+    execFileSync('ssh-add', ['-q', sshd.clientKeyPath], {env: {...process.env, SSH_AUTH_SOCK: socket}, stdio: 'ignore'});
+    const ssh = await connectSsh(spec({privateKeyPath: undefined, agent: socket}));
+    t.is((await ssh.exec('echo ok')).stdout, 'ok\n');
+    await ssh.close();
+  } finally {
+    if (agent.pid !== undefined) process.kill(agent.pid, 'SIGTERM');
+  }
 });
 
 // ---------------------------------------------------------------------------------------------------
