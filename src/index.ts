@@ -10,3 +10,6 @@ export {secret, Secret} from './core/secret.ts';
 export {argv, type Cmd} from './core/cmd.ts';
 export {file, copy, template, lineinfile, type FileArgs, type CopyInput, type TemplateArgs, type LineInFileArgs} from './modules/files.ts';
 export {command, shell, type CommandArgs, type ShellArgs} from './modules/command.ts';
+export {apt, type AptArgs} from './modules/apt.ts';
+export {service, type ServiceArgs} from './modules/systemd.ts';
+export {user, group, type UserArgs, type GroupArgs} from './modules/users.ts';

@@ -125,8 +125,9 @@ class LoadedInventory implements Inventory {
     this.hostNames = data.hostsOf('all');
 
     const all = data.groups.get('all')!;
+    const membership = data.membership();
     for (const host of this.hostNames) {
-      const mine = [...data.groupsOfHost(host)].filter((g) => g !== 'all');
+      const mine = [...membership.get(host)!].filter((g) => g !== 'all');
       const ordered = mine
         .map((name) => groups.get(name)!)
         .sort((a, b) => a.depth - b.depth || a.priority - b.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -108,13 +108,18 @@ export class InventoryData {
     return seen;
   }
 
-  /** Every group a host is in, directly or through a parent group (includes `all` when applicable). */
-  groupsOfHost(host: string): Set<string> {
-    const result = new Set<string>();
+  /** For every host, each group it is in, directly or through a parent group (with `all` when applicable). */
+  membership(): Map<string, Set<string>> {
+    const ancestors = new Map<string, Set<string>>();
+    const result = new Map<string, Set<string>>();
+    for (const host of this.hosts.keys()) result.set(host, new Set());
     for (const g of this.groups.values()) {
-      if (g.hosts.includes(host)) {
-        result.add(g.name);
-        for (const a of this.ancestors(g.name)) result.add(a);
+      let up = ancestors.get(g.name);
+      if (!up) ancestors.set(g.name, (up = this.ancestors(g.name)));
+      for (const h of g.hosts) {
+        const mine = result.get(h)!;
+        mine.add(g.name);
+        for (const a of up) mine.add(a);
       }
     }
     return result;
@@ -129,8 +134,9 @@ export class InventoryData {
       if (g.name !== 'all' && g.parents.length === 0) this.addChild('all', g.name);
     }
     const ungrouped = this.groups.get('ungrouped')!;
+    const membership = this.membership();
     for (const host of this.hosts.keys()) {
-      const mine = this.groupsOfHost(host);
+      const mine = membership.get(host)!;
       if (mine.has('ungrouped')) {
         const others = [...mine].filter((g) => g !== 'all' && g !== 'ungrouped');
         if (others.length > 0) {

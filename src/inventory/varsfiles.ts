@@ -68,6 +68,7 @@ export function readVarsFile(file: string): Record<string, unknown> {
 
 /** The merged variables of the vars files for `name` under `dir`. */
 export function loadVars(dir: string, name: string): Record<string, unknown> {
+  if (kindAt(dir) !== 'dir') return {};
   let vars: Record<string, unknown> = {};
   for (const file of findVarsFiles(dir, name)) vars = {...vars, ...readVarsFile(file)};
   return vars;
