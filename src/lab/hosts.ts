@@ -11,6 +11,7 @@ import {runCmd, sleep, spawnDetached, waitFor} from './run.ts';
 import {daemonOf, isAlive, procStartTime, type DaemonState} from './state.ts';
 import {deleteLink, linkExists} from './network.ts';
 import {sshBanner} from './net-probe.ts';
+import {prepareHostCgroups, removeHostCgroups} from './cgroups.ts';
 
 /** SIGRTMIN+4: systemd's "poweroff" signal. SIGRTMIN is 34 on Linux/glibc. */
 const SIGRTMIN_PLUS_4 = 38;
@@ -230,10 +231,13 @@ export async function startHost(cfg: LabConfig, paths: LabPaths, host: LabHost):
     '--resolv-conf=off', '--timezone=off', '--link-journal=no', '--console=passive',
   ];
   writeFileSync(d.console, `--- ${new Date().toISOString()} ${argv.join(' ')}\n`, {flag: 'a'});
-  const pid = spawnDetached(argv, d.console, nspawnEnv());
-  await sleep(20);
+  // Join the host's own cgroups, then exec nspawn (same PID): see cgroups.ts.
+  const procs = prepareHostCgroups(host.name);
+  const joinScript = 'pid=$$; while [ "$1" != -- ]; do echo "$pid" > "$1" || exit 97; shift; done; shift; exec "$@"';
+  const pid = spawnDetached(['sh', '-c', joinScript, 'sh', ...procs, '--', ...argv], d.console, nspawnEnv());
   const daemon = await daemonOf(pid);
-  if (!daemon.startTime) {
+  await sleep(50);
+  if (!daemon.startTime || !(await isAlive(daemon))) {
     const tail = readFileSync(d.console, 'utf8').trim().split('\n').slice(-2).join(' / ');
     throw new Error(`systemd-nspawn for ${host.name} exited at once: ${tail}`);
   }
@@ -288,6 +292,7 @@ export async function stopHost(nspawn: DaemonState, hard = false, timeoutMs = 30
 export async function removeHostFiles(paths: LabPaths, name: string): Promise<void> {
   const d = hostDirs(paths, name);
   await unmountUnder(d.root);
+  removeHostCgroups(name);
   rmSync(d.dir, {recursive: true, force: true});
 }
 

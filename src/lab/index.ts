@@ -19,6 +19,7 @@ import {
   waitForSsh, writeIdentity,
 } from './hosts.ts';
 import {runCmd, runInteractive, waitFor} from './run.ts';
+import {cgroupMemoryKiB, leftoverCgroups} from './cgroups.ts';
 import {isAlive, readState, writeState, type DaemonState, type LabState} from './state.ts';
 
 export {LAB_APT_PACKAGES} from './prereqs.ts';
@@ -258,6 +259,7 @@ export async function leftovers(paths: LabPaths, cfg: LabConfig, state: LabState
   for (const d of [state.aptCacher, state.pebble, state.challtestsrv]) if (await isAlive(d)) left.push(`process ${d?.pid}`);
   for (const m of mountPoints()) if (m === paths.lab || m.startsWith(`${paths.lab}/`)) left.push(`mount ${m}`);
   if (linkExists(cfg.bridge)) left.push(`link ${cfg.bridge}`);
+  for (const c of leftoverCgroups()) left.push(`cgroup ${c}`);
   const names = new Set([...cfg.hosts.map((h) => h.name), ...Object.keys(state.hosts)]);
   for (const l of await linksWithPrefix('vb-')) if (names.has(l.slice(3))) left.push(`link ${l}`);
   return left;
@@ -365,6 +367,8 @@ export interface HostStatus {
   readonly leader_pid: number | null;
   /** Sum of the host's processes' PSS, in MiB, when running. */
   readonly memory_mib: number | null;
+  /** The host's memory cgroup usage (includes its page cache), in MiB, when running. */
+  readonly cgroup_memory_mib: number | null;
   /** Size of the host's copy-on-write layer, in MiB. */
   readonly disk_mib: number | null;
 }
@@ -377,6 +381,7 @@ export interface LabStatus {
 }
 
 const mib = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
+const mibOrNull = (kib: number | undefined): number | null => (kib === undefined ? null : mib(kib));
 
 export async function labStatus(opts: LabOptions): Promise<LabStatus> {
   const {cfg, paths, state} = context(opts);
@@ -394,6 +399,7 @@ export async function labStatus(opts: LabOptions): Promise<LabStatus> {
       pid: running ? (hs?.nspawn?.pid ?? null) : null,
       leader_pid: leader ?? null,
       memory_mib: leader !== undefined ? mib(await hostMemoryKiB(leader)) : null,
+      cgroup_memory_mib: leader !== undefined ? mibOrNull(cgroupMemoryKiB(h.name)) : null,
       disk_mib: exists ? mib(await hostDiskKiB(paths, h.name)) : null,
     });
   }
