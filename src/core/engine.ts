@@ -239,8 +239,8 @@ export class Engine {
       groups,
       groupNames: inv.groupsOf(h.name),
       hostvars: (other: string) => {
-        const f = this.hosts.get(other)?.facts;
-        return {...inv.hostVars(other), inventory_hostname: other, ...(f ? {facts: f} : {})};
+        const o = this.hosts.get(other);
+        return {...inv.hostVars(other), inventory_hostname: other, ...(o?.facts ? {facts: o.facts} : {}), results: o?.results ?? {}};
       },
       results: h.results,
       check: this.opts.check,

@@ -99,8 +99,8 @@ export interface TaskContext {
   readonly groups: Readonly<Record<string, readonly string[]>>;
   /** The groups this host is in (Ansible's `group_names`). */
   readonly groupNames: readonly string[];
-  /** Variables (and `facts`, when gathered) of any host of the inventory (Ansible's `hostvars`). */
-  hostvars(host: string): Vars & {readonly facts?: Facts};
+  /** Variables (and `facts`, when gathered, and `results` registered so far) of any host (Ansible's `hostvars`). */
+  hostvars(host: string): Vars & {readonly facts?: Facts; readonly results: Readonly<Record<string, TaskResult>>};
   /** Results of earlier tasks on this host that set `register`. */
   readonly results: Readonly<Record<string, TaskResult>>;
   /** True under --check. Only for `when` conditions and args; modules never see it. */
