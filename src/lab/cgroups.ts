@@ -38,6 +38,8 @@ export function ownCgroupDirs(): string[] {
 export function prepareHostCgroups(host: string): string[] {
   const procs: string[] = [];
   for (const base of ownCgroupDirs()) {
+    // cpuset: a new cpuset cgroup has no CPUs and refuses tasks; the host stays in ours.
+    if (/\/cpuset(\/|$)/.test(base)) continue;
     const dir = join(base, 'provision-lab', host);
     try {
       mkdirSync(dir, {recursive: true});

@@ -112,7 +112,13 @@ export async function writeIdentity(
     '[Match]', 'Name=host0', '', '[Network]', `Address=${host.address}/${cfg.prefixLength}`,
     'LinkLocalAddressing=no', 'IPv6AcceptRA=no', '',
   ].join('\n'));
-  put(root, 'etc/apt/apt.conf.d/01provision-lab-proxy', `Acquire::http::Proxy "http://${cfg.bridgeIp}:${cfg.aptProxyPort}";\n`);
+  put(root, 'etc/apt/apt.conf.d/01provision-lab', [
+    `Acquire::http::Proxy "http://${cfg.bridgeIp}:${cfg.aptProxyPort}";`,
+    '// Less disk per host: no translations, no source package cache.',
+    'Acquire::Languages "none";',
+    'Dir::Cache::srcpkgcache "";',
+    '',
+  ].join('\n'));
   // SSH host key, made here so known_hosts is exact before the first contact.
   const key = join(root, 'etc/ssh/ssh_host_ed25519_key');
   rmSync(key, {force: true});

@@ -110,11 +110,21 @@ async function upHost(ctx: Ctx, host: LabHost, clientPub: string, cas: Record<st
   state.hosts[host.name] = {name: host.name, address: host.address, mounted: true};
   save(ctx);
   if (!hasIdentity(paths, host.name)) await writeIdentity(cfg, paths, host, clientPub, cas);
+  writeKnownHosts(ctx);
   const nspawn = await startHost(cfg, paths, host);
   state.hosts[host.name] = {name: host.name, address: host.address, mounted: true, nspawn};
   save(ctx);
   await waitForSsh(host, nspawn, paths);
+  const boot = await waitBooted(paths, host);
+  if (boot.state !== 'running') throw new UserError(`${host.name} booted ${boot.state}: failed units: ${boot.failed.join(', ') || '?'}`);
   setTitle(`${host.name} ${host.address}: booted`);
+}
+
+/** Wait until the host's systemd finished booting (`is-system-running --wait`), over SSH as root. */
+async function waitBooted(paths: LabPaths, host: LabHost): Promise<{state: string; failed: string[]}> {
+  const r = await runCmd([...sshArgv(paths, host.address), 'systemctl is-system-running --wait; systemctl --failed --no-legend --plain | cut -d" " -f1'], {allowFail: true, timeoutMs: 90_000});
+  const [state = `unknown (ssh exit ${r.code}: ${r.stderr.trim()})`, ...failed] = r.stdout.trim().split('\n');
+  return {state, failed: failed.filter(Boolean)};
 }
 
 /** `provision lab up`. */
@@ -127,6 +137,7 @@ export async function labUp(opts: LabOptions & {readonly installDeps?: boolean})
     const mirrors = pickMirrors(machineSources(), cfg.suite);
     let clientPub = '';
     const cas: Record<string, string> = {};
+    const failed: string[] = [];
     const tasks: ListrTask<Ctx>[] = [
       {
         title: 'Install prerequisites',
@@ -204,7 +215,14 @@ export async function labUp(opts: LabOptions & {readonly installDeps?: boolean})
           return t.newListr(
             cfg.hosts.map((h) => ({
               title: `${h.name} ${h.address}`,
-              task: async (_c: Ctx, st: {title: string}) => upHost(ctx, h, clientPub, cas, (s) => (st.title = s)),
+              task: async (_c: Ctx, st: {title: string}) => {
+                try {
+                  await upHost(ctx, h, clientPub, cas, (s) => (st.title = s));
+                } catch (e) {
+                  failed.push(`${h.name}: ${(e as Error).message}`);
+                  throw e;
+                }
+              },
             })),
             {concurrent: true, exitOnError: false},
           );
@@ -212,7 +230,10 @@ export async function labUp(opts: LabOptions & {readonly installDeps?: boolean})
       },
       {
         title: 'known_hosts',
-        task: () => writeKnownHosts(ctx),
+        task: () => {
+          writeKnownHosts(ctx);
+          if (failed.length) throw new UserError(`lab up: ${failed.length} host(s) failed: ${failed.join('; ')}`);
+        },
       },
     ];
     await new Listr<Ctx>(tasks, {...listrOptions, ctx}).run();
@@ -453,7 +474,7 @@ export async function labStop(opts: LabOptions & {readonly host: string; readonl
 }
 
 /** `provision lab start HOST`: boot a stopped host and wait for SSH. */
-export async function labStart(opts: LabOptions & {readonly host: string}): Promise<'started' | 'was running'> {
+export async function labStart(opts: LabOptions & {readonly host: string}): Promise<string> {
   assertRootOnLinux();
   const ctx = context(opts);
   const host = findHost(ctx.cfg, opts.host);
@@ -465,7 +486,8 @@ export async function labStart(opts: LabOptions & {readonly host: string}): Prom
     ctx.state.hosts[host.name] = {name: host.name, address: host.address, mounted: true, nspawn};
     save(ctx);
     await waitForSsh(host, nspawn, ctx.paths);
-    return 'started';
+    const boot = await waitBooted(ctx.paths, host);
+    return boot.state === 'running' ? 'started' : `started (${boot.state}: ${boot.failed.join(', ')})`;
   });
 }
 

@@ -35,8 +35,8 @@ function run(file: string, args: readonly string[], timeoutMs = 600_000): Promis
   });
 }
 
-/** `provision lab …` through the real registerLab (test/e2e/lab-cli.ts). */
-const lab = (...args: string[]): Promise<Out> => run(process.execPath, ['--import=tsx', join(root, 'test/e2e/lab-cli.ts'), 'lab', ...args, '-i', inventory]);
+/** `provision lab …` through the real CLI entry (bin/provision.js → src/cli/main.ts → registerLab). */
+const lab = (...args: string[]): Promise<Out> => run(process.execPath, [join(root, 'bin/provision.js'), 'lab', ...args, '-i', inventory]);
 
 /** The system ssh with the lab key and exact known_hosts (strict). */
 const ssh = (h: LabHost, command: string, user = cfg.user, connectTimeout = 5): Promise<Out> =>
@@ -151,8 +151,9 @@ t('status --json lists every host running, with memory and disk', async (tt) => 
     tt.true((h.memory_mib ?? 0) > 0 && (h.disk_mib ?? 0) > 0);
   }
   const mem = s.hosts.map((h) => h.memory_mib ?? 0);
+  const cg = s.hosts.map((h) => h.cgroup_memory_mib ?? 0);
   const disk = s.hosts.map((h) => h.disk_mib ?? 0);
-  figures.push(`memory per running host (PSS): ${Math.min(...mem)}–${Math.max(...mem)} MiB; disk per host (upper layer): ${Math.min(...disk)}–${Math.max(...disk)} MiB`);
+  figures.push(`memory per running host: PSS ${Math.min(...mem)}–${Math.max(...mem)} MiB, cgroup ${Math.min(...cg)}–${Math.max(...cg)} MiB; disk per host (upper layer): ${Math.min(...disk)}–${Math.max(...disk)} MiB (web1/web2 after apt-get update + install)`);
 });
 
 t('up again keeps the running hosts', async (tt) => {
