@@ -4,6 +4,7 @@ export default {
   extensions: {ts: 'module'},
   nodeArguments: ['--import=tsx'],
   workerThreads: false,
-  timeout: '15m',
+  timeout: "20m",
   serial: true,
+  concurrency: 1,
 };

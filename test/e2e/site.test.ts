@@ -1,0 +1,249 @@
+/**
+ * The site playbook, end to end, in the lab, from nothing: lab up (fresh hosts), --check changes
+ * nothing, the first run converges, the second changes nothing, then the infrastructure is checked from
+ * the controller the way a user would: HTTPS on the VIP with an ACME certificate, both web servers
+ * serving, notes written to the primary and read back from the replica, failover of the load balancer
+ * and of a web server, the firewall, and Prometheus seeing every target. Lab down at the end.
+ */
+import test from 'ava';
+import {execFile} from 'node:child_process';
+import {readFileSync} from 'node:fs';
+import {request as httpRequest} from 'node:http';
+import {request as httpsRequest} from 'node:https';
+import {Socket} from 'node:net';
+import type {TLSSocket} from 'node:tls';
+import {join} from 'node:path';
+import {labPaths, loadLabConfig, type LabHost} from '../../src/lab/config.ts';
+import {pebbleFiles} from '../../src/lab/pebble.ts';
+
+const paths = labPaths();
+const root = paths.root;
+const inventory = join(root, 'inventory/lab.yml');
+const cfg = loadLabConfig(inventory);
+const host = (n: string): LabHost => cfg.hosts.find((h) => h.name === n)!;
+const vars = cfg.vars as Record<string, string>;
+const vip = vars.vip;
+const domain = vars.site_domain;
+
+interface Out {code: number; stdout: string; stderr: string; ms: number}
+
+function run(file: string, args: readonly string[], timeoutMs = 1_200_000): Promise<Out> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    execFile(file, args, {cwd: root, timeout: timeoutMs, maxBuffer: 256 << 20, encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}}, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as {code?: unknown}).code === 'number' ? (err as {code: number}).code : 1) : 0;
+      resolve({code, stdout, stderr, ms: Date.now() - t0});
+    });
+  });
+}
+
+const provision = (...args: string[]): Promise<Out> => run(process.execPath, [join(root, 'bin/provision.js'), ...args]);
+const ssh = (h: LabHost, command: string): Promise<Out> =>
+  run('ssh', ['-i', paths.clientKey, '-o', `UserKnownHostsFile=${paths.knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', `root@${h.address}`, command], 120_000);
+
+type Recap = Record<string, {ok: number; changed: number; failed: number; skipped: number; unreachable: number}>;
+function recapOf(out: string): {hosts: Recap; duration_ms: number} {
+  const last = out.trim().split('\n').at(-1) ?? '{}';
+  return JSON.parse(last) as {hosts: Recap; duration_ms: number};
+}
+
+interface Resp {status: number; body: string; headers: Record<string, string | string[] | undefined>; issuer?: string}
+
+function https(path: string, opts: {method?: string; body?: string; address?: string; timeoutMs?: number} = {}): Promise<Resp> {
+  const ca = readFileSync(pebbleFiles(paths).roots, 'utf8');
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({host: opts.address ?? vip, servername: domain, port: 443, path, method: opts.method ?? 'GET', ca, agent: false, timeout: opts.timeoutMs ?? 3000,
+      headers: {host: domain, ...(opts.body ? {'content-type': 'application/json'} : {})}}, (res) => {
+      const cn = (res.socket as TLSSocket).getPeerCertificate?.()?.issuer?.CN;
+      const issuer = Array.isArray(cn) ? cn.join(",") : cn;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({status: res.statusCode ?? 0, body, headers: res.headers, issuer}));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+function http(address: string, path: string): Promise<Resp> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({host: address, port: 80, path, headers: {host: domain}, agent: false, timeout: 3000}, (res) => {
+      res.resume();
+      res.on('end', () => resolve({status: res.statusCode ?? 0, body: '', headers: res.headers}));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Can the controller open a TCP connection? false on timeout or refusal. */
+function tcpOpen(address: string, port: number, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('error', () => done(false));
+    s.connect(port, address, () => done(true));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function vipHolder(): Promise<string | undefined> {
+  for (const n of ['lb1', 'lb2']) {
+    const r = await ssh(host(n), `ip -4 -o addr show | grep -qw ${vip} && echo yes || true`);
+    if (r.stdout.trim() === 'yes') return n;
+  }
+  return undefined;
+}
+
+const isRoot = process.getuid?.() === 0 && process.platform === 'linux';
+const t = isRoot ? test.serial : test.serial.skip;
+if (!isRoot) test('the site e2e tests need root on Linux', (tt) => tt.pass());
+
+const figures: string[] = [];
+test.after.always(async () => {
+  if (figures.length) console.log(`\nsite figures:\n  ${figures.join('\n  ')}`);
+  if (isRoot && !process.env.PROVISION_E2E_KEEP_LAB) await provision('lab', 'down', '-i', inventory);
+});
+
+/** A fingerprint of what a run could change: installed packages and every file under /etc. */
+const fingerprint = 'dpkg-query -W -f="\\${Package} \\${Version} \\${Status}\\n" | sha256sum; find /etc -xdev \\( -type f -o -type l \\) -printf "%p %m %u %s %T@\\n" 2>/dev/null | sort | sha256sum; (ufw status 2>/dev/null || true) | sha256sum';
+
+t('lab up from nothing: fresh hosts', async (tt) => {
+  await provision('lab', 'down', '-i', inventory);
+  const r = await provision('lab', 'up', '-i', inventory);
+  tt.is(r.code, 0, r.stderr + r.stdout);
+});
+
+t('--check on a fresh lab reports what it would do and changes nothing', async (tt) => {
+  const before = await Promise.all(cfg.hosts.map((h) => ssh(h, fingerprint)));
+  const r = await provision('run', 'site', '-i', inventory, '--check', '--json');
+  tt.is(r.code, 0, r.stderr + r.stdout.slice(-3000));
+  const rc = recapOf(r.stdout);
+  figures.push(`site --check on a fresh lab: ${(r.ms / 1000).toFixed(1)} s`);
+  for (const h of cfg.hosts) tt.true(rc.hosts[h.name].changed > 0, `${h.name} would change something`);
+  const after = await Promise.all(cfg.hosts.map((h) => ssh(h, fingerprint)));
+  cfg.hosts.forEach((h, i) => tt.is(after[i].stdout, before[i].stdout, `${h.name}: packages and /etc unchanged by --check`));
+});
+
+t('the first run converges', async (tt) => {
+  const r = await provision('run', 'site', '-i', inventory, '--json');
+  const rc = recapOf(r.stdout);
+  const failures = r.stdout.split('\n').filter((l) => l.includes('"status":"failed"') || l.includes('"status":"unreachable"'));
+  tt.is(r.code, 0, failures.join('\n').slice(0, 5000) + r.stderr);
+  figures.push(`site first run: ${(r.ms / 1000).toFixed(1)} s`);
+  for (const h of cfg.hosts) tt.like(rc.hosts[h.name], {failed: 0, unreachable: 0});
+});
+
+t('the second run changes nothing on any host', async (tt) => {
+  const r = await provision('run', 'site', '-i', inventory, '--json');
+  tt.is(r.code, 0, r.stderr);
+  const rc = recapOf(r.stdout);
+  figures.push(`site no-op re-run: ${(r.ms / 1000).toFixed(2)} s wall (engine ${(rc.duration_ms / 1000).toFixed(2)} s)`);
+  const changed = r.stdout.split('\n').filter((l) => l.includes('"status":"changed"'));
+  for (const h of cfg.hosts) tt.is(rc.hosts[h.name].changed, 0, `${h.name}: ${changed.filter((l) => l.includes(`"host":"${h.name}"`)).join('\n')}`);
+});
+
+t('HTTP on the VIP redirects to HTTPS; HTTPS answers with a certificate from the ACME server', async (tt) => {
+  const r = await http(vip, '/');
+  tt.true([301, 302, 308].includes(r.status), `status ${r.status}`);
+  tt.regex(String(r.headers.location), new RegExp(`^https://${domain.replace(/\./g, '\\.')}`));
+  const s = await https('/health');
+  tt.is(s.status, 200);
+  tt.regex(s.issuer ?? '', /pebble/i, 'issued by the lab ACME server');
+});
+
+t('20 requests to /api/whoami are served by both web servers', async (tt) => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 20; i++) {
+    const r = await https('/api/whoami');
+    tt.is(r.status, 200);
+    seen.add((JSON.parse(r.body) as {host: string}).host);
+  }
+  tt.deepEqual([...seen].sort(), ['web1', 'web2']);
+});
+
+t('a note written through the VIP is readable through the VIP and present on the replica', async (tt) => {
+  const text = `note ${Date.now()}`;
+  const w = await https('/api/notes', {method: 'POST', body: JSON.stringify({text})});
+  tt.is(w.status, 200, w.body);
+  const {id} = JSON.parse(w.body) as {id: number};
+  tt.true(Number.isInteger(id));
+  const r = await https(`/api/notes/${id}`);
+  tt.is(r.status, 200, r.body);
+  tt.deepEqual(JSON.parse(r.body), {id, text});
+  const onReplica = await ssh(host('db2'), `mysql -NBe "SELECT text FROM app.notes WHERE id=${id}"`);
+  tt.is(onReplica.stdout.trim(), text);
+});
+
+t('failover: HAProxy stopped on the active LB, the VIP answers from the other within 5 s', async (tt) => {
+  const active = await vipHolder();
+  tt.truthy(active, 'one LB holds the VIP');
+  const other = active === 'lb1' ? 'lb2' : 'lb1';
+  await ssh(host(active!), 'systemctl stop haproxy');
+  const t0 = Date.now();
+  let ok = false;
+  while (Date.now() - t0 < 15_000) {
+    try {
+      if ((await https('/health', {timeoutMs: 1000})).status === 200 && (await vipHolder()) === other) { ok = true; break; }
+    } catch { /* not yet */ }
+    await sleep(200);
+  }
+  const secs = (Date.now() - t0) / 1000;
+  figures.push(`failover (haproxy stopped on ${active}): VIP answering from ${other} after ${secs.toFixed(1)} s`);
+  await ssh(host(active!), 'systemctl start haproxy');
+  tt.true(ok, 'the VIP answered from the other LB');
+  tt.true(secs < 5, `failover took ${secs.toFixed(1)} s`);
+});
+
+t('failover: Nginx stopped on web1, every request still succeeds', async (tt) => {
+  await ssh(host('web1'), 'systemctl stop nginx');
+  await sleep(500);
+  try {
+    let ok = 0;
+    for (let i = 0; i < 20; i++) if ((await https('/api/whoami')).status === 200) ok++;
+    tt.is(ok, 20);
+  } finally {
+    await ssh(host('web1'), 'systemctl start nginx');
+  }
+});
+
+t('firewall: from outside, 3306 and 9100 are closed and the web servers are not reachable directly', async (tt) => {
+  tt.false(await tcpOpen(host('db1').address, 3306), 'db1:3306 from the controller');
+  tt.false(await tcpOpen(host('db2').address, 3306), 'db2:3306 from the controller');
+  tt.false(await tcpOpen(host('web1').address, 9100), 'web1:9100 from the controller');
+  tt.false(await tcpOpen(host('lb1').address, 9100), 'lb1:9100 from the controller');
+  tt.false(await tcpOpen(host('web1').address, 80), 'web1:80 from the controller');
+  tt.false(await tcpOpen(host('web2').address, 80), 'web2:80 from the controller');
+  tt.true(await tcpOpen(host('mon1').address, 22), 'SSH stays open to the admin network');
+});
+
+t('firewall: from inside, the allowed paths work', async (tt) => {
+  const probe = (from: string, to: string, port: number): Promise<Out> => ssh(host(from), `timeout 3 bash -c '</dev/tcp/${host(to).address}/${port}' && echo open || echo closed`);
+  tt.is((await probe('web1', 'db1', 3306)).stdout.trim(), 'open', 'web1 → db1:3306');
+  tt.is((await probe('db2', 'db1', 3306)).stdout.trim(), 'open', 'db2 → db1:3306');
+  tt.is((await probe('mon1', 'web1', 9100)).stdout.trim(), 'open', 'mon1 → web1:9100');
+  tt.is((await probe('lb1', 'web2', 80)).stdout.trim(), 'open', 'lb1 → web2:80');
+  tt.is((await probe('web1', 'mon1', 9100)).stdout.trim(), 'closed', 'web1 → mon1:9100');
+  tt.is((await probe('lb1', 'db1', 3306)).stdout.trim(), 'closed', 'lb1 → db1:3306');
+});
+
+t('Prometheus on mon1 reports every target up', async (tt) => {
+  const t0 = Date.now();
+  let targets: {health: string; scrapeUrl: string}[] = [];
+  while (Date.now() - t0 < 90_000) {
+    const r = await run('curl', ['-s', '--max-time', '3', `http://${host('mon1').address}:9090/api/v1/targets`]);
+    try {
+      targets = (JSON.parse(r.stdout) as {data: {activeTargets: {health: string; scrapeUrl: string}[]}}).data.activeTargets;
+    } catch { targets = []; }
+    if (targets.length > 0 && targets.every((x) => x.health === 'up')) break;
+    await sleep(3000);
+  }
+  tt.true(targets.length >= cfg.hosts.length, `${targets.length} targets`);
+  tt.deepEqual(targets.filter((x) => x.health !== 'up').map((x) => x.scrapeUrl), []);
+});
