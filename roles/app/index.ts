@@ -1,0 +1,99 @@
+/**
+ * The sample app (issue 4): Node.js from the distribution, the app bundled on the controller into one
+ * file (`files/app.js`, built by `node roles/app/build.mjs` from `src/`), run by systemd as the
+ * unprivileged system user `app`, listening on 127.0.0.1:3000 behind nginx. Restarted when the bundle,
+ * its environment file or its unit changes.
+ *
+ * The app writes notes to the primary (`db_primary_host`) and reads them from the replicas
+ * (`db_replica_hosts`); `/health` never touches the database, so the load balancers' checks pass
+ * while the databases are down (`/health/db` reports their state).
+ */
+import {apt, copy, defineRole, file, secret, Secret, service, template, user, type TaskContext} from '../../src/index.ts';
+
+/** The addresses of a group's hosts (`ansible_host`, else the inventory name). */
+function groupAddresses(ctx: TaskContext, group: string): string[] {
+  return (ctx.groups[group] ?? []).map((h) => String(ctx.hostvars(h).ansible_host ?? h));
+}
+
+/** A host list variable given as a list or a comma/space separated string. */
+function hostList(v: unknown): string[] {
+  if (Array.isArray(v)) return v.map(String);
+  return String(v).split(/[\s,]+/).filter((s) => s !== '');
+}
+
+/** The primary: `db_primary_host`, else the first host of the `db_primary` group. */
+export function primaryHost(ctx: TaskContext): string {
+  const v = ctx.vars.db_primary_host;
+  if (v !== undefined && v !== null && v !== '') return String(v);
+  const [first] = groupAddresses(ctx, 'db_primary');
+  if (first === undefined) throw new Error('app: set db_primary_host, or put the primary in the db_primary group');
+  return first;
+}
+
+/** The replicas: `db_replica_hosts`, else the hosts of the `db_replicas` group (may be empty: reads go to the primary). */
+export function replicaHosts(ctx: TaskContext): string[] {
+  const v = ctx.vars.db_replica_hosts;
+  if (v !== undefined && v !== null && v !== '') return hostList(v);
+  return groupAddresses(ctx, 'db_replicas');
+}
+
+/** A value for a systemd EnvironmentFile: double-quoted, with `\`, `"`, `$` and backquote escaped. */
+export function envValue(value: string): string {
+  if (/[\n\r\0]/.test(value)) throw new Error('app: environment values cannot hold newlines or NUL');
+  return `"${value.replace(/[\\"$`]/g, (c) => `\\${c}`)}"`;
+}
+
+function reveal(v: unknown, name: string): string {
+  if (v instanceof Secret) return v.reveal();
+  if (typeof v === 'string' && v !== '') return v;
+  throw new Error(`app: variable ${name} is not set (a vault file, or -e @.lab/test-secrets.yml in the lab)`);
+}
+
+export default defineRole({
+  name: 'app',
+  defaults: {
+    /** Where the app listens; nginx proxies /api/ and /health to it. */
+    app_bind: '127.0.0.1',
+    app_port: 3000,
+    /** The system user (and group) that runs the app. */
+    app_user: 'app',
+    /** Where the bundle lives (owned by root: the app cannot rewrite its own code). */
+    app_dir: '/opt/app',
+    /** Database name and user on the primary and the replicas. */
+    app_db_name: 'app',
+    app_db_user: 'app',
+    app_db_port: 3306,
+    /** How long a read waits for a fresh note to reach a replica before asking the primary, in ms. */
+    app_replica_wait_ms: 1000,
+    /** Write host: null means the first host of the `db_primary` group (its ansible_host). */
+    db_primary_host: null,
+    /** Read hosts (list or comma-separated): null means the hosts of the `db_replicas` group. */
+    db_replica_hosts: null,
+  },
+  tasks: [
+    apt({packages: ['nodejs']}, {name: 'Node.js from the distribution'}),
+    user((ctx) => ({name: String(ctx.vars.app_user), system: true, createHome: false, home: String(ctx.vars.app_dir), shell: '/usr/sbin/nologin', comment: 'sample app'}), {name: 'app user'}),
+    file((ctx) => ({path: String(ctx.vars.app_dir), state: 'directory', owner: 'root', group: 'root', mode: '0755'}), {name: 'app directory'}),
+    copy((ctx) => ({src: 'app.js', dest: `${ctx.vars.app_dir}/app.js`, owner: 'root', group: 'root', mode: '0644'}), {name: 'app bundle', notify: 'restart app'}),
+    file((ctx) => ({path: '/etc/app', state: 'directory', owner: 'root', group: String(ctx.vars.app_user), mode: '0750'}), {name: 'app config directory'}),
+    copy(
+      (ctx) => ({
+        dest: '/etc/app/app.env',
+        owner: 'root',
+        group: String(ctx.vars.app_user),
+        mode: '0640',
+        content: secret(
+          ctx.render('app.env.mustache', {
+            db_primary: primaryHost(ctx),
+            db_replicas: replicaHosts(ctx).join(','),
+            db_password: envValue(reveal(ctx.vars.mysql_app_password, 'mysql_app_password')),
+          }),
+        ),
+      }),
+      {name: 'app environment', notify: 'restart app', noLog: true},
+    ),
+    template({src: 'app.service.mustache', dest: '/etc/systemd/system/app.service', owner: 'root', group: 'root', mode: '0644'}, {name: 'app unit', notify: 'restart app'}),
+    service({name: 'app', state: 'started', enabled: true, daemonReload: true}, {name: 'app running'}),
+  ],
+  handlers: [service({name: 'app', state: 'restarted', daemonReload: true}, {name: 'restart app'})],
+});
