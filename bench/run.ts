@@ -1,78 +1,350 @@
 /**
  * `npm run bench`: provision vs ansible-playbook on the same hosts, in the same run.
  *
- * A 30-task play (directories, copies, templates, lineinfile, commands with `creates`) against 1 and
- * 10 hosts behind a real OpenSSH sshd on loopback (each host its own folder). Both tools gather facts;
- * Ansible runs with pipelining on, ControlPersist (its default) and forks = the host count.
- * Prints medians of the first (converging) run and of the no-op re-runs, and the ratios.
+ * The same 30-task play (bench/roles/bench30 and bench/ansible/noop30.yml: directories, copies,
+ * templates, lineinfile, packages already present, services running, commands with `creates`) against
+ * 1, 10, 50 and 100 hosts. The hosts are one real OpenSSH sshd on loopback (started here, with high
+ * MaxStartups and MaxSessions): distinct inventory names, each with its own root folder. Both tools
+ * gather facts; Ansible runs with pipelining on, ControlPersist (its default) and forks = host count.
  *
- *   npm run bench -- [--hosts 1,10] [--runs 5]
+ * For each host count: the first run (converges from nothing), no-op runs (nothing to change) and
+ * runs with changes (`-e value=N`: the 5 templates change on every host). At the largest host count
+ * the controller's CPU time (user + sys, children included) and peak RSS (the whole process tree,
+ * sampled every 100 ms; Ansible forks a process per host) are measured too.
+ *
+ * Writes bench/results/<timestamp>.{md,svg,json} and latest.{md,svg,json}; prints the table.
+ *
+ *   npm run bench -- [--hosts 1,10,50,100] [--runs 3] [--ansible-runs N] [--tools provision,ansible] [--out DIR]
+ *
+ * --ansible-runs: Ansible's no-op and change runs per host count (default: --runs below 50 hosts, 1
+ * from 50 hosts on: Ansible with 100 forks on one machine takes minutes per run).
  */
-import {execFile} from 'node:child_process';
-import {mkdtempSync, writeFileSync, rmSync} from 'node:fs';
-import {tmpdir} from 'node:os';
-import {join, resolve} from 'node:path';
+import {execFileSync, spawn} from 'node:child_process';
+import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs';
+import {cpus, loadavg, tmpdir} from 'node:os';
+import {join, relative, resolve} from 'node:path';
 import {parseArgs} from 'node:util';
 import {startSshd} from '../test/helpers/sshd.ts';
 
 const root = resolve(import.meta.dirname, '..');
-const {values} = parseArgs({options: {hosts: {type: 'string', default: '1,10'}, runs: {type: 'string', default: '5'}}});
-const hostCounts = values.hosts.split(',').map(Number);
-const runs = Number(values.runs);
+const {values} = parseArgs({
+  options: {
+    hosts: {type: 'string', default: '1,10,50,100'},
+    runs: {type: 'string', default: '3'},
+    'ansible-runs': {type: 'string'},
+    tools: {type: 'string', default: 'provision,ansible'},
+    out: {type: 'string', default: join(root, 'bench', 'results')},
+    label: {type: 'string'},
+  },
+});
+const hostCounts = values.hosts.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0).sort((a, b) => a - b);
+const runs = Math.max(1, Number(values.runs));
+const tools = new Set(values.tools.split(',').map((s) => s.trim()));
+const ansibleRuns = (n: number): number => (values['ansible-runs'] !== undefined ? Math.max(1, Number(values['ansible-runs'])) : n >= 50 ? 1 : runs);
+const maxHosts = Math.max(...hostCounts);
+if (hostCounts.length === 0) throw new Error('--hosts: expected host counts like 1,10,50,100');
 
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ms: number; code: number; out: string}> {
-  const t0 = performance.now();
-  return new Promise((res) => execFile(cmd, args, {cwd: root, env: {...process.env, ...env}, maxBuffer: 64 << 20}, (err, stdout, stderr) => {
-    res({ms: performance.now() - t0, code: err ? Number(err.code ?? 1) : 0, out: stdout + stderr});
-  }));
+type Tool = 'provision' | 'ansible';
+interface Measure {
+  readonly ms: number;
+  /** User + system CPU seconds of the tool and every child it waited for (GNU time). */
+  readonly cpuS: number;
+  /** Peak RSS of the largest single process (GNU time), KiB. */
+  readonly maxRssKb: number;
+  /** Peak summed RSS of the whole process tree (sampled), KiB; only at the largest host count. */
+  readonly treeRssKb?: number;
+}
+interface Scenario {
+  readonly first: Measure[];
+  readonly noop: Measure[];
+  readonly change: Measure[];
+}
+type Results = Record<number, Partial<Record<Tool, Scenario>>>;
+
+// ---------------------------------------------------------------------------------------------------
+// Measuring one run
+
+/** Summed RSS (KiB) of `pid`'s descendants, from /proc. */
+function treeRss(pid: number): number {
+  const children = new Map<number, number[]>();
+  const rss = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const p = Number(name);
+    const ppid = Number(f[1]);
+    (children.get(ppid) ?? children.set(ppid, []).get(ppid)!).push(p);
+    rss.set(p, Number(f[21]) * 4);
+  }
+  let sum = 0;
+  const stack = [...(children.get(pid) ?? [])];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    sum += rss.get(p) ?? 0;
+    stack.push(...(children.get(p) ?? []));
+  }
+  return sum;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const fmt = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, sample: boolean): Promise<Measure & {code: number; out: string}> {
+  const timeFile = join(tmpdir(), `prov-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const t0 = performance.now();
+  return new Promise((res, rej) => {
+    const child = spawn('/usr/bin/time', ['-f', '%e %U %S %M', '-o', timeFile, cmd, ...args], {cwd: root, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']});
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    let peak = 0;
+    const timer = sample ? setInterval(() => (peak = Math.max(peak, treeRss(child.pid!))), 100) : undefined;
+    child.on('error', rej);
+    child.on('close', (code) => {
+      const ms = performance.now() - t0;
+      if (timer) clearInterval(timer);
+      let cpuS = 0;
+      let maxRssKb = 0;
+      try {
+        const last = readFileSync(timeFile, 'utf8').trim().split('\n').pop() ?? '';
+        const [, u, s, m] = last.split(' ').map(Number);
+        cpuS = u + s;
+        maxRssKb = m;
+      } catch {
+        // GNU time wrote nothing (killed): CPU and memory stay 0.
+      }
+      rmSync(timeFile, {force: true});
+      res({ms, cpuS, maxRssKb, ...(sample ? {treeRssKb: peak} : {}), code: code ?? -1, out});
+    });
+  });
+}
 
-const sshd = await startSshd({maxStartups: 200, maxSessions: 50});
-const rows: string[][] = [];
+/** `changed=` per host from a PLAY RECAP (both tools print `host : ok=N changed=N unreachable=N failed=N`). */
+function recap(out: string): Map<string, {changed: number; bad: number}> {
+  const m = new Map<string, {changed: number; bad: number}>();
+  for (const r of out.matchAll(/^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
+    m.set(r[1], {changed: Number(r[2]), bad: Number(r[3]) + Number(r[4])});
+  }
+  return m;
+}
+
+function check(tool: Tool, what: string, r: {code: number; out: string}, hosts: readonly string[], want: (changed: number) => boolean): void {
+  const rc = recap(r.out);
+  const wrong = hosts.filter((h) => {
+    const x = rc.get(h);
+    return !x || x.bad > 0 || !want(x.changed);
+  });
+  if (r.code !== 0 || wrong.length > 0) {
+    throw new Error(`${tool}, ${what}: exit ${r.code}, unexpected recap on ${wrong.slice(0, 5).join(', ') || '(none)'}\n${r.out.slice(-3000)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Formatting
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const secs = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(2)} s` : `${(ms / 1000).toFixed(1)} s`);
+const mb = (kb: number): string => `${Math.round(kb / 1024)} MB`;
+
+function tableMd(results: Results): string {
+  const lines = [
+    '| hosts | run | provision | ansible-playbook | ansible / provision |',
+    '|---:|---|---:|---:|---:|',
+  ];
+  for (const n of hostCounts) {
+    const p = results[n]?.provision;
+    const a = results[n]?.ansible;
+    const row = (label: string, pick: (s: Scenario) => Measure[]): void => {
+      const pm = p ? pick(p) : [];
+      const am = a ? pick(a) : [];
+      const pv = pm.length ? median(pm.map((m) => m.ms)) : undefined;
+      const av = am.length ? median(am.map((m) => m.ms)) : undefined;
+      const count = (xs: Measure[]): string => (xs.length > 1 ? ` (median of ${xs.length})` : xs.length === 1 && label !== 'first run' ? ' (1 run)' : '');
+      lines.push(`| ${n} | ${label} | ${pv !== undefined ? secs(pv) + count(pm) : '–'} | ${av !== undefined ? secs(av) + count(am) : '–'} | ${pv !== undefined && av !== undefined ? `${(av / pv).toFixed(1)}x` : '–'} |`);
+    };
+    row('first run', (s) => s.first);
+    row('no-op', (s) => s.noop);
+    row('5 changes per host', (s) => s.change);
+  }
+  return lines.join('\n');
+}
+
+function resourcesMd(results: Results): string {
+  const r = results[maxHosts];
+  if (!r) return '';
+  const lines = [
+    `| ${maxHosts} hosts, no-op | wall | controller CPU (user+sys) | peak RSS, largest process | peak RSS, process tree |`,
+    '|---|---:|---:|---:|---:|',
+  ];
+  for (const tool of ['provision', 'ansible'] as const) {
+    const s = r[tool];
+    if (!s || s.noop.length === 0) continue;
+    const m = s.noop;
+    lines.push(`| ${tool === 'ansible' ? 'ansible-playbook' : 'provision'} | ${secs(median(m.map((x) => x.ms)))} | ${median(m.map((x) => x.cpuS)).toFixed(1)} s | ${mb(Math.max(...m.map((x) => x.maxRssKb)))} | ${mb(Math.max(...m.map((x) => x.treeRssKb ?? 0)))} |`);
+  }
+  return lines.join('\n');
+}
+
+/** A line chart: seconds (log scale) against host count, both tools, no-op solid and with changes dashed. */
+function chartSvg(results: Results, title: string): string {
+  const W = 720;
+  const H = 440;
+  const m = {l: 64, r: 180, t: 40, b: 48};
+  const series: {name: string; color: string; dash: string; pts: [number, number][]}[] = [];
+  const add = (tool: Tool, which: 'noop' | 'change', name: string, color: string, dash: string): void => {
+    const pts = hostCounts.flatMap((n): [number, number][] => {
+      const ms = results[n]?.[tool]?.[which];
+      return ms && ms.length ? [[n, median(ms.map((x) => x.ms)) / 1000]] : [];
+    });
+    if (pts.length) series.push({name, color, dash, pts});
+  };
+  add('ansible', 'change', 'ansible-playbook, 5 changes', '#d95f02', '6 4');
+  add('ansible', 'noop', 'ansible-playbook, no-op', '#d95f02', '');
+  add('provision', 'change', 'provision, 5 changes', '#1b6ac9', '6 4');
+  add('provision', 'noop', 'provision, no-op', '#1b6ac9', '');
+  const all = series.flatMap((s) => s.pts.map((p) => p[1]));
+  const ticks = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000];
+  const lo = ticks.filter((t) => t <= Math.min(...all, 1)).pop() ?? 0.1;
+  const hi = ticks.find((t) => t >= Math.max(...all, 1)) ?? 5000;
+  const xMax = Math.max(...hostCounts);
+  const x = (n: number): number => m.l + (n / xMax) * (W - m.l - m.r);
+  const y = (s: number): number => m.t + (1 - (Math.log10(s) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (H - m.t - m.b);
+  const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="system-ui, sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="${m.l}" y="22" font-size="14" font-weight="600">${esc(title)}</text>`,
+  ];
+  for (const t of ticks.filter((t) => t >= lo && t <= hi)) {
+    out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#e5e5e5"/>`);
+    out.push(`<text x="${m.l - 8}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end" fill="#555">${t} s</text>`);
+  }
+  for (const n of hostCounts) {
+    out.push(`<line x1="${x(n).toFixed(1)}" x2="${x(n).toFixed(1)}" y1="${m.t}" y2="${H - m.b}" stroke="#f0f0f0"/>`);
+    out.push(`<text x="${x(n).toFixed(1)}" y="${H - m.b + 18}" text-anchor="middle" fill="#555">${n}</text>`);
+  }
+  out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="#333"/>`);
+  out.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="#333"/>`);
+  out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle" fill="#333">hosts</text>`);
+  out.push(`<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle" fill="#333">seconds, median (log scale)</text>`);
+  series.forEach((s, i) => {
+    out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}" ` : ''}points="${s.pts.map(([n, v]) => `${x(n).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`);
+    for (const [n, v] of s.pts) {
+      out.push(`<circle cx="${x(n).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${s.color}"/>`);
+      if (!s.dash) out.push(`<text x="${(x(n) + 5).toFixed(1)}" y="${(y(v) - 6).toFixed(1)}" fill="${s.color}" font-size="11">${v < 10 ? v.toFixed(2) : v.toFixed(1)}</text>`);
+    }
+    const ly = m.t + 10 + i * 20;
+    out.push(`<line x1="${W - m.r + 14}" x2="${W - m.r + 40}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''}/>`);
+    out.push(`<text x="${W - m.r + 46}" y="${ly + 4}" fill="#333">${esc(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+function version(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']}).split('\n')[0].trim();
+  } catch (e) {
+    return (e as {stderr?: string}).stderr?.split('\n')[0].trim() || 'unknown';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The run
+
+const started = new Date();
+const load0 = loadavg()[0];
+const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}, ${version('ansible-playbook', ['--version']).replace(/^ansible-playbook /, 'ansible-playbook ')}, ${version('/usr/sbin/sshd', ['-V'])}`;
+const results: Results = {};
+const sshd = await startSshd({maxStartups: 1000, maxSessions: 64});
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
 try {
   for (const n of hostCounts) {
     const dir = mkdtempSync(join(tmpdir(), `prov-bench-${n}-`));
-    const hosts = Array.from({length: n}, (_, i) => `h${String(i + 1).padStart(2, '0')}`);
-    const inv = (tool: string): string => {
+    const hosts = Array.from({length: n}, (_, i) => `h${String(i + 1).padStart(3, '0')}`);
+    const inv = (tool: Tool): string => {
       const lines = ['all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${sshd.clientKeyPath}`, `    ansible_ssh_known_hosts_file: ${sshd.knownHostsPath}`,
-        `    ansible_ssh_common_args: '-o UserKnownHostsFile=${sshd.knownHostsPath} -o StrictHostKeyChecking=yes'`, '    ansible_python_interpreter: /usr/bin/python3', '  hosts:'];
+        `    ansible_ssh_common_args: '-o UserKnownHostsFile=${sshd.knownHostsPath} -o StrictHostKeyChecking=yes'`, '    ansible_python_interpreter: /usr/bin/python3',
+        // provision's run lock and audit log: on, as in real use, but inside the bench's folder.
+        `    provision_lock_file: ${join(dir, 'provision.lock')}`, `    provision_audit_log: ${join(dir, 'audit.log')}`, '  hosts:'];
       for (const h of hosts) lines.push(`    ${h}: {ansible_host: 127.0.0.1, ansible_port: ${sshd.port}, root: ${join(dir, tool, h)}}`);
       const p = join(dir, `${tool}.yml`);
       writeFileSync(p, lines.join('\n') + '\n');
       return p;
     };
+    const sample = n === maxHosts;
+    const extra = (value: number | undefined): string[] => (value === undefined ? [] : ['-e', `value=${value}`]);
     const provInv = inv('provision');
     const ansInv = inv('ansible');
-    const ansEnv = {ANSIBLE_PIPELINING: 'True', ANSIBLE_FORKS: String(n), ANSIBLE_HOME: join(dir, '.ansible'), ANSIBLE_LOCAL_TEMP: join(dir, '.ansible', 'tmp'), ANSIBLE_NOCOLOR: '1', ANSIBLE_STDOUT_CALLBACK: 'default'};
-    const prov = (): ReturnType<typeof timed> => timed(process.execPath, [join(root, 'bin/provision.js'), 'run', join(root, 'bench/playbooks/noop30.ts'), '-i', provInv, '-f', String(n), '--no-tui'], {NO_COLOR: '1'});
-    const ans = (): ReturnType<typeof timed> => timed('ansible-playbook', ['-i', ansInv, join(root, 'bench/ansible/noop30.yml')], ansEnv);
+    const ansEnv = {
+      ANSIBLE_PIPELINING: 'True', ANSIBLE_FORKS: String(n), ANSIBLE_HOME: join(dir, '.ansible'), ANSIBLE_LOCAL_TEMP: join(dir, '.ansible', 'tmp'),
+      ANSIBLE_NOCOLOR: '1', ANSIBLE_STDOUT_CALLBACK: 'default', ANSIBLE_RETRY_FILES_ENABLED: 'False', ANSIBLE_TIMEOUT: '60',
+    };
+    const run = (tool: Tool, value?: number): ReturnType<typeof timed> => tool === 'provision'
+      ? timed(process.execPath, [join(root, 'bin/provision.js'), 'run', join(root, 'bench/playbooks/noop30.ts'), '-i', provInv, '-f', String(n), '--no-tui', ...extra(value)], {NO_COLOR: '1'}, sample)
+      : timed('ansible-playbook', ['-i', ansInv, join(root, 'bench/ansible/noop30.yml'), ...extra(value)], ansEnv, sample);
 
-    const p1 = await prov();
-    const a1 = await ans();
-    if (p1.code !== 0 || a1.code !== 0) throw new Error(`first run failed:\n${p1.out.slice(-2000)}\n${a1.out.slice(-2000)}`);
-    const pn: number[] = [];
-    const an: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const p = await prov();
-      const a = await ans();
-      if (!/changed=0 /.test(p.out) || !/changed=0 /.test(a.out)) throw new Error(`a no-op run changed something:\n${p.out.slice(-1500)}\n${a.out.slice(-1500)}`);
-      pn.push(p.ms);
-      an.push(a.ms);
+    const active = (['provision', 'ansible'] as const).filter((t) => tools.has(t));
+    for (const tool of active) {
+      const times = tool === 'ansible' ? ansibleRuns(n) : runs;
+      const s: Scenario = {first: [], noop: [], change: []};
+      const first = await run(tool);
+      check(tool, `${n} hosts, first run`, first, hosts, (c) => c > 0);
+      s.first.push(first);
+      log(`${tool} ${n} hosts: first run ${secs(first.ms)}`);
+      for (let i = 0; i < times; i++) {
+        const r = await run(tool);
+        check(tool, `${n} hosts, no-op run`, r, hosts, (c) => c === 0);
+        s.noop.push(r);
+        log(`${tool} ${n} hosts: no-op ${secs(r.ms)} (cpu ${r.cpuS.toFixed(1)} s, rss ${mb(r.maxRssKb)}${r.treeRssKb !== undefined ? `, tree ${mb(r.treeRssKb)}` : ''})`);
+      }
+      for (let i = 0; i < times; i++) {
+        const r = await run(tool, 100 + i);
+        check(tool, `${n} hosts, run with changes`, r, hosts, (c) => c === 5);
+        s.change.push(r);
+        log(`${tool} ${n} hosts: 5 changes ${secs(r.ms)}`);
+      }
+      (results[n] ??= {})[tool] = s;
     }
-    rows.push([`${n} host${n > 1 ? 's' : ''}, first run`, fmt(p1.ms), fmt(a1.ms), `${(a1.ms / p1.ms).toFixed(1)}x`]);
-    rows.push([`${n} host${n > 1 ? 's' : ''}, no-op (median of ${runs})`, fmt(median(pn)), fmt(median(an)), `${(median(an) / median(pn)).toFixed(1)}x`]);
     rmSync(dir, {recursive: true, force: true});
   }
 } finally {
   await sshd.stop();
 }
 
-const head = ['30-task play, loopback sshd', 'provision', 'ansible-playbook', 'ansible / provision'];
-const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i])).join(' | ');
-console.log(line(head));
-console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
-for (const r of rows) console.log(line(r));
+// ---------------------------------------------------------------------------------------------------
+// Results
+
+const load1 = loadavg()[0];
+const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+const title = `30-task play on ${hostCounts.join(' / ')} loopback hosts: provision vs ansible-playbook`;
+const md = [
+  `## ${title}`,
+  '',
+  `${started.toISOString().slice(0, 16).replace('T', ' ')} UTC · ${machine} · load average ${load0.toFixed(1)} → ${load1.toFixed(1)}`,
+  '',
+  tableMd(results),
+  '',
+  resourcesMd(results),
+  '',
+  'Medians of the runs shown. No-op: nothing to change; 5 changes: every host gets 5 re-rendered templates (`-e value=N`). ' +
+    'Ansible: pipelining on, forks = hosts, ControlPersist; from 50 hosts on it runs once per row unless `--ansible-runs` says otherwise. ' +
+    'Hosts are one sshd on loopback (the controller and the "hosts" share the CPUs). CPU: user + system time of the tool and its children; ' +
+    'RSS of the process tree sampled every 100 ms.',
+  '',
+].join('\n');
+mkdirSync(values.out, {recursive: true});
+const base = join(values.out, values.label ?? stamp);
+writeFileSync(`${base}.md`, md);
+writeFileSync(`${base}.svg`, chartSvg(results, title));
+writeFileSync(`${base}.json`, JSON.stringify({started: started.toISOString(), machine, load: [load0, load1], hosts: hostCounts, runs, results}, null, 1) + '\n');
+for (const ext of ['md', 'svg', 'json']) copyFileSync(`${base}.${ext}`, join(values.out, `latest.${ext}`));
+console.log(md);
+console.log(`written: ${relative(process.cwd(), base)}.{md,svg,json} and latest.*`);

@@ -13,3 +13,5 @@ export {command, shell, type CommandArgs, type ShellArgs} from './modules/comman
 export {apt, type AptArgs} from './modules/apt.ts';
 export {service, type ServiceArgs} from './modules/systemd.ts';
 export {user, group, type UserArgs, type GroupArgs} from './modules/users.ts';
+export {ufwRule, ufwRules, ufwDefault, ufwState, type UfwRuleArgs, type UfwRulesArgs, type UfwDefaultArgs, type UfwStateArgs} from './modules/ufw.ts';
+export {mysqlDatabase, mysqlUser, mysqlReplica, type MysqlDatabaseArgs, type MysqlUserArgs, type MysqlReplicaArgs, type MysqlFlavor} from './modules/mysql.ts';

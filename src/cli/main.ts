@@ -20,6 +20,9 @@ import {renderTemplate, readRoleFileContent} from '../templates/render.ts';
 import {plainWriter} from '../ui/plain.ts';
 import {jsonWriter} from '../ui/json.ts';
 import {adhoc} from './adhoc.ts';
+import {installVaultPrompt, primeExtraVarsVault, registerVault} from './vault.ts';
+import {writeRetryFile} from './retry.ts';
+import {isAnsibleVaultText, isVaultText, openVaultFile, registerVaultValues, setVaultPasswordFile} from '../core/vault.ts';
 
 /** The inventory used when none is given: -i, else $PROVISION_INVENTORY, else the lab's (the safe one). */
 export function defaultInventory(): string {
@@ -41,8 +44,16 @@ export function parseExtraVars(items: readonly string[]): Vars {
       } catch {
         throw badOption(`-e ${item}: cannot read ${item.slice(1)}`);
       }
-      const v: unknown = parseYaml(text);
+      const vault = isVaultText(text) || isAnsibleVaultText(text);
+      if (vault) text = openVaultFile(text, item.slice(1));
+      let v: unknown;
+      try {
+        v = parseYaml(text);
+      } catch (e) {
+        throw badOption(`-e ${item}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+      }
       if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badOption(`-e ${item}: the file must hold a mapping`);
+      if (vault) registerVaultValues(v);
       Object.assign(out, v);
     } else if (item.trim().startsWith('{')) {
       try {
@@ -103,18 +114,30 @@ interface RunFlags {
   tui: boolean;
   acceptNewHostKeys?: boolean;
   timeout?: number;
+  lockTimeout: number;
+  vaultPasswordFile?: string;
 }
 
-/** Pick the renderer: --json, else plain lines (the live terminal UI is issue #5). */
-function pickRenderer(flags: RunFlags): {emit: Emit; done(): Promise<void>} {
+/**
+ * Pick the renderer: --json, else the live UI on a terminal (unless --no-tui), else plain lines.
+ * The live UI (ink, react) is imported only when it is used: loading it costs about a second.
+ */
+async function pickRenderer(flags: RunFlags, live: {playbook: string; inventory: string; onInterrupt: () => void}): Promise<{emit: Emit; done(): Promise<void>}> {
   const out = (s: string): void => void process.stdout.write(s);
   if (flags.json) return {emit: jsonWriter(out), done: async () => undefined};
+  if (flags.tui && process.stdout.isTTY) {
+    const {startLiveUi} = await import('../ui/live.tsx');
+    return startLiveUi({...live, check: !!flags.check, diff: !!flags.diff});
+  }
   return {emit: plainWriter(out, {verbose: flags.verbose, color: !!process.stdout.isTTY && !process.env.NO_COLOR}), done: async () => undefined};
 }
 
 async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue> {
   const playbookPath = findPlaybook(playbookArg);
   const invPath = flags.inventory ?? defaultInventory();
+  if (flags.vaultPasswordFile !== undefined) setVaultPasswordFile(flags.vaultPasswordFile);
+  installVaultPrompt();
+  await primeExtraVarsVault(flags.extraVars);
   const [inventory, playbook] = await Promise.all([loadInventory(invPath), loadPlaybook(playbookPath)]);
   const extraVars = parseExtraVars(flags.extraVars);
   const limit = flags.limit !== undefined ? new Set(selectHosts(inventory, flags.limit, process.cwd())) : undefined;
@@ -122,19 +145,21 @@ async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue>
 
   const ac = new AbortController();
   let interrupts = 0;
-  const onSigint = (): void => {
+  // `quiet`: the live UI says it itself (q or Ctrl-C reach it as keys in raw mode).
+  const interrupt = (quiet: boolean): void => {
     interrupts++;
     if (interrupts === 1) {
-      process.stderr.write('\ninterrupt: letting running tasks finish (Ctrl-C again to stop at once)\n');
+      if (!quiet) process.stderr.write('\ninterrupt: letting running tasks finish (Ctrl-C again to stop at once)\n');
       ac.abort();
     } else {
       process.exit(ExitCode.interrupted);
     }
   };
+  const onSigint = (): void => interrupt(false);
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
 
-  const renderer = pickRenderer(flags);
+  const renderer = await pickRenderer(flags, {playbook: playbookArg, inventory: invPath, onInterrupt: () => interrupt(true)});
   const emit = (e: RunEvent): void => renderer.emit(e);
   const connectOpts: ConnectOptions = {acceptNewHostKeys: !!flags.acceptNewHostKeys, inventoryDir: inventory.source, connectTimeoutMs: flags.timeout ? flags.timeout * 1000 : undefined};
   const allHosts = inventory.hostNames.filter((h) => !limit || limit.has(h));
@@ -142,7 +167,7 @@ async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue>
   try {
     const summary = await runPlaybook(
       playbook,
-      {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars},
+      {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars, lockTimeoutS: flags.lockTimeout},
       {
         inventory,
         select: (p) => selectHosts(inventory, p),
@@ -156,8 +181,11 @@ async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue>
       },
     );
     await renderer.done();
+    const hint = writeRetryFile(playbookPath, summary, (m) => process.stderr.write(`[WARNING]: ${m}\n`));
+    if (hint) process.stderr.write(`${hint}\n`);
     return exitCodeOf(summary);
   } finally {
+    await renderer.done(); // gives the terminal back even when the run threw
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
   }
@@ -191,6 +219,12 @@ export function buildProgram(): Command {
       if (!(n > 0)) throw badOption(`--timeout: expected seconds, got '${v}'`);
       return n;
     }))
+    .addOption(new Option('--lock-timeout <seconds>', 'wait this long for another run holding a host\'s lock, then fail that host').default(30).argParser((v) => {
+      const n = Number(v);
+      if (!(n >= 0) || !Number.isFinite(n)) throw badOption(`--lock-timeout: expected seconds (0 or more), got '${v}'`);
+      return n;
+    }))
+    .option('--vault-password-file <file>', 'read the vault passphrase from this file (else $PROVISION_VAULT_PASSWORD_FILE, $PROVISION_VAULT_PASSWORD, a prompt)')
     .action(async (pb: string, flags: RunFlags) => {
       process.exitCode = await run(pb, flags);
     });
@@ -226,6 +260,7 @@ export function buildProgram(): Command {
     });
 
   registerLab(program, defaultInventory);
+  registerVault(program);
   return program;
 }
 

@@ -4,11 +4,14 @@
  * task's probe goes out in one round trip; the answers are cached and used until a task changes
  * something, so a run that changes nothing costs one round trip per host per play.
  */
+import {randomBytes} from 'node:crypto';
+import {hostname, userInfo} from 'node:os';
 import pLimit from 'p-limit';
+import {diffLines} from 'diff';
 import {mask} from './secret.ts';
-import {applyStep, describeStep, runProbes, runScript, type Identity} from './remote.ts';
+import {applyStep, describeStep, runProbes, runScript, startControl, type Control, type Identity} from './remote.ts';
 import type {Emit, HostCounts, Status} from './events.ts';
-import type {BoundTask, Diff, Play, Playbook, ProbeOutput, Role, Task, TaskContext, TaskResult, Vars} from './types.ts';
+import type {BoundTask, Diff, Plan, Play, Playbook, ProbeOutput, Role, Task, TaskContext, TaskResult, Vars} from './types.ts';
 import {UnreachableError, type Transport} from '../transport/types.ts';
 import {factsProbe, noFacts, type Facts} from '../facts/host.ts';
 
@@ -32,7 +35,12 @@ export interface RunOptions {
   readonly forks: number;
   /** `-e` variables: the highest precedence. */
   readonly extraVars?: Vars;
+  /** Seconds to wait for a host's run lock held by another run (default 30). */
+  readonly lockTimeoutS?: number;
 }
+
+/** Where each host's audit log is, unless the host sets `provision_audit_log` (false: none). */
+export const DEFAULT_AUDIT_LOG = '/var/log/provision.log';
 
 export interface EngineDeps {
   readonly inventory: InventoryView;
@@ -76,6 +84,8 @@ class HostState {
   probeCache = new Map<string, ProbeOutput>();
   notified = new Set<string>();
   pendingChange = false;
+  /** The control session (run lock and audit log), started once per run. */
+  control: Extract<Control, {ok: true}> | undefined;
   readonly counts: HostCounts = {ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0};
   constructor(readonly name: string) {}
 }
@@ -108,9 +118,52 @@ function selectedByTags(tags: readonly string[], opts: RunOptions): boolean {
   return tags.includes('always') || opts.tags.some((t) => tags.includes(t));
 }
 
+/** `user@host`, for the lock holder and the audit log. */
+function controllerId(): string {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = process.env.USER || process.env.LOGNAME || 'unknown';
+  }
+  return `${user}@${hostname()}`;
+}
+
+/** logfmt value: bare when safe, else double-quoted with `\` and `"` escaped. One line, always. */
+function logfmt(value: string): string {
+  const v = value.replace(/[\r\n\t]+/g, ' ');
+  return /^[^\s"=\\]+$/.test(v) ? v : `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/** What a changed task did, in a few words: `+3 -1 /etc/nginx/nginx.conf`, else its commands. */
+export function changeSummary(plan: Plan): string {
+  const write = plan.steps.find((s) => s.kind === 'write');
+  // A diff that is not the content itself (a secret, a large or binary file): say what was written.
+  if (write?.kind === 'write' && (!plan.diff || Buffer.byteLength(plan.diff.after) !== write.content.length)) {
+    const rest = plan.steps.length - 1;
+    return `write ${write.dest} (${write.content.length} bytes)${rest > 0 ? ` and ${rest} more step${rest > 1 ? 's' : ''}` : ''}`;
+  }
+  if (plan.diff) {
+    let added = 0;
+    let removed = 0;
+    for (const part of diffLines(plan.diff.before, plan.diff.after)) {
+      if (part.added) added += part.count ?? 0;
+      else if (part.removed) removed += part.count ?? 0;
+    }
+    const path = plan.diff.path ?? (write?.kind === 'write' ? write.dest : '');
+    return `+${added} -${removed}${path ? ` ${path}` : ''}`;
+  }
+  const text = plan.steps.map((s) => (s.kind === 'write' ? `write ${s.dest} (${s.content.length} bytes)` : describeStep(s))).join('; ');
+  return text.length > 300 ? `${text.slice(0, 297)}...` : text;
+}
+
 export class Engine {
   private readonly hosts = new Map<string, HostState>();
   private readonly limiter: ReturnType<typeof pLimit>;
+  private readonly runId = randomBytes(8).toString('hex');
+  private readonly controller = controllerId();
+  private readonly startedAt = new Date().toISOString();
+  private playbookName = '';
 
   constructor(private readonly deps: EngineDeps, private readonly opts: RunOptions) {
     this.limiter = pLimit(Math.max(1, opts.forks));
@@ -128,13 +181,17 @@ export class Engine {
 
   async run(playbook: Playbook): Promise<RunSummary> {
     const started = Date.now();
+    this.playbookName = playbook.name;
     try {
       for (const play of playbook.plays) {
         if (this.interrupted) break;
         await this.runPlay(play);
       }
     } finally {
-      await Promise.all([...this.hosts.values()].map((h) => h.transport?.close().catch(() => undefined)));
+      await Promise.all([...this.hosts.values()].map(async (h) => {
+        await this.releaseControl(h);
+        await h.transport?.close().catch(() => undefined);
+      }));
     }
     const hosts: Record<string, HostCounts> = {};
     for (const [name, h] of this.hosts) hosts[name] = {...h.counts};
@@ -164,7 +221,7 @@ export class Engine {
 
     for (const batch of batches(hosts, play.serial)) {
       if (this.interrupted) return;
-      await this.each(batch, (h) => this.prepare(h, play.gatherFacts !== false));
+      await this.each(batch, (h) => this.prepare(h, play.gatherFacts !== false, play));
       const ctxOf = (h: HostState, e: Entry): TaskContext => this.context(h, play, defaults, e.role);
       for (let i = 0; i < entries.length; i++) {
         if (this.interrupted) return;
@@ -196,20 +253,80 @@ export class Engine {
     return Promise.all(hosts.map((n) => this.limiter(() => fn(this.state(n)))));
   }
 
-  /** Connect (once per run) and gather facts (once per run) on a host. */
-  private async prepare(h: HostState, gather: boolean): Promise<void> {
+  /**
+   * Connect (once per run), take the host's run lock (once per run) and gather facts (once per run).
+   * The lock is a long-lived control session started alongside fact gathering: no extra round trip.
+   */
+  private async prepare(h: HostState, gather: boolean, play: Play): Promise<void> {
     if (h.unreachable || h.failed) return;
     const vars = this.deps.inventory.hostVars(h.name);
     const t0 = Date.now();
+    let lockFailure: string | undefined;
     try {
       h.transport ??= await this.deps.connect(h.name, vars);
-      if (gather && !h.facts) {
-        const r = await runScript(h.transport, {become: false}, factsProbe.script);
-        h.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
-      }
+      const transport = h.transport;
+      const lock = h.control === undefined && transport.start ? this.takeControl(h, transport as Transport & {start: NonNullable<Transport['start']>}, vars) : undefined;
+      const facts = gather && !h.facts
+        ? runScript(transport, {become: false}, factsProbe.script).then((r) => {
+            h.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
+          })
+        : undefined;
+      const [control] = await Promise.all([lock, facts]);
+      if (control && !control.ok) lockFailure = control.msg;
+      else if (control?.ok) h.control = control;
     } catch (e) {
       this.markUnreachable(h, gather ? 'Gathering Facts' : 'connect', e, Date.now() - t0);
+      return;
     }
+    if (lockFailure !== undefined) {
+      h.failed = true;
+      h.counts.failed++;
+      this.deps.emit({type: 'result', host: h.name, task: 'Acquire run lock', play: play.name, role: null, status: 'failed', duration_ms: Date.now() - t0, diff: null, msg: mask(lockFailure), pending: false});
+    }
+  }
+
+  /** Start the host's control session: run lock (unless `provision_lock: false`) and audit log. */
+  private takeControl(h: HostState, t: Transport & {start: NonNullable<Transport['start']>}, vars: Vars): Promise<Control> {
+    const lockOff = vars.provision_lock !== undefined && !truthy(vars.provision_lock);
+    const lockFile = typeof vars.provision_lock_file === 'string' && vars.provision_lock_file !== '' ? vars.provision_lock_file : undefined;
+    const auditVar = vars.provision_audit_log;
+    const auditLog = this.opts.check || auditVar === false || auditVar === '' || (typeof auditVar === 'string' && ['false', 'no', 'off'].includes(auditVar.toLowerCase()))
+      ? undefined
+      : typeof auditVar === 'string' ? auditVar : DEFAULT_AUDIT_LOG;
+    return startControl(t, {
+      lockFile: lockOff ? null : lockFile,
+      timeoutS: this.opts.lockTimeoutS ?? 30,
+      runId: this.runId,
+      info: `${this.controller} pid=${process.pid} playbook=${logfmt(this.playbookName)} since=${this.startedAt}${this.opts.check ? ' (check mode)' : ''}`,
+      auditLog,
+      become: truthy(vars.ansible_become),
+    });
+  }
+
+  /** End the control session: the audit lines sent so far are written, then the lock is released. */
+  private async releaseControl(h: HostState): Promise<void> {
+    const c = h.control;
+    if (!c) return;
+    h.control = undefined;
+    c.session.end();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([c.session.done, new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+  }
+
+  /** Append one line to the host's audit log (through the control session: no round trip). */
+  private audit(h: HostState, play: Play, task: string, what: string): void {
+    if (!h.control?.audit) return;
+    const line = [
+      `time=${new Date().toISOString()}`,
+      `user=${logfmt(this.controller)}`,
+      `host=${logfmt(h.name)}`,
+      `playbook=${logfmt(this.playbookName)}`,
+      `play=${logfmt(play.name)}`,
+      `task=${logfmt(task)}`,
+      `change=${logfmt(what)}`,
+    ].join(' ');
+    h.control.session.write(`${mask(line).replace(/[\r\n]+/g, ' ')}\n`);
   }
 
   private markUnreachable(h: HostState, task: string, e: unknown, ms: number): void {
@@ -296,6 +413,8 @@ export class Engine {
     const name = taskName(e.task);
     const roleName = e.role?.role.name ?? null;
     const o = e.task.options;
+    /** What the task changed on the host, for the audit log (set once steps ran). */
+    let auditWhat: string | undefined;
     const emit = (status: Status, r: Partial<TaskResult> & {cmd?: string}): void => {
       h.counts[status]++;
       const noLog = o.noLog === true;
@@ -328,6 +447,9 @@ export class Engine {
         } catch (err) {
           result = {...result, failed: true, status: 'failed', msg: `changedWhen/failedWhen: ${errorMessage(err)}`};
         }
+      }
+      if (auditWhat !== undefined && !this.opts.check && (result.changed || result.failed)) {
+        this.audit(h, play, name, result.failed ? `FAILED ${auditWhat}` : auditWhat);
       }
       if (result.failed && o.ignoreErrors) {
         emit('failed', {...r, ...result, msg: `${result.msg} (ignored)`});
@@ -369,6 +491,7 @@ export class Engine {
       if (plan.steps.length === 0) return finish('ok', {msg: plan.reason ?? 'ok'});
       if (this.opts.check) return finish('changed', {msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff});
       let last = {stdout: '', stderr: '', rc: null as number | null};
+      auditWhat = o.noLog ? `(details hidden by noLog)${plan.diff?.path ? ` ${plan.diff.path}` : ''}` : changeSummary(plan);
       for (const step of plan.steps) {
         const r = await applyStep(transport, who, step);
         last = {stdout: r.stdout, stderr: r.stderr, rc: r.code};

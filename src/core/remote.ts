@@ -5,8 +5,9 @@
 import {randomBytes} from 'node:crypto';
 import {posix} from 'node:path';
 import {becomeWrap, display, q, render} from './cmd.ts';
+import {Secret} from './secret.ts';
 import type {ProbeOutput, Step} from './types.ts';
-import type {ExecResult, Transport} from '../transport/types.ts';
+import type {ExecResult, RunningCommand, Transport} from '../transport/types.ts';
 
 /** Who runs a command: the login user, or `sudo -n -u user`. */
 export type Identity = {readonly become: false} | {readonly become: true; readonly user: string};
@@ -54,14 +55,26 @@ export async function runProbes(t: Transport, who: Identity, scripts: readonly s
   return parseBatch(r.stdout, scripts.length, marker);
 }
 
-/** The shell that writes stdin to a temp file beside `dest`, validates it and renames it over `dest`. */
+/**
+ * The shell that writes stdin to a temp file beside `dest`, validates it and renames it over `dest`.
+ * The file is renamed only when every byte arrived: if the connection drops mid-upload, `cat` sees
+ * end of file early, the size check refuses the short file and the trap removes it, so `dest` is
+ * either the old or the new content, never a partial one. Temp files left by a writer that was
+ * killed outright (SIGKILL, power loss) are removed by the next write of the same file.
+ */
 export function writeScript(step: Extract<Step, {kind: 'write'}>): string {
   const dir = posix.dirname(step.dest);
+  const prefix = `${dir}/.${posix.basename(step.dest)}.provision.`;
+  const size = step.content.length;
   const lines = [
     'set -e',
-    `t=$(mktemp ${q(`${dir}/.${posix.basename(step.dest)}.provision.XXXXXX`)})`,
+    `rm -f ${q(prefix)}??????`,
+    `t=$(mktemp ${q(`${prefix}XXXXXX`)})`,
     `trap 'rm -f "$t"' EXIT`,
+    `trap 'rm -f "$t"; exit 1' HUP INT TERM PIPE`,
     'cat > "$t"',
+    `n=$(wc -c < "$t" | tr -d ' ')`,
+    `[ "$n" -eq ${size} ] || { echo "upload cut short: $n of ${size} bytes arrived; ${step.dest} left as it was" >&2; exit 1; }`,
   ];
   if (step.owner || step.group) lines.push(`chown ${q(`${step.owner ?? ''}${step.group ? `:${step.group}` : ''}`)} "$t"`);
   lines.push(`chmod ${q(step.mode ?? '0644')} "$t"`);
@@ -78,6 +91,130 @@ export function describeStep(step: Step): string {
 
 /** Apply one step. Resolves with the command's result; the caller decides what a failure means. */
 export async function applyStep(t: Transport, who: Identity, step: Step): Promise<ExecResult> {
-  if (step.kind === 'exec') return runCommand(t, who, render(step.cmd));
+  if (step.kind === 'exec') {
+    const stdin = step.stdin instanceof Secret ? step.stdin.reveal() : step.stdin;
+    return runCommand(t, who, render(step.cmd), stdin);
+  }
   return runCommand(t, who, `sh -c ${q(writeScript(step))}`, step.content);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The control session: the per-host run lock and the audit log
+
+/** What the control session needs to know. */
+export interface ControlOptions {
+  /** The lock file; undefined: /run/provision.lock as root, else /tmp/provision.lock; null: no lock. */
+  readonly lockFile: string | undefined | null;
+  /** Seconds to wait for another run's lock; 0: fail at once. */
+  readonly timeoutS: number;
+  /** This run's id: hosts of one run that are the same machine share the lock. */
+  readonly runId: string;
+  /** Who holds the lock, for the other runs' messages: `alice@ctl pid=12 playbook=site since=…`. */
+  readonly info: string;
+  /** The audit log to append lines to (sent on stdin); undefined: none. */
+  readonly auditLog: string | undefined;
+  /** Run the session as root through `sudo -n` when it works (login user not root). */
+  readonly become: boolean;
+}
+
+/**
+ * The control session, one long-lived command per host per run. It takes the lock (flock on a file,
+ * held until the session ends: stdin reaching end of file, which also happens when the controller
+ * dies or the connection drops), records who holds it in `<lock>.info`, prints `LOCKED own|shared`,
+ * then appends every line it reads on stdin to the audit log. Failing, it prints one of
+ * `BUSY <holder>`, `NOFLOCK`, `NOLOCKFILE <path>` and exits. `NOAUDIT <path>` is printed before
+ * `LOCKED` when the audit log cannot be opened (the run goes on; lines are dropped).
+ */
+export const controlScript = `
+L=$1 T=$2 R=$3 INFO=$4 A=$5
+if [ -z "$L" ]; then
+  if [ "$(id -u)" = 0 ]; then L=/run/provision.lock; else L=/tmp/provision.lock; fi
+fi
+state=none
+if [ "$L" != - ]; then
+  command -v flock >/dev/null 2>&1 || { echo NOFLOCK; exit 3; }
+  I="$L.info"
+  [ -e "$L" ] || (umask 0; mkdir -p "\${L%/*}" 2>/dev/null; : >>"$L") 2>/dev/null
+  [ -r "$L" ] || { echo "NOLOCKFILE $L"; exit 3; }
+  exec 9<"$L"
+  end=$(( $(date +%s) + T ))
+  waited=
+  while :; do
+    if flock -n 9; then state=own; break; fi
+    holder=$(cat "$I" 2>/dev/null || true)
+    case "$holder" in "$R "*) state=shared; break;; esac
+    if [ "$(date +%s)" -ge "$end" ]; then printf 'BUSY %s\n' "$holder"; exit 75; fi
+    [ -n "$waited" ] || printf 'WAIT %s\n' "$holder"
+    waited=1
+    sleep 0.2 2>/dev/null || sleep 1
+  done
+  if [ $state = own ]; then
+    (umask 022; printf '%s %s\n' "$R" "$INFO" >"$I.$$" && mv -f "$I.$$" "$I") 2>/dev/null || rm -f "$I.$$" 2>/dev/null
+  fi
+fi
+if [ -n "$A" ]; then
+  case "$A" in /*/*) d=\${A%/*};; /*) d=/;; *) d=.;; esac
+  [ -d "$d" ] || mkdir -p "$d" 2>/dev/null
+  if [ -w "$A" ] || { [ ! -e "$A" ] && [ -w "$d" ]; }; then (umask 027; : >>"$A"); exec 8>>"$A"; else echo "NOAUDIT $A"; A=; fi
+fi
+echo "LOCKED $state"
+while IFS= read -r line; do
+  [ -z "$A" ] || printf '%s\n' "$line" >&8
+done
+[ $state != own ] || rm -f "$I"
+exit 0
+`;
+
+/** The command that starts the control session (`sh -c` with arguments; become decided on the host). */
+export function controlCommand(o: ControlOptions): string {
+  const args = [o.lockFile === null ? '-' : (o.lockFile ?? ''), String(Math.max(0, Math.ceil(o.timeoutS))), o.runId, o.info, o.auditLog ?? ''].map(q).join(' ');
+  const run = `sh -c ${q(controlScript)} sh ${args}`;
+  if (!o.become) return `exec ${run}`;
+  // The login user is root, or sudo -n works: root; else the login user (lock under /tmp).
+  return `if [ "$(id -u)" != 0 ] && sudo -n true 2>/dev/null; then exec sudo -n -H -u root -- ${run}; else exec ${run}; fi`;
+}
+
+/** The outcome of starting the control session. */
+export type Control =
+  | {readonly ok: true; readonly state: 'own' | 'shared' | 'none'; readonly audit: boolean; readonly session: RunningCommand; readonly auditNote?: string}
+  | {readonly ok: false; readonly msg: string};
+
+/** One info line of the lock file, as shown to people: the run id dropped. */
+function holderText(line: string): string {
+  const t = line.trim();
+  const sp = t.indexOf(' ');
+  return sp < 0 ? (t || 'another run (no details recorded)') : t.slice(sp + 1);
+}
+
+/** Start the control session on a host and wait until it holds the lock (or fails to). */
+export async function startControl(t: Transport & {start: NonNullable<Transport['start']>}, o: ControlOptions): Promise<Control> {
+  let buffer = '';
+  let signalled: ((line: string) => void) | undefined;
+  const lines: string[] = [];
+  const gotLine = new Promise<string>((resolve) => {
+    signalled = resolve;
+  });
+  const session = await t.start(controlCommand(o), (chunk) => {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      lines.push(line);
+      if (/^(LOCKED|BUSY|NOFLOCK|NOLOCKFILE)\b/.test(line)) signalled?.(line);
+    }
+  });
+  const first = await Promise.race([gotLine, session.done.then((r) => `EXIT ${r.code} ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`)]);
+  const noAudit = lines.find((l) => l.startsWith('NOAUDIT '));
+  if (first.startsWith('LOCKED')) {
+    const state = first.split(' ')[1] === 'own' ? 'own' : first.split(' ')[1] === 'shared' ? 'shared' : 'none';
+    return {ok: true, state, audit: o.auditLog !== undefined && !noAudit, session, ...(noAudit ? {auditNote: `cannot append to the audit log ${noAudit.slice(8)}`} : {})};
+  }
+  session.end();
+  if (first.startsWith('BUSY')) {
+    return {ok: false, msg: `locked by another provision run: ${holderText(first.slice(5))} (waited ${o.timeoutS} s; see --lock-timeout)`};
+  }
+  if (first.startsWith('NOFLOCK')) return {ok: false, msg: 'cannot take the run lock: flock (util-linux) is not installed; set provision_lock: false to run without the lock'};
+  if (first.startsWith('NOLOCKFILE')) return {ok: false, msg: `cannot take the run lock: cannot open ${first.slice(11)}; set provision_lock_file to a writable path`};
+  return {ok: false, msg: `cannot take the run lock: the lock command ended early (${first.slice(5).trim()})`};
 }

@@ -3,6 +3,7 @@
  * A module never sees the check flag: it returns a plan, and the engine decides whether to apply it.
  */
 import type {Cmd} from './cmd.ts';
+import type {Secret} from './secret.ts';
 import type {Facts} from '../facts/host.ts';
 
 /** What a probe printed on the host: its stdout and exit status. */
@@ -25,6 +26,8 @@ export type Step =
       readonly cmd: Cmd;
       /** Exit codes counted as success (default [0]). */
       readonly okCodes?: readonly number[];
+      /** Bytes for the command's standard input (e.g. SQL holding a password); never displayed. */
+      readonly stdin?: Buffer | Secret;
     }
   | {
       readonly kind: 'write';

@@ -11,7 +11,8 @@ import {isMap, isScalar} from 'yaml';
 import {UserError, parseError} from '../core/errors.ts';
 import {parseIniInventory} from './ini.ts';
 import {InventoryData} from './model.ts';
-import {loadVars} from './varsfiles.ts';
+import {loadVars, vaultFilesUnder} from './varsfiles.ts';
+import {isAnsibleVaultText, isVaultText, openVaultFile, registerVaultValues, vaultPassphrase} from '../core/vault.ts';
 import {parseYamlInventory} from './yaml.ts';
 import {type YamlSource, parseYaml} from './yamlsource.ts';
 
@@ -179,8 +180,22 @@ export async function loadInventory(path: string): Promise<Inventory> {
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? (e as Error).message);
     throw parseError(`cannot read inventory: ${why}`, {file});
   }
+  // The inventory file itself may be a vault: decrypted, and its variables masked.
+  const vaulted = isVaultText(text) || isAnsibleVaultText(text);
+  if (vaulted) {
+    await vaultPassphrase(`vault file ${file}`);
+    text = openVaultFile(text, file);
+  }
   const warnings: string[] = [];
   const data = parseInventoryText(text, file, warnings);
+  if (vaulted) {
+    for (const g of data.groups.values()) registerVaultValues(g.vars);
+    for (const h of data.hosts.values()) registerVaultValues(h.vars);
+  }
   data.reconcile();
+  // Vault files among the vars files: get the passphrase now (maybe asking on the terminal), so that
+  // the synchronous loading below can decrypt them.
+  const vaults = [...vaultFilesUnder(join(dirname(file), 'group_vars')), ...vaultFilesUnder(join(dirname(file), 'host_vars'))];
+  if (vaults.length > 0) await vaultPassphrase(`vault file ${vaults[0]}`);
   return new LoadedInventory(file, data, warnings);
 }

@@ -4,11 +4,12 @@
  * directory, every file in it (recursively, sorted, hidden and `~` backups skipped, only those
  * extensions or none) merged in order, later files winning key by key (shallow).
  */
-import {readdirSync, readFileSync, statSync} from 'node:fs';
+import {closeSync, openSync, readdirSync, readFileSync, readSync, statSync} from 'node:fs';
 import {extname, isAbsolute, join} from 'node:path';
 import {isMap, isScalar} from 'yaml';
 import type {Node} from 'yaml';
 import {parseError} from '../core/errors.ts';
+import {isAnsibleVaultText, isVaultText, openVaultFile, registerVaultValues} from '../core/vault.ts';
 import {entries, keyString, kindOf, lineOf, parseYaml, valueOf} from './yamlsource.ts';
 
 const extensions = ['.yml', '.yaml', '.json'];
@@ -55,6 +56,9 @@ export function readVarsFile(file: string): Record<string, unknown> {
   } catch (e) {
     throw parseError(`cannot read vars file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {file});
   }
+  // A vault file: decrypted with the run's passphrase; every string in it is masked in all output.
+  const vault = isVaultText(text) || isAnsibleVaultText(text);
+  if (vault) text = openVaultFile(text, file);
   const src = parseYaml(text, file);
   const root = src.doc.contents as Node | null;
   if (!root || (isScalar(root) && root.value === null)) return {};
@@ -63,7 +67,48 @@ export function readVarsFile(file: string): Record<string, unknown> {
   }
   const vars: Record<string, unknown> = {};
   for (const e of entries(src, root)) vars[keyString(e.key)] = valueOf(src, e.value);
+  if (vault) registerVaultValues(vars);
   return vars;
+}
+
+/** Does this file start with a vault header? (Reads its first bytes only.) */
+export function isVaultFile(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const head = Buffer.alloc(32);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const text = head.subarray(0, n).toString('utf8');
+    return isVaultText(text) || isAnsibleVaultText(text);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** The vault files among the vars files under `dir` (a `group_vars` or `host_vars` folder), any depth. */
+export function vaultFilesUnder(dir: string): string[] {
+  if (kindAt(dir) !== 'dir') return [];
+  const out: string[] = [];
+  const walk = (d: string, depth: number): void => {
+    if (depth > 8) return;
+    let names: string[];
+    try {
+      names = readdirSync(d).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (name.startsWith('.') || name.endsWith('~')) continue;
+      const full = join(d, name);
+      const kind = kindAt(full);
+      if (kind === 'dir') walk(full, depth + 1);
+      else if (kind === 'file' && isVaultFile(full)) out.push(full);
+    }
+  };
+  walk(dir, 0);
+  return out;
 }
 
 /** The merged variables of the vars files for `name` under `dir`. */

@@ -21,7 +21,7 @@ import type {Duplex, Readable} from 'node:stream';
 import {NodeSSH} from 'node-ssh';
 import SSHConfig from 'ssh-config';
 import {parse as shellParse} from 'shell-quote';
-import {HostKeyError, UnreachableError, type ExecOptions, type ExecResult, type Transport} from './types.ts';
+import {HostKeyError, UnreachableError, type ExecOptions, type ExecResult, type RunningCommand, type Transport} from './types.ts';
 
 /** Everything needed to open one SSH connection; plain data, built by `resolveConnection`. */
 export interface ConnectionSpec {
@@ -566,7 +566,7 @@ async function connectOne(spec: ConnectionSpec, via: {sock: Duplex; jump: Connec
   } catch (err) {
     ssh.dispose();
     if (hostKeyProblem !== undefined) throw new HostKeyError(spec.host, hostKeyProblem);
-    throw new UnreachableError(spec.host, connectFailure(spec, where, err, tried));
+    throw new UnreachableError(spec.host, connectFailure(spec, where, err, tried), {transient: isTransient(err)});
   }
   const client = ssh.connection as Ssh2Client | null;
   if (!client) throw new UnreachableError(spec.host, `cannot connect to ${where}: connection closed during login`);
@@ -663,6 +663,16 @@ function connectFailure(spec: ConnectionSpec, where: string, err: unknown, tried
   return `${prefix}: ${message}`;
 }
 
+/** A connect failure worth trying again: refused, timed out, no route, reset, lost before the handshake. Never auth. */
+export function isTransient(err: unknown): boolean {
+  const e = err as {code?: unknown; level?: unknown};
+  if (e?.level === 'client-authentication') return false;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'EAI_AGAIN'].includes(code)) return true;
+  if (e?.level === 'client-timeout') return true;
+  return /timed out|before handshake|ECONNRESET|socket hang up/i.test(errorText(err));
+}
+
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -744,6 +754,88 @@ class SshTransport implements Transport {
       }
       await new Promise((r) => setTimeout(r, 5 * 2 ** attempt));
     }
+  }
+
+  async start(command: string, onStdout: (chunk: string) => void): Promise<RunningCommand> {
+    for (let attempt = 0; ; attempt++) {
+      await this.#acquire();
+      let held: RunningCommand;
+      try {
+        held = await this.#open(command, onStdout);
+      } catch (err) {
+        this.#release();
+        if (!(err instanceof ChannelRefused)) throw err;
+        if (attempt >= MAX_OPEN_RETRIES || this.#down !== undefined) {
+          throw new UnreachableError(this.host, this.#down ?? `cannot start a command on ${this.host}: ${err.message}`);
+        }
+        this.#maxSessions = Math.max(1, Math.min(this.#maxSessions, this.#running));
+        await new Promise((r) => setTimeout(r, 5 * 2 ** attempt));
+        continue;
+      }
+      // The session slot is held until the command ends.
+      void held.done.then(() => this.#release());
+      return held;
+    }
+  }
+
+  /** Open a channel running `command`, stdin left open. Rejects only when the channel cannot be opened. */
+  #open(command: string, onStdout: (chunk: string) => void): Promise<RunningCommand> {
+    const spec = this.#spec;
+    return new Promise<RunningCommand>((resolveOpen, rejectOpen) => {
+      if (this.#down !== undefined) {
+        rejectOpen(new UnreachableError(spec.host, this.#down));
+        return;
+      }
+      const onOpen = (err: Error | undefined, channel: Ssh2Channel) => {
+        if (err) {
+          if (this.#down !== undefined) rejectOpen(new UnreachableError(spec.host, this.#down));
+          else if ((err as {reason?: unknown}).reason !== undefined) rejectOpen(new ChannelRefused(err.message));
+          else rejectOpen(new UnreachableError(spec.host, `cannot start a command on ${spec.host}: ${err.message}`));
+          return;
+        }
+        const stdout: Buffer[] = [];
+        const stderr: Buffer[] = [];
+        let code: number | null = null;
+        let ended = false;
+        const done = new Promise<ExecResult>((resolveDone) => {
+          channel.on('data', (chunk: Buffer) => {
+            stdout.push(chunk);
+            try {
+              onStdout(chunk.toString('utf8'));
+            } catch {
+              // A listener's mistake must not break the channel.
+            }
+          });
+          channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+          channel.on('exit', (c: number | null) => {
+            code = typeof c === 'number' ? c : null;
+          });
+          channel.on('error', () => undefined);
+          const finish = (): void => {
+            ended = true;
+            const lost = code === null && this.#down !== undefined ? `${this.#down}\n` : '';
+            resolveDone({code: code ?? -1, stdout: Buffer.concat(stdout).toString('utf8'), stderr: lost + Buffer.concat(stderr).toString('utf8')});
+          };
+          channel.on('close', finish);
+          // A dropped connection may never close the channel itself.
+          this.#conn.client.once('close', finish);
+        });
+        resolveOpen({
+          write: (data) => {
+            if (!ended) channel.write(data);
+          },
+          end: () => {
+            if (!ended) channel.end();
+          },
+          done,
+        });
+      };
+      try {
+        this.#conn.client.exec(command, {}, onOpen);
+      } catch (err) {
+        rejectOpen(new UnreachableError(spec.host, this.#down ?? `cannot start a command on ${spec.host}: ${errorText(err)}`));
+      }
+    });
   }
 
   close(): Promise<void> {

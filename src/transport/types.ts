@@ -16,11 +16,27 @@ export interface ExecOptions {
   readonly stdin?: string | Buffer;
 }
 
+/** A command left running with its stdin open (`Transport.start`): a control channel to the host. */
+export interface RunningCommand {
+  /** Send bytes to the command's stdin. Ignored once the command has ended. */
+  write(data: string): void;
+  /** Close the command's stdin: it sees end of file. */
+  end(): void;
+  /** Settles when the command exits or the connection drops (then `code` is -1); never rejects. */
+  readonly done: Promise<ExecResult>;
+}
+
 export interface Transport {
   /** The inventory name of the host this transport reaches. */
   readonly host: string;
   /** Run one shell command (via the remote user's shell) and collect its output. Never rejects for a non-zero exit. */
   exec(command: string, options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Start a long-lived command whose stdin stays open until `end()`; `onStdout` sees its output as it
+   * arrives. If the connection drops (or the controller dies), the command's stdin reaches end of
+   * file. Optional: transports without it get no run lock and no audit log.
+   */
+  start?(command: string, onStdout: (chunk: string) => void): Promise<RunningCommand>;
   /** Close the connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -28,10 +44,13 @@ export interface Transport {
 /** The host could not be reached or the connection dropped: the host is reported `unreachable` (exit 4). */
 export class UnreachableError extends Error {
   readonly host: string;
-  constructor(host: string, message: string) {
+  /** A failure that may go away by itself (refused, timed out, no route, reset): connecting again may help. */
+  readonly transient: boolean;
+  constructor(host: string, message: string, options: {transient?: boolean} = {}) {
     super(message);
     this.name = 'UnreachableError';
     this.host = host;
+    this.transient = options.transient ?? false;
   }
 }
 

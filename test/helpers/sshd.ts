@@ -24,6 +24,8 @@ export interface SshdOptions {
 export interface Sshd {
   readonly port: number;
   readonly address: '127.0.0.1';
+  /** The listening sshd's PID (its children serve the connections). */
+  readonly pid: number;
   /** Private key whose public half is authorized for root. */
   readonly clientKeyPath: string;
   /** A known_hosts file holding the host key as `[127.0.0.1]:port`. */
@@ -143,6 +145,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     return {
       port,
       address: '127.0.0.1',
+      pid: child.pid ?? 0,
       clientKeyPath,
       knownHostsPath,
       hostPublicKey,
