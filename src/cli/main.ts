@@ -155,7 +155,8 @@ async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue>
       process.exit(ExitCode.interrupted);
     }
   };
-  const onSigint = (): void => interrupt(false);
+  // A signal (kill -INT, SIGTERM) while the live UI is up: it shows the stop itself.
+  const onSigint = (): void => interrupt(!flags.json && flags.tui && !!process.stdout.isTTY);
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
 

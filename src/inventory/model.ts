@@ -31,6 +31,8 @@ export class InventoryRuleError extends Error {}
 export class InventoryData {
   readonly groups = new Map<string, GroupData>();
   readonly hosts = new Map<string, HostData>();
+  /** Each group's direct hosts as a set: membership checks stay O(1) for big groups. */
+  private readonly direct = new Map<string, Set<string>>();
 
   constructor() {
     this.addGroup('all');
@@ -60,7 +62,13 @@ export class InventoryData {
     if (group !== undefined) {
       const g = this.groups.get(group);
       if (!g) throw new InventoryRuleError(`unknown group ${group}`);
-      if (!g.hosts.includes(name)) g.hosts.push(name);
+      let set = this.direct.get(group);
+      // (re)build when the array was changed behind our back (reconcile removes from `ungrouped`)
+      if (!set || set.size !== g.hosts.length) this.direct.set(group, (set = new Set(g.hosts)));
+      if (!set.has(name)) {
+        g.hosts.push(name);
+        set.add(name);
+      }
     }
     return host;
   }

@@ -39,8 +39,15 @@ export function splitPort(entry: string): {host: string; port?: number} {
 
 const letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
-/** Expands every `[begin:end(:step)]` in a host name, left to right. */
+/** Most hosts one entry may expand to: `web[0:99999999]` is a typo, not a data centre (and would hang the run). */
+export const MAX_RANGE_HOSTS = 100_000;
+
+/** Expands every `[begin:end(:step)]` in a host name, left to right (at most `MAX_RANGE_HOSTS` names). */
 export function expandRanges(name: string): string[] {
+  return expand(name, 1);
+}
+
+function expand(name: string, outer: number): string[] {
   const open = name.indexOf('[');
   if (open < 0) return [name];
   const close = name.indexOf(']', open);
@@ -78,10 +85,14 @@ export function expandRanges(name: string): string[] {
     const b = Number.parseInt(beg, 10);
     const e = Number.parseInt(end, 10);
     if (b > e) throw new InventoryRuleError(`bad host range ${name}: begin must be <= end`);
+    if (outer * (Math.floor((e - b) / step) + 1) > MAX_RANGE_HOSTS) {
+      throw new InventoryRuleError(`host range ${name} expands to more than ${MAX_RANGE_HOSTS} hosts`);
+    }
     seq = [];
     for (let k = b; k <= e; k += step) seq.push(pad ? String(k).padStart(pad, '0') : String(k));
   }
-  return seq.flatMap((part) => expandRanges(head + part + tail));
+  if (outer * seq.length > MAX_RANGE_HOSTS) throw new InventoryRuleError(`host range ${name} expands to more than ${MAX_RANGE_HOSTS} hosts`);
+  return seq.flatMap((part) => expand(head + part + tail, outer * seq.length));
 }
 
 /** One inventory host entry (`web[01:03]`, `db:2222`) → its hosts and port. */

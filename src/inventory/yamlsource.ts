@@ -107,7 +107,7 @@ export function entries(src: YamlSource, map: Node): Entry[] {
         continue;
       }
       const keyNode = deref(src, pair.key);
-      const key = keyNode ? keyNode.toJS(src.doc) : pair.key;
+      const key = keyNode ? toJS(src, keyNode, {}) : pair.key;
       own.push({key, keyNode: (pair.key as Node | null) ?? null, value: deref(src, pair.value)});
     }
     return [...merged, ...own];
@@ -119,7 +119,16 @@ export function entries(src: YamlSource, map: Node): Entry[] {
 /** The plain value of a node (null for an absent value). */
 export function valueOf(src: YamlSource, node: Node | null): unknown {
   if (!node) return null;
-  return node.toJS(src.doc, {maxAliasCount: -1});
+  return toJS(src, node, {maxAliasCount: -1});
+}
+
+/** `node.toJS`, its errors (e.g. a `<<` merge of something not a mapping) made located parse errors. */
+function toJS(src: YamlSource, node: Node, options: {maxAliasCount?: number}): unknown {
+  try {
+    return node.toJS(src.doc, options);
+  } catch (e) {
+    throw parseError(`YAML error: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`, {file: src.file, line: lineOf(src, node)});
+  }
 }
 
 /** A short name for a YAML node's type, for messages. */

@@ -1,0 +1,170 @@
+/**
+ * `provision vault encrypt|decrypt|edit|view|create FILE`: encrypted variable files (format and
+ * crypto in core/vault.ts). The passphrase comes from --vault-password-file, then
+ * $PROVISION_VAULT_PASSWORD_FILE, then $PROVISION_VAULT_PASSWORD, then a prompt without echo when
+ * stdin is a terminal; otherwise a clear error (exit 5). A wrong passphrase is exit 1, as Ansible.
+ */
+import {spawnSync} from 'node:child_process';
+import {existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {basename, join} from 'node:path';
+import type {Command} from 'commander';
+import {ExitCode, UserError} from '../core/errors.ts';
+import {
+  VaultError, decrypt, encrypt, isAnsibleVaultText, isVaultText, setVaultPasswordFile, setVaultPrompt,
+  vaultPassphrase, writePrivateFile,
+} from '../core/vault.ts';
+import {isVaultFile} from '../inventory/varsfiles.ts';
+
+/** Read a line from the terminal without echoing it. */
+export function promptHidden(question: string): Promise<string> {
+  const stdin = process.stdin;
+  return new Promise((resolve, reject) => {
+    process.stderr.write(question);
+    let answer = '';
+    const wasRaw = stdin.isRaw;
+    stdin.setRawMode?.(true);
+    stdin.resume();
+    stdin.setEncoding('utf8');
+    const done = (err?: Error): void => {
+      stdin.off('data', onData);
+      stdin.setRawMode?.(wasRaw ?? false);
+      stdin.pause();
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(answer);
+    };
+    const onData = (chunk: string): void => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') return done();
+        if (ch === '\u0003') return done(new UserError('interrupted', ExitCode.interrupted));
+        if (ch === '\u007f' || ch === '\b') answer = answer.slice(0, -1);
+        else answer += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
+/** Let vault loading ask on the terminal, when there is one. Called once by the CLI. */
+export function installVaultPrompt(): void {
+  setVaultPrompt(process.stdin.isTTY ? promptHidden : undefined);
+}
+
+/**
+ * `-e @file` items that are vault files: get the passphrase before the (synchronous) extra-vars
+ * parsing decrypts them.
+ */
+export async function primeExtraVarsVault(items: readonly string[]): Promise<void> {
+  const vaults = items.filter((i) => i.startsWith('@') && isVaultFile(i.slice(1)));
+  if (vaults.length > 0) await vaultPassphrase(`-e ${vaults[0]}`);
+}
+
+function readText(file: string): string {
+  try {
+    if (statSync(file).isDirectory()) throw new UserError(`${file} is a directory`, ExitCode.badOptions);
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? (e as Error).message)}`, ExitCode.badOptions);
+  }
+}
+
+/** A vault file's text, checked before any passphrase is asked for. */
+function readVault(file: string): string {
+  const text = readText(file);
+  if (isAnsibleVaultText(text)) throw new UserError(`${file}: this is an Ansible vault file, not a provision one`, ExitCode.error);
+  if (!isVaultText(text)) throw new UserError(`${file} is not a vault file (use 'provision vault encrypt ${file}')`, ExitCode.error);
+  return text;
+}
+
+function open(file: string, text: string, pass: string): string {
+  try {
+    const clear = decrypt(text, pass);
+    return clear;
+  } catch (e) {
+    if (e instanceof VaultError) throw new UserError(`${file}: ${e.message}`, ExitCode.error);
+    throw e;
+  }
+}
+
+/** Open `initial` in $VISUAL / $EDITOR (default vi) on a 0600 file in a private 0700 folder; return the result. */
+function editText(initial: string, name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'provision-vault-'));
+  const file = join(dir, basename(name).replace(/^\.+/, '') || 'vault.yml');
+  try {
+    writeFileSync(file, initial, {mode: 0o600});
+    const editor = process.env.VISUAL || process.env.EDITOR || 'vi';
+    // The editor setting may carry arguments ("code -w"): let the shell split it.
+    const r = spawnSync('sh', ['-c', `${editor} "$1"`, 'sh', file], {stdio: 'inherit'});
+    if (r.error) throw new UserError(`cannot run the editor '${editor}': ${r.error.message}`);
+    if (r.status !== 0) throw new UserError(`the editor '${editor}' exited with ${r.status ?? r.signal}; the vault is unchanged`);
+    return readFileSync(file, 'utf8');
+  } finally {
+    rmSync(dir, {recursive: true, force: true});
+  }
+}
+
+interface VaultFlags {
+  readonly vaultPasswordFile?: string;
+}
+
+/** Adds `provision vault …` to `program`. */
+export function registerVault(program: Command): void {
+  const vault = program
+    .command('vault')
+    .description('encrypted variable files (AES-256-GCM): encrypt, decrypt, edit, view, create');
+  const sub = (name: string, description: string, action: (file: string) => Promise<void>): void => {
+    vault
+      .command(name)
+      .description(description)
+      .argument('<file>', 'the vars file')
+      .option('--vault-password-file <file>', 'read the passphrase from this file')
+      .action(async (file: string, flags: VaultFlags) => {
+        if (flags.vaultPasswordFile !== undefined) setVaultPasswordFile(flags.vaultPasswordFile);
+        installVaultPrompt();
+        await action(file);
+      });
+  };
+
+  sub('encrypt', 'encrypt a plain vars file in place', async (file) => {
+    const text = readText(file);
+    if (isVaultText(text) || isAnsibleVaultText(text)) throw new UserError(`${file} is already a vault file`, ExitCode.error);
+    const pass = await vaultPassphrase(`vault encrypt ${file}`, {confirm: true});
+    writePrivateFile(file, encrypt(text, pass));
+    process.stderr.write(`Encryption successful: ${file}\n`);
+  });
+
+  sub('decrypt', 'decrypt a vault file in place', async (file) => {
+    const text = readVault(file);
+    const clear = open(file, text, await vaultPassphrase(`vault decrypt ${file}`));
+    writePrivateFile(file, clear);
+    process.stderr.write(`Decryption successful: ${file}\n`);
+  });
+
+  sub('view', 'print a vault file in clear', async (file) => {
+    const text = readVault(file);
+    const clear = open(file, text, await vaultPassphrase(`vault view ${file}`));
+    process.stdout.write(clear);
+  });
+
+  sub('edit', 'edit a vault file in $EDITOR (a 0600 temp file), re-encrypt on save', async (file) => {
+    const text = readVault(file);
+    const pass = await vaultPassphrase(`vault edit ${file}`);
+    const clear = open(file, text, pass);
+    const edited = editText(clear, file);
+    if (edited === clear) {
+      process.stderr.write(`${file}: unchanged\n`);
+      return;
+    }
+    writePrivateFile(file, encrypt(edited, pass));
+  });
+
+  sub('create', 'create a new vault file in $EDITOR', async (file) => {
+    if (existsSync(file)) throw new UserError(`${file} already exists (use 'provision vault edit ${file}')`, ExitCode.error);
+    const pass = await vaultPassphrase(`vault create ${file}`, {confirm: true});
+    const text = editText('', file);
+    writePrivateFile(file, encrypt(text, pass));
+  });
+}

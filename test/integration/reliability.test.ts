@@ -1,0 +1,321 @@
+/**
+ * Reliability over a real loopback sshd: the per-host run lock (a second run waits, or fails naming
+ * the holder), an upload cut by a killed connection (old or new content, never partial, no temp file
+ * left), the audit log (secrets masked, nothing in check mode), retry files with `--limit @file`,
+ * and connect retries (a port that starts listening a second late).
+ */
+import test from 'ava';
+import {execFile} from 'node:child_process';
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync} from 'node:fs';
+import {createServer, connect, type Server, type Socket} from 'node:net';
+import {tmpdir} from 'node:os';
+import {join, resolve} from 'node:path';
+import {encrypt} from '../../src/core/vault.ts';
+import {startSshd, type Sshd} from '../helpers/sshd.ts';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const bin = join(root, 'bin', 'provision.js');
+const playbook = join(root, 'test', 'fixtures', 'project', 'playbooks', 'reliability.ts');
+
+let sshd: Sshd;
+test.before(async () => {
+  sshd = await startSshd();
+});
+test.after.always(async () => {
+  await sshd?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as {port: number}).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** A TCP forwarder from `port` to the test sshd (lets a host "come up" later). */
+async function forwarder(port: number): Promise<{close(): Promise<void>}> {
+  const sockets = new Set<Socket>();
+  const srv: Server = createServer((client) => {
+    const up = connect(sshd.port, '127.0.0.1');
+    sockets.add(client).add(up);
+    client.on('error', () => up.destroy());
+    up.on('error', () => client.destroy());
+    client.pipe(up).pipe(client);
+  });
+  await new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
+  return {
+    close: () => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      srv.close(() => r());
+    }),
+  };
+}
+
+interface Host {port?: number; vars?: Record<string, string | number>}
+
+/** An inventory under `dir`: group `targets`, each host's files under dir/<host>, lock and audit log in dir. */
+function inventory(dir: string, hosts: Record<string, Host>, allVars: Record<string, string | number> = {}): string {
+  const known = join(dir, 'known_hosts');
+  const ports = new Set([sshd.port, ...Object.values(hosts).map((h) => h.port ?? sshd.port)]);
+  writeFileSync(known, [...ports].map((p) => `[127.0.0.1]:${p} ${sshd.hostPublicKey}\n`).join(''));
+  const lines = [
+    'all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${sshd.clientKeyPath}`, `    ansible_ssh_known_hosts_file: ${known}`,
+    `    provision_lock_file: ${join(dir, 'provision.lock')}`, `    provision_audit_log: ${join(dir, 'audit.log')}`,
+    ...Object.entries(allVars).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`),
+    '  children:', '    targets:', '      hosts:',
+  ];
+  for (const [name, h] of Object.entries(hosts)) {
+    const vars = {ansible_host: '127.0.0.1', ansible_port: h.port ?? sshd.port, root: join(dir, name), ...h.vars};
+    lines.push(`        ${name}: ${JSON.stringify(vars)}`);
+  }
+  const path = join(dir, 'inventory.yml');
+  writeFileSync(path, lines.join('\n') + '\n');
+  return path;
+}
+
+interface Cli {code: number; stdout: string; stderr: string; ms: number}
+function cli(args: string[], env: Record<string, string> = {}): Promise<Cli> {
+  const t0 = Date.now();
+  return new Promise((res) => {
+    execFile(process.execPath, [bin, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, maxBuffer: 256 << 20}, (err, stdout, stderr) => {
+      res({code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, ms: Date.now() - t0});
+    });
+  });
+}
+
+type Event = Record<string, unknown>;
+function events(out: string): Event[] {
+  return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Event);
+}
+function recap(out: string): Record<string, Record<string, number>> {
+  return events(out).at(-1)!.hosts as never;
+}
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+test.serial('two concurrent runs on one host: the second waits for the lock, their tasks never interleave', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-lock-'));
+  const inv = inventory(dir, {t1: {}});
+  const info = join(dir, 'provision.lock.info');
+  const a = cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=A pause=2', '--json']);
+  await waitFor(() => existsSync(info), 20_000, 'run A to take the lock');
+  t.regex(readFileSync(info, 'utf8'), /^[0-9a-f]{16} root@\S+ pid=\d+ playbook=reliability since=\S+\n$/);
+  const b = cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=B pause=0', '--json', '--lock-timeout', '30']);
+  const [ra, rb] = await Promise.all([a, b]);
+  t.is(ra.code, 0, ra.stderr);
+  t.is(rb.code, 0, rb.stderr);
+  t.is(readFileSync(join(dir, 't1', 'trace'), 'utf8'), 'A start\nA end\nB start\nB end\n');
+  t.false(existsSync(info), 'the holder record is removed when the lock is released');
+});
+
+test.serial('a run that cannot get the lock in time fails that host, naming the holder, and writes a retry file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-lockbusy-'));
+  const inv = inventory(dir, {t1: {}});
+  const a = cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=A pause=4', '--json']);
+  await waitFor(() => existsSync(join(dir, 'provision.lock.info')), 20_000, 'run A to take the lock');
+  const b = await cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=B', '--json', '--lock-timeout', '1'], {PROVISION_RETRY_DIR: dir});
+  t.is(b.code, 2, b.stderr);
+  const failed = events(b.stdout).find((e) => e.type === 'result' && e.status === 'failed')!;
+  t.is(failed.task, 'Acquire run lock');
+  t.regex(String(failed.msg), /^locked by another provision run: root@\S+ pid=\d+ playbook=reliability since=\S+ \(waited 1 s; see --lock-timeout\)$/);
+  t.is(readFileSync(join(dir, 'reliability.retry'), 'utf8'), 't1\n');
+  const ra = await a;
+  t.is(ra.code, 0);
+  t.is(readFileSync(join(dir, 't1', 'trace'), 'utf8'), 'A start\nA end\n', 'B never ran a task');
+});
+
+test.serial('check mode takes the lock too', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-lockcheck-'));
+  const inv = inventory(dir, {t1: {}});
+  const a = cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=A pause=3', '--json']);
+  await waitFor(() => existsSync(join(dir, 'provision.lock.info')), 20_000, 'run A to take the lock');
+  const c = await cli(['run', playbook, '-i', inv, '-t', 'trace', '--check', '--json', '--lock-timeout', '0']);
+  t.is(c.code, 2);
+  t.regex(c.stdout, /locked by another provision run/);
+  t.is((await a).code, 0);
+});
+
+/** SIGKILL every sshd process serving a connection (the listener's children). */
+function killSessions(): number {
+  let killed = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === sshd.pid) {
+        process.kill(Number(name), 'SIGKILL');
+        killed++;
+      }
+    } catch {
+      // gone already
+    }
+  }
+  return killed;
+}
+
+function tempFiles(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.includes('.provision.')) : [];
+}
+
+test.serial('the connection killed during an upload: the file is the old or the new content, never partial; a re-run converges, no temp file left', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-kill-'));
+  const inv = inventory(dir, {t1: {}}, {big_mb: 24});
+  const target = join(dir, 't1', 'big.txt');
+  const first = await cli(['run', playbook, '-i', inv, '-t', 'upload', '-e', 'version=v1', '--json']);
+  t.is(first.code, 0, first.stderr);
+  const v1 = readFileSync(target, 'utf8');
+  t.true(v1.length >= 24 * 1024 * 1024);
+
+  const second = cli(['run', playbook, '-i', inv, '-t', 'upload', '-e', 'version=v2', '--json']);
+  let partialSeen = -1;
+  await waitFor(() => tempFiles(join(dir, 't1')).length > 0, 30_000, 'the upload to start');
+  try {
+    partialSeen = statSync(join(dir, 't1', tempFiles(join(dir, 't1'))[0])).size;
+  } catch {
+    // renamed already
+  }
+  const killed = killSessions();
+  t.true(killed > 0, 'sshd session processes killed');
+  const r2 = await second;
+  t.log(`killed ${killed} sshd session process(es) with ${partialSeen} of ${v1.length} bytes in the temp file; run exit ${r2.code}`);
+  t.true([2, 4].includes(r2.code), `the interrupted run fails (exit ${r2.code}): ${r2.stderr}`);
+  const after = readFileSync(target, 'utf8');
+  const v2 = v1.replaceAll('v1 ', 'v2 ');
+  t.true(after === v1 || after === v2, `old or new content, never partial (got ${after.length} bytes)`);
+  await waitFor(() => tempFiles(join(dir, 't1')).length === 0, 5000, 'the cut upload\'s temp file to be removed').catch(() => undefined);
+
+  const third = await cli(['run', playbook, '-i', inv, '-t', 'upload', '-e', 'version=v2', '--json']);
+  t.is(third.code, 0, third.stderr);
+  t.is(readFileSync(target, 'utf8'), v2);
+  t.deepEqual(tempFiles(join(dir, 't1')), [], 'no temp file left');
+});
+
+test.serial('the audit log: a line per changed task, secrets from a vault masked; nothing in check mode', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-audit-'));
+  const inv = inventory(dir, {t1: {}});
+  mkdirSync(join(dir, 'group_vars', 'all'), {recursive: true});
+  writeFileSync(join(dir, 'group_vars', 'all', 'vault.yml'), encrypt('app_token: tok-SECRET-4711\n', 'audit-pass'));
+  const passFile = join(dir, 'vault-pass');
+  writeFileSync(passFile, 'audit-pass\n', {mode: 0o600});
+  const env = {PROVISION_VAULT_PASSWORD_FILE: passFile};
+  const log = join(dir, 'audit.log');
+
+  const check = await cli(['run', playbook, '-i', inv, '-t', 'secret', '--check', '--json'], env);
+  t.is(check.code, 0, check.stderr);
+  t.false(existsSync(log), 'check mode writes no audit line');
+
+  const r = await cli(['run', playbook, '-i', inv, '-t', 'secret', '--json', '--diff'], env);
+  t.is(r.code, 0, r.stderr);
+  t.is(readFileSync(join(dir, 't1', 'token'), 'utf8'), 'tok-SECRET-4711\n', 'the secret reached the host');
+  const lines = readFileSync(log, 'utf8').trim().split('\n');
+  t.is(lines.length, 3, lines.join('\n'));
+  for (const l of lines) t.regex(l, /^time=\d{4}-\d\d-\d\dT\S+Z user=root@\S+ host=t1 playbook=reliability play=reliability task=.* change=/);
+  t.regex(lines[1], /task="token file" change="echo \*\*\* > \S+\/token"$/);
+  t.regex(lines[2], /task="app config" change="\+2 -0 \S+\/app\.conf"$/);
+  t.false(readFileSync(log, 'utf8').includes('tok-SECRET-4711'), 'the secret is masked in the audit log');
+  t.false(r.stdout.includes('tok-SECRET-4711'), 'and in the output');
+
+  const again = await cli(['run', playbook, '-i', inv, '-t', 'secret', '-e', 'mode=b', '--json'], env);
+  t.is(again.code, 0);
+  const more = readFileSync(log, 'utf8').trim().split('\n');
+  t.is(more.length, 6);
+  t.regex(more[5], /task="app config" change="\+1 -1 \S+\/app\.conf"$/);
+});
+
+test.serial('retry file: failed and unreachable hosts are written; --limit @file runs only them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-retry-'));
+  const late = await freePort();
+  const inv = inventory(dir, {t1: {}, flaky: {port: late, vars: {ansible_ssh_retries: 0}}});
+  const env = {PROVISION_RETRY_DIR: dir};
+  const r = await cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=R', '--json'], env);
+  t.is(r.code, 4);
+  const retry = join(dir, 'reliability.retry');
+  t.is(readFileSync(retry, 'utf8'), 'flaky\n');
+  t.true(r.stderr.includes(`to retry, use: --limit @${retry}`), r.stderr);
+
+  const fw = await forwarder(late);
+  try {
+    const again = await cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=R2', '--json', '--limit', `@${retry}`], env);
+    t.is(again.code, 0, again.stderr);
+    t.deepEqual(Object.keys(recap(again.stdout)), ['flaky']);
+    t.is(recap(again.stdout).flaky.changed, 1);
+    t.is(readFileSync(join(dir, 'flaky', 'trace'), 'utf8'), 'R2 start\nR2 end\n');
+  } finally {
+    await fw.close();
+  }
+});
+
+test.serial('connect retries: reset before the handshake, then refused, then listening a second later: reached', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-connretry-'));
+  const late = await freePort();
+  const inv = inventory(dir, {t1: {port: late}});
+  // First a listener that resets the connection (lost before the handshake) and goes away, so the
+  // next attempt is refused; a second after the first attempt, the port forwards to sshd.
+  let attempts = 0;
+  let firstAt = 0;
+  let fw: {close(): Promise<void>} | undefined;
+  const resetter = createServer((sock) => {
+    attempts++;
+    firstAt ||= Date.now();
+    sock.destroy();
+    resetter.close();
+    void sleep(1000).then(async () => {
+      fw = await forwarder(late);
+    });
+  });
+  await new Promise<void>((r) => resetter.listen(late, '127.0.0.1', r));
+  const r = await cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=C', '--json']);
+  await fw?.close();
+  t.is(attempts, 1);
+  t.is(r.code, 0, r.stderr + r.stdout);
+  t.is(recap(r.stdout).t1.changed, 1);
+  t.is(readFileSync(join(dir, 't1', 'trace'), 'utf8'), 'C start\nC end\n');
+});
+
+test('withConnectRetries: transient failures are retried with the given delays; host key and auth failures are not', async (t) => {
+  const {withConnectRetries} = await import('../../src/cli/connect.ts');
+  const {UnreachableError, HostKeyError} = await import('../../src/transport/types.ts');
+  let calls = 0;
+  const t0 = Date.now();
+  const ok = await withConnectRetries(async () => {
+    if (++calls < 3) throw new UnreachableError('h', 'refused', {transient: true});
+    return 'up';
+  }, [50, 100, 200]);
+  t.is(ok, 'up');
+  t.is(calls, 3);
+  t.true(Date.now() - t0 >= 140);
+  calls = 0;
+  await t.throwsAsync(withConnectRetries(async () => {
+    calls++;
+    throw new UnreachableError('h', 'refused', {transient: true});
+  }, [1, 1, 1]), {message: 'refused'});
+  t.is(calls, 4, 'one attempt and three retries');
+  for (const err of [new HostKeyError('h', 'changed key'), new UnreachableError('h', 'authentication failed'), new Error('bug')]) {
+    calls = 0;
+    await t.throwsAsync(withConnectRetries(async () => {
+      calls++;
+      throw err;
+    }, [1, 1, 1]));
+    t.is(calls, 1, err.message);
+  }
+});
+
+test.serial('connect retries are not for host key errors: those fail at once', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-hostkey-'));
+  const inv = inventory(dir, {t1: {}});
+  writeFileSync(join(dir, 'known_hosts'), '');
+  const r = await cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=K', '--json']);
+  t.is(r.code, 4);
+  t.regex(r.stdout, /is not in .*known_hosts/);
+  t.true(r.ms < 8000, `no backoff (${r.ms} ms)`);
+});
