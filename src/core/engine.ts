@@ -487,7 +487,13 @@ export class Engine {
         current = bound.probe.parse(out);
       }
       const plan = bound.plan(current);
-      if (plan.fail) return finish('failed', {msg: plan.fail, diff: plan.diff});
+      if (plan.fail) {
+        // Check mode: a task planned on state an earlier "would change" has not made yet (a service
+        // whose package is not installed yet) cannot be predicted: it is reported as a change that
+        // rests on the earlier one (marked pending), not as a failure.
+        if (this.opts.check && h.pendingChange) return finish('changed', {msg: `would change once earlier changes are made (today: ${plan.fail})`, diff: plan.diff});
+        return finish('failed', {msg: plan.fail, diff: plan.diff});
+      }
       if (plan.steps.length === 0) return finish('ok', {msg: plan.reason ?? 'ok'});
       if (this.opts.check) return finish('changed', {msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff});
       let last = {stdout: '', stderr: '', rc: null as number | null};

@@ -165,3 +165,17 @@ test('interrupt: nothing new starts after the signal, and the recap says so', as
   t.false(existsSync(join(root, 'never')));
   t.like(r.events.at(-1), {type: 'recap', interrupted: true});
 });
+
+test('check mode: a task that cannot be planned before an earlier would-change is reported as pending, not failed', async (t) => {
+  const root = tmp('checkpending');
+  const pb = one([
+    file({path: join(root, 'dir'), state: 'directory'}, {name: 'make dir'}),
+    file({path: join(root, 'dir'), state: 'file'}, {name: 'needs it (fails today)'}),
+  ]);
+  const r = await runFake(pb, {check: true});
+  t.like(r.results()[1], {status: 'changed', pending: true});
+  t.regex(r.results()[1].msg, /once earlier changes are made/);
+  // Without an earlier would-change, a plan failure is a failure.
+  const r2 = await runFake(one([file({path: join(root, 'missing'), state: 'file'})]), {check: true});
+  t.is(r2.results()[0].status, 'failed');
+});
