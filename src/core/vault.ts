@@ -121,10 +121,21 @@ export function setVaultPasswordFile(path: string | undefined): void {
   cached = undefined;
 }
 
+let defaultFile: string | undefined;
+
+/**
+ * The passphrase file an inventory names (`provision_vault_password_file`, e.g. the lab's generated
+ * one): used only when neither --vault-password-file nor the environment gives a passphrase.
+ */
+export function setDefaultVaultPasswordFile(path: string | undefined): void {
+  defaultFile = path;
+}
+
 /** Forget the passphrase read so far (tests). */
 export function resetVaultPassphrase(): void {
   cached = undefined;
   explicitFile = undefined;
+  defaultFile = undefined;
 }
 
 function readPassFile(path: string): string {
@@ -145,6 +156,7 @@ export function vaultPassphraseSync(env: NodeJS.ProcessEnv = process.env): strin
   const file = explicitFile ?? env.PROVISION_VAULT_PASSWORD_FILE;
   if (file) return (cached = readPassFile(file));
   if (env.PROVISION_VAULT_PASSWORD) return (cached = env.PROVISION_VAULT_PASSWORD);
+  if (defaultFile) return (cached = readPassFile(defaultFile));
   return undefined;
 }
 

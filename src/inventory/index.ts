@@ -4,15 +4,15 @@
  * views. Everything is loaded and checked up front; a mistake is a `UserError` naming file, line and
  * field (exit code 4).
  */
-import {readFileSync, statSync} from 'node:fs';
-import {dirname, extname, join, resolve} from 'node:path';
+import {existsSync, readFileSync, statSync} from 'node:fs';
+import {dirname, extname, isAbsolute, join, resolve} from 'node:path';
 import type {Node} from 'yaml';
 import {isMap, isScalar} from 'yaml';
 import {UserError, parseError} from '../core/errors.ts';
 import {parseIniInventory} from './ini.ts';
 import {InventoryData} from './model.ts';
 import {loadVars, vaultFilesUnder} from './varsfiles.ts';
-import {isAnsibleVaultText, isVaultText, openVaultFile, registerVaultValues, vaultPassphrase} from '../core/vault.ts';
+import {isAnsibleVaultText, isVaultText, openVaultFile, registerVaultValues, setDefaultVaultPasswordFile, vaultPassphrase} from '../core/vault.ts';
 import {parseYamlInventory} from './yaml.ts';
 import {type YamlSource, parseYaml} from './yamlsource.ts';
 
@@ -196,6 +196,15 @@ export async function loadInventory(path: string): Promise<Inventory> {
   // Vault files among the vars files: get the passphrase now (maybe asking on the terminal), so that
   // the synchronous loading below can decrypt them.
   const vaults = [...vaultFilesUnder(join(dirname(file), 'group_vars')), ...vaultFilesUnder(join(dirname(file), 'host_vars'))];
-  if (vaults.length > 0) await vaultPassphrase(`vault file ${vaults[0]}`);
+  if (vaults.length > 0) {
+    // An inventory may name its passphrase file (the lab's is generated): relative to the cwd, the
+    // inventory's folder, or the folder above it (the project root for inventory/lab.yml).
+    const named = data.groups.get('all')?.vars.provision_vault_password_file;
+    if (typeof named === 'string' && named !== '') {
+      const candidates = isAbsolute(named) ? [named] : [resolve(named), resolve(dirname(file), named), resolve(dirname(file), '..', named)];
+      setDefaultVaultPasswordFile(candidates.find((c) => existsSync(c)) ?? candidates[0]);
+    }
+    await vaultPassphrase(`vault file ${vaults[0]}`);
+  }
   return new LoadedInventory(file, data, warnings);
 }

@@ -5,6 +5,8 @@
  */
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs';
 import {readFile} from 'node:fs/promises';
+import {dirname, join, relative, resolve} from 'node:path';
+import {ensureLabVault} from '../core/vault.ts';
 import {Listr, PRESET_TIMER, type ListrTask} from 'listr2';
 import {UserError} from '../core/errors.ts';
 import {labPaths, loadLabConfig, type LabConfig, type LabHost, type LabPaths} from './config.ts';
@@ -128,6 +130,18 @@ async function waitBooted(paths: LabPaths, host: LabHost): Promise<{state: strin
 }
 
 /** `provision lab up`. */
+/**
+ * The lab's site secrets: a vault beside the lab inventory (`group_vars/all/vault.yml`, git-ignored)
+ * and its generated passphrase, named by the inventory's `provision_vault_password_file`.
+ */
+export function labVaultPaths(cfg: LabConfig, root: string): {vault: string; passFile: string} {
+  const named = cfg.vars.provision_vault_password_file;
+  return {
+    vault: join(dirname(cfg.inventoryPath), 'group_vars', 'all', 'vault.yml'),
+    passFile: resolve(root, typeof named === 'string' ? named : '.lab/vault-pass'),
+  };
+}
+
 export async function labUp(opts: LabOptions & {readonly installDeps?: boolean}): Promise<void> {
   assertRootOnLinux();
   if (!opts.installDeps) await ensurePrerequisites(false);
@@ -233,6 +247,14 @@ export async function labUp(opts: LabOptions & {readonly installDeps?: boolean})
         task: () => {
           writeKnownHosts(ctx);
           if (failed.length) throw new UserError(`lab up: ${failed.length} host(s) failed: ${failed.join('; ')}`);
+        },
+      },
+      {
+        title: 'Site secrets (vault)',
+        task: (_c, task) => {
+          const v = labVaultPaths(cfg, paths.root);
+          const r = ensureLabVault(v.vault, v.passFile);
+          task.title = `Site secrets: ${relative(paths.root, v.vault)}${r.written ? ` (${r.added.length} generated)` : ''}, passphrase in ${relative(paths.root, v.passFile)}`;
         },
       },
     ];
@@ -358,6 +380,8 @@ export async function labDown(opts: LabOptions & {readonly purge?: boolean}): Pr
           await unmountUnder(paths.lab);
           rmSync(paths.lab, {recursive: true, force: true});
           mkdirSync(paths.lab, {recursive: true});
+          // The generated site secrets go with their passphrase (kept in .lab/).
+          rmSync(labVaultPaths(cfg, paths.root).vault, {force: true});
         },
       },
       {
