@@ -39,6 +39,13 @@ export interface RunOptions {
   readonly lockTimeoutS?: number;
 }
 
+/**
+ * How many tasks a probe batch covers right after a change (see `probeAhead`): a run that changes k
+ * tasks costs at most k+1 round trips plus one per cluster of changes, and a host runs at most
+ * k × REPROBE_WINDOW probes beyond one per task. Infinity: probe every remaining task after each change.
+ */
+const REPROBE_WINDOW = 8;
+
 /** Where each host's audit log is, unless the host sets `provision_audit_log` (false: none). */
 export const DEFAULT_AUDIT_LOG = '/var/log/provision.log';
 
@@ -84,6 +91,8 @@ class HostState {
   probeCache = new Map<string, ProbeOutput>();
   notified = new Set<string>();
   pendingChange = false;
+  /** The last task on this host ran steps (changed something, or failed part-way): the probes were dropped. */
+  justChanged = false;
   /** The control session (run lock and audit log), started once per run. */
   control: Extract<Control, {ok: true}> | undefined;
   readonly counts: HostCounts = {ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0};
@@ -236,7 +245,10 @@ export class Engine {
         if (this.interrupted) return;
         const e = handlers[i];
         const name = taskName(e.task);
-        const live = batch.map((n) => this.state(n)).filter((h) => !h.failed && !h.unreachable && h.notified.has(name));
+        // Also on hosts that failed after notifying (Ansible's force_handlers): the change that notified
+        // is on disk (validated before it was written), so the service must pick it up now; a later
+        // run would see the file converged and never reload.
+        const live = batch.map((n) => this.state(n)).filter((h) => !h.unreachable && h.notified.has(name));
         if (live.length === 0) continue;
         this.deps.emit({type: 'task', play: play.name, name, role: e.role?.role.name ?? null, handler: true});
         await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, handlers.slice(i), ctxOf))));
@@ -335,26 +347,43 @@ export class Engine {
     this.deps.emit({type: 'result', host: h.name, task, play: '', role: null, status: 'unreachable', duration_ms: ms, diff: null, msg: mask(errorMessage(e)), pending: false});
   }
 
+  /** Group → hosts: the inventory does not change during a run, so built once (not per task and host). */
+  private groupsCache: Readonly<Record<string, readonly string[]>> | undefined;
+  /** A host's variables in a play, built once per play run (keyed by that run's `defaults` object), not per task. */
+  private readonly varsCache = new WeakMap<Vars, Map<string, {vars: Vars; groupNames: readonly string[]}>>();
+
   private context(h: HostState, play: Play, defaults: Vars, role: LoadedRole | null): TaskContext {
     const inv = this.deps.inventory;
-    const groups: Record<string, string[]> = {};
-    for (const g of inv.groups.keys()) groups[g] = inv.groupHosts(g);
+    if (!this.groupsCache) {
+      const all: Record<string, readonly string[]> = {};
+      for (const g of inv.groups.keys()) all[g] = Object.freeze(inv.groupHosts(g));
+      this.groupsCache = Object.freeze(all);
+    }
+    const groups = this.groupsCache;
     const facts = h.facts ?? noFacts;
-    const vars: Vars = {
-      ...defaults,
-      ...inv.hostVars(h.name),
-      ...(play.vars ?? {}),
-      ...(this.opts.extraVars ?? {}),
-      inventory_hostname: h.name,
-      group_names: inv.groupsOf(h.name),
-    };
+    let byHost = this.varsCache.get(defaults);
+    if (!byHost) this.varsCache.set(defaults, (byHost = new Map()));
+    let shared = byHost.get(h.name);
+    if (!shared) {
+      const groupNames = Object.freeze(inv.groupsOf(h.name));
+      const base: Vars = {
+        ...defaults,
+        ...inv.hostVars(h.name),
+        ...(play.vars ?? {}),
+        ...(this.opts.extraVars ?? {}),
+        inventory_hostname: h.name,
+        group_names: groupNames,
+      };
+      byHost.set(h.name, (shared = {vars: Object.freeze(base), groupNames}));
+    }
+    const vars = shared.vars;
     const deps = this.deps;
     return {
       host: h.name,
       vars,
       facts,
       groups,
-      groupNames: inv.groupsOf(h.name),
+      groupNames: shared.groupNames,
       hostvars: (other: string) => {
         const o = this.hosts.get(other);
         return {...inv.hostVars(other), inventory_hostname: other, ...(o?.facts ? {facts: o.facts} : {}), results: o?.results ?? {}};
@@ -381,7 +410,12 @@ export class Engine {
     return login === user ? {become: false} : {become: true, user};
   }
 
-  /** Probe `entries` (the current task and the ones after it) in one round trip; fill the cache. */
+  /**
+   * Probe `entries` (the current task and the ones after it) in one round trip; fill the cache.
+   * Right after a change only the next `REPROBE_WINDOW` tasks are probed: changes come in runs (a
+   * first run changes nearly every task), and probing every remaining task after each change made the
+   * hosts run O(tasks²) probes. A batch that follows tasks which changed nothing covers the rest again.
+   */
   private async probeAhead(h: HostState, entries: readonly Entry[], ctxOf: (h: HostState, e: Entry) => TaskContext, first: BoundTask, firstWho: Identity): Promise<void> {
     const byWho = new Map<string, {who: Identity; scripts: string[]}>();
     const add = (who: Identity, script: string): void => {
@@ -391,7 +425,7 @@ export class Engine {
       byWho.set(key, g);
     };
     if (first.probe) add(firstWho, first.probe.script);
-    for (const e of entries.slice(1)) {
+    for (const e of h.justChanged ? entries.slice(1, REPROBE_WINDOW) : entries.slice(1)) {
       try {
         const ctx = ctxOf(h, e);
         if (e.task.options.when && !e.task.options.when(ctx)) continue;
@@ -465,6 +499,7 @@ export class Engine {
         const notify = typeof o.notify === 'string' ? [o.notify] : (o.notify ?? []);
         for (const n of notify) h.notified.add(n);
       }
+      h.justChanged = !this.opts.check && auditWhat !== undefined;
       if (o.register) h.results[o.register] = result;
     };
 

@@ -179,3 +179,18 @@ test('check mode: a task that cannot be planned before an earlier would-change i
   const r2 = await runFake(one([file({path: join(root, 'missing'), state: 'file'})]), {check: true});
   t.is(r2.results()[0].status, 'failed');
 });
+
+test('a host that fails after notifying still runs the notified handlers (force_handlers)', async (t) => {
+  const root = tmp('force');
+  const pb = definePlaybook({name: 't', plays: [{
+    name: 'p', hosts: 'all_hosts', gatherFacts: false,
+    tasks: [
+      copy({dest: join(root, 'conf'), content: 'new\n'}, {notify: 'reload'}),
+      shell({script: 'exit 1'}, {name: 'later failure'}),
+    ],
+    handlers: [shell({script: `echo reloaded > ${join(root, 'reloaded')}`}, {name: 'reload'})],
+  }]});
+  const r = await runFake(pb);
+  t.like(r.summary.hosts.h1, {failed: 1});
+  t.true(existsSync(join(root, 'reloaded')));
+});

@@ -1,0 +1,149 @@
+/**
+ * certbot on the load balancers: a certificate for `site_domain` from the ACME server in `acme_server`
+ * (HTTP-01, certbot's standalone listener on `acme_http01_port`), installed as HAProxy's PEM, renewed by
+ * certbot's systemd timer with a deploy hook that rebuilds the PEM and reloads HAProxy.
+ *
+ * Each LB obtains and renews its own certificate. HAProxy (role haproxy) sends
+ * `/.well-known/acme-challenge/` to the certbot listener of the local LB first and, when that connection
+ * is refused, to its peers: whichever LB holds the VIP, the challenge reaches the LB that asked. So both
+ * LBs always hold a valid certificate, renewals need no playbook run and no private key crosses the
+ * controller. Needs the peers' `acme_http01_port` reachable from each other.
+ *
+ * Run it in a play after haproxy and keepalived (their handlers must have run): the challenge arrives
+ * on the VIP:80 of the HAProxy that holds it.
+ */
+import {existsSync, readFileSync} from 'node:fs';
+import {defineRole, apt, file, copy, command, template, service, type TaskContext, type TaskResult} from '../../src/index.ts';
+
+/**
+ * `--check` on a fresh host: a task that needs what an earlier task would install (the unit, the PEM)
+ * fails only because nothing was installed. Such a failure is not one when it rests on an earlier
+ * "would change" (the engine marks it `dependsOnPendingChange`); a real run still fails normally.
+ */
+const checkSafe = {failedWhen: (r: TaskResult): boolean => r.failed && !r.dependsOnPendingChange} as const;
+
+function str(ctx: TaskContext, name: string): string {
+  const v = ctx.vars[name];
+  if (v === undefined || v === null || v === '') throw new Error(`variable '${name}' is not set`);
+  return String(v);
+}
+
+const bundle = '/etc/ssl/certs/ca-certificates.crt';
+const caFile = '/usr/local/share/ca-certificates/provision-acme-ca.crt';
+const hookPath = '/etc/letsencrypt/renewal-hooks/deploy/haproxy';
+const domain = (ctx: TaskContext): string => str(ctx, 'site_domain');
+const live = (ctx: TaskContext): string => `/etc/letsencrypt/live/${domain(ctx)}`;
+
+/** `acme_ca_cert`: PEM text, or a path on the controller (relative to the working directory). */
+function caPem(ctx: TaskContext): string {
+  const v = String(ctx.vars.acme_ca_cert ?? '');
+  if (v.includes('-----BEGIN CERTIFICATE-----')) return v.endsWith('\n') ? v : `${v}\n`;
+  if (!existsSync(v)) throw new Error(`acme_ca_cert: '${v}' is neither a PEM certificate nor a file on the controller`);
+  const pem = readFileSync(v, 'utf8');
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`acme_ca_cert: ${v} holds no PEM certificate`);
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
+}
+const hasCa = (ctx: TaskContext): boolean => String(ctx.vars.acme_ca_cert ?? '') !== '';
+
+/** The address the domain resolves to (the VIP): certbot waits until HAProxy answers there. */
+const challengeAddress = (ctx: TaskContext): string => String(ctx.vars.certbot_challenge_address || ctx.vars.vip || '');
+
+export default defineRole({
+  name: 'certbot',
+  defaults: {
+    /** ACME directory URL. */
+    acme_server: 'https://acme-v02.api.letsencrypt.org/directory',
+    /** Account e-mail; empty: admin@site_domain. */
+    acme_email: '',
+    /** Extra CA to trust for the ACME server (a private ACME server like the lab's pebble): PEM text or a controller path. Empty: none. */
+    acme_ca_cert: '',
+    /** Port of certbot's standalone HTTP-01 listener (HAProxy forwards challenges to it). */
+    acme_http01_port: 8888,
+    /** Where HAProxy finds its PEM (fullchain + key), as in the haproxy role. */
+    haproxy_cert_path: '/etc/haproxy/certs/site.pem',
+    /** Address HAProxy answers the challenge on (the domain's A record); empty: `vip`. */
+    certbot_challenge_address: '',
+  },
+  tasks: [
+    apt({packages: ['certbot', 'curl', 'ca-certificates']}, {name: 'certbot installed'}),
+
+    // The ACME server's CA (the lab's pebble listens with a private CA).
+    copy((ctx) => ({content: caPem(ctx), dest: caFile, owner: 'root', group: 'root', mode: '0644'}), {name: 'ACME server CA', when: hasCa}),
+    command(
+      () => ({
+        argv: ['update-ca-certificates'],
+        // Up to date when the CA's body is in the bundle.
+        unless: `tr -d '\\r\\n' < ${bundle} | grep -qF "$(sed '/^-----/d' ${caFile} | tr -d '\\r\\n')"`,
+      }),
+      {name: 'ACME server CA trusted', when: hasCa},
+    ),
+
+    // Renewal: the deploy hook, certbot's environment and its timer.
+    file({path: '/etc/letsencrypt/renewal-hooks/deploy', state: 'directory', owner: 'root', group: 'root', mode: '0755'}, {name: 'deploy hooks directory'}),
+    template((ctx) => ({src: 'deploy-hook.sh.mustache', dest: hookPath, owner: 'root', group: 'root', mode: '0755', vars: {live: live(ctx)}}), {name: 'deploy hook: HAProxy PEM + reload'}),
+    file({path: '/etc/systemd/system/certbot.service.d', state: 'directory', owner: 'root', group: 'root', mode: '0755'}, {name: 'certbot.service drop-in directory'}),
+    copy(
+      {
+        dest: '/etc/systemd/system/certbot.service.d/provision.conf',
+        owner: 'root',
+        group: 'root',
+        mode: '0644',
+        content: [
+          '# Managed by provision (role certbot).',
+          '[Service]',
+          `Environment=REQUESTS_CA_BUNDLE=${bundle}`,
+          // The timer already waits a random delay (RandomizedDelaySec): no second sleep inside certbot.
+          'ExecStart=',
+          'ExecStart=/usr/bin/certbot -q renew --no-random-sleep-on-renew',
+          '',
+        ].join('\n'),
+      },
+      // A new drop-in directory is not flagged by systemd's NeedDaemonReload: reload explicitly.
+      {name: 'certbot.service settings', notify: 'systemd daemon-reload'},
+    ),
+
+    // Issuance, once: after that the timer renews.
+    command(
+      (ctx) => {
+        const vip = challengeAddress(ctx);
+        return {
+          argv: [
+            'sh', '-c',
+            // keepalived may still be electing: wait (30 s at most) until an HAProxy answers on the VIP.
+            'i=0; until curl -s -o /dev/null --max-time 2 "http://$1/.well-known/acme-challenge/ping"; do ' +
+              'i=$((i+1)); if [ $i -ge 30 ]; then echo "nothing answers on http://$1/" >&2; exit 1; fi; sleep 1; done',
+            'wait-for-vip', vip,
+          ],
+          creates: `${live(ctx)}/fullchain.pem`,
+        };
+      },
+      {name: 'HAProxy answers on the VIP', when: (ctx) => challengeAddress(ctx) !== ''},
+    ),
+    command(
+      (ctx) => ({
+        argv: [
+          'env', `REQUESTS_CA_BUNDLE=${bundle}`,
+          'certbot', 'certonly', '--standalone', '--non-interactive', '--agree-tos',
+          '-m', String(ctx.vars.acme_email || `admin@${domain(ctx)}`),
+          '--server', str(ctx, 'acme_server'),
+          '--http-01-port', String(ctx.vars.acme_http01_port),
+          '--cert-name', domain(ctx),
+          '-d', domain(ctx),
+        ],
+        creates: `${live(ctx)}/fullchain.pem`,
+      }),
+      {name: 'certificate obtained'},
+    ),
+    command(
+      (ctx) => ({
+        argv: [hookPath],
+        // Up to date when HAProxy's PEM is exactly the live certificate chain and key.
+        unless: `cat ${live(ctx)}/fullchain.pem ${live(ctx)}/privkey.pem | cmp -s - ${str(ctx, 'haproxy_cert_path')}`,
+      }),
+      {name: 'HAProxy serves the certificate'},
+    ),
+    file((ctx) => ({path: str(ctx, 'haproxy_cert_path'), state: 'file', owner: 'root', group: 'root', mode: '0600'}), {name: 'HAProxy PEM private', ...checkSafe}),
+    service({name: 'certbot.timer', state: 'started', enabled: true}, {name: 'renewal timer', ...checkSafe}),
+  ],
+  handlers: [command({argv: ['systemctl', 'daemon-reload']}, {name: 'systemd daemon-reload'})],
+});

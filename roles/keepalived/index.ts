@@ -1,0 +1,122 @@
+/**
+ * keepalived on the load balancers: the virtual IP (`vip`) held by one LB and moved when HAProxy stops
+ * (a `vrrp_script` tracking the haproxy unit), not only when the host dies.
+ *
+ * - `lb_mode: active-passive` (default): one VRRP instance for `vip`; the first host of the group is
+ *   MASTER with the highest priority and takes the VIP back when it recovers.
+ * - `lb_mode: active-active`: a second instance for `vip_secondary`; each LB is master of one VIP
+ *   (publish both addresses in DNS).
+ *
+ * The check runs as an unprivileged user under `enable_script_security`. In a container
+ * `/bin/pidof` resolves to killall5 and is refused: `systemctl is-active --quiet haproxy` is used.
+ */
+import {defineRole, apt, user, copy, template, service, type TaskContext, type TaskResult} from '../../src/index.ts';
+
+/**
+ * `--check` on a fresh host: a task that needs what an earlier task would install (the unit, the PEM)
+ * fails only because nothing was installed. Such a failure is not one when it rests on an earlier
+ * "would change" (the engine marks it `dependsOnPendingChange`); a real run still fails normally.
+ */
+const checkSafe = {failedWhen: (r: TaskResult): boolean => r.failed && !r.dependsOnPendingChange} as const;
+
+function str(ctx: TaskContext, name: string): string {
+  const v = ctx.vars[name];
+  if (v === undefined || v === null || v === '') throw new Error(`variable '${name}' is not set`);
+  return String(v);
+}
+
+function num(ctx: TaskContext, name: string): number {
+  const n = Number(ctx.vars[name]);
+  if (!Number.isInteger(n)) throw new Error(`variable '${name}' must be an integer, got '${String(ctx.vars[name])}'`);
+  return n;
+}
+
+interface Instance {
+  readonly name: string;
+  readonly state: 'MASTER' | 'BACKUP';
+  readonly router_id: number;
+  readonly priority: number;
+  readonly address: string;
+}
+
+/** Everything keepalived.conf.mustache needs, computed here. */
+function configVars(ctx: TaskContext): Record<string, unknown> {
+  const mode = str(ctx, 'lb_mode');
+  if (mode !== 'active-passive' && mode !== 'active-active') throw new Error(`lb_mode must be 'active-passive' or 'active-active', got '${mode}'`);
+  const peers = ctx.groups[str(ctx, 'keepalived_group')] ?? [];
+  const index = peers.indexOf(ctx.host);
+  if (index < 0) throw new Error(`${ctx.host} is not in group '${String(ctx.vars.keepalived_group)}'`);
+  const iface = String(ctx.vars.keepalived_interface || ctx.facts.defaultIpv4?.interface || '');
+  if (!iface) throw new Error('no interface for VRRP: no default IPv4 interface in the facts; set keepalived_interface');
+  const prefix = num(ctx, 'vip_prefix');
+  const top = num(ctx, 'keepalived_priority');
+  const baseId = num(ctx, 'keepalived_router_id');
+  const vips = mode === 'active-active' ? [str(ctx, 'vip'), str(ctx, 'vip_secondary')] : [str(ctx, 'vip')];
+  // Instance k is mastered by host k (mod the group size); the others back it up in group order.
+  const instances: Instance[] = vips.map((address, k) => {
+    const rank = (index - (k % peers.length) + peers.length) % peers.length;
+    return {
+      name: k === 0 ? 'VI_VIP' : `VI_VIP${k + 1}`,
+      state: rank === 0 ? 'MASTER' : 'BACKUP',
+      router_id: baseId + k,
+      priority: top - 50 * rank > 0 ? top - 50 * rank : 1,
+      address: `${address}/${prefix}`,
+    };
+  });
+  const hostOf = (h: string): string => String(ctx.hostvars(h).ansible_host ?? h);
+  const unicast = ctx.vars.keepalived_unicast === true || ctx.vars.keepalived_unicast === 'true';
+  return {
+    interface: iface,
+    instances,
+    unicast,
+    unicast_src: hostOf(ctx.host),
+    unicast_peers: peers.filter((h) => h !== ctx.host).map(hostOf),
+  };
+}
+
+export default defineRole({
+  name: 'keepalived',
+  defaults: {
+    /** `active-passive` (one VIP) or `active-active` (`vip` and `vip_secondary`, each LB master of one). */
+    lb_mode: 'active-passive',
+    /** The group sharing the VIP; its first host is MASTER of `vip`. */
+    keepalived_group: 'loadbalancers',
+    /** VRRP interface; empty: the default IPv4 interface from the facts. */
+    keepalived_interface: '',
+    /** Prefix length of the VIP on the interface. */
+    vip_prefix: 32,
+    /** virtual_router_id of the `vip` instance (+1 for `vip_secondary`); unique on the network segment. */
+    keepalived_router_id: 51,
+    /** Priority of the master; each next host has 50 less. */
+    keepalived_priority: 150,
+    /** VRRP to the peers' addresses instead of multicast 224.0.0.18 (for networks without multicast). */
+    keepalived_unicast: false,
+    /** The unit the check script tracks. */
+    keepalived_check_service: 'haproxy',
+    /** Unprivileged user running the check script. */
+    keepalived_script_user: 'keepalived_script',
+  },
+  tasks: [
+    apt({packages: ['keepalived']}, {name: 'keepalived installed'}),
+    user(
+      (ctx) => ({name: str(ctx, 'keepalived_script_user'), system: true, shell: '/usr/sbin/nologin', home: '/nonexistent', createHome: false, comment: 'keepalived check scripts'}),
+      {name: 'check script user'},
+    ),
+    copy({src: 'keepalived-config-test', dest: '/usr/local/sbin/keepalived-config-test', owner: 'root', group: 'root', mode: '0755'}, {name: 'config checker'}),
+    template(
+      (ctx) => ({
+        src: 'keepalived.conf.mustache',
+        dest: '/etc/keepalived/keepalived.conf',
+        owner: 'root',
+        group: 'root',
+        mode: '0640',
+        // `keepalived --config-test -f`, made usable as a validator (see files/keepalived-config-test).
+        validate: '/usr/local/sbin/keepalived-config-test %s',
+        vars: configVars(ctx),
+      }),
+      {name: 'keepalived.conf', notify: 'reload keepalived'},
+    ),
+    service({name: 'keepalived', state: 'started', enabled: true}, {name: 'keepalived running', ...checkSafe}),
+  ],
+  handlers: [service({name: 'keepalived', state: 'reloaded'}, {name: 'reload keepalived'})],
+});
