@@ -12,7 +12,6 @@
  * Run it in a play after haproxy and keepalived (their handlers must have run): the challenge arrives
  * on the VIP:80 of the HAProxy that holds it.
  */
-import {existsSync, readFileSync} from 'node:fs';
 import {defineRole, apt, file, copy, command, template, service, type TaskContext, type TaskResult} from '../../src/index.ts';
 
 /**
@@ -29,21 +28,9 @@ function str(ctx: TaskContext, name: string): string {
 }
 
 const bundle = '/etc/ssl/certs/ca-certificates.crt';
-const caFile = '/usr/local/share/ca-certificates/provision-acme-ca.crt';
 const hookPath = '/etc/letsencrypt/renewal-hooks/deploy/haproxy';
 const domain = (ctx: TaskContext): string => str(ctx, 'site_domain');
 const live = (ctx: TaskContext): string => `/etc/letsencrypt/live/${domain(ctx)}`;
-
-/** `acme_ca_cert`: PEM text, or a path on the controller (relative to the working directory). */
-function caPem(ctx: TaskContext): string {
-  const v = String(ctx.vars.acme_ca_cert ?? '');
-  if (v.includes('-----BEGIN CERTIFICATE-----')) return v.endsWith('\n') ? v : `${v}\n`;
-  if (!existsSync(v)) throw new Error(`acme_ca_cert: '${v}' is neither a PEM certificate nor a file on the controller`);
-  const pem = readFileSync(v, 'utf8');
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`acme_ca_cert: ${v} holds no PEM certificate`);
-  return pem.endsWith('\n') ? pem : `${pem}\n`;
-}
-const hasCa = (ctx: TaskContext): boolean => String(ctx.vars.acme_ca_cert ?? '') !== '';
 
 /** The address the domain resolves to (the VIP): certbot waits until HAProxy answers there. */
 const challengeAddress = (ctx: TaskContext): string => String(ctx.vars.certbot_challenge_address || ctx.vars.vip || '');
@@ -55,8 +42,6 @@ export default defineRole({
     acme_server: 'https://acme-v02.api.letsencrypt.org/directory',
     /** Account e-mail; empty: admin@site_domain. */
     acme_email: '',
-    /** Extra CA to trust for the ACME server (a private ACME server like the lab's pebble): PEM text or a controller path. Empty: none. */
-    acme_ca_cert: '',
     /** Port of certbot's standalone HTTP-01 listener (HAProxy forwards challenges to it). */
     acme_http01_port: 8888,
     /** Where HAProxy finds its PEM (fullchain + key), as in the haproxy role. */
@@ -67,16 +52,8 @@ export default defineRole({
   tasks: [
     apt({packages: ['certbot', 'curl', 'ca-certificates']}, {name: 'certbot installed'}),
 
-    // The ACME server's CA (the lab's pebble listens with a private CA).
-    copy((ctx) => ({content: caPem(ctx), dest: caFile, owner: 'root', group: 'root', mode: '0644'}), {name: 'ACME server CA', when: hasCa}),
-    command(
-      () => ({
-        argv: ['update-ca-certificates'],
-        // Up to date when the CA's body is in the bundle.
-        unless: `tr -d '\\r\\n' < ${bundle} | grep -qF "$(sed '/^-----/d' ${caFile} | tr -d '\\r\\n')"`,
-      }),
-      {name: 'ACME server CA trusted', when: hasCa},
-    ),
+    // The ACME server's CA (a private ACME server such as the lab's pebble) is trusted by the common role,
+    // which runs on every host before this one (acme_ca_cert).
 
     // Renewal: the deploy hook, certbot's environment and its timer.
     file({path: '/etc/letsencrypt/renewal-hooks/deploy', state: 'directory', owner: 'root', group: 'root', mode: '0755'}, {name: 'deploy hooks directory'}),

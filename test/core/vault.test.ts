@@ -105,7 +105,7 @@ test.serial('a wrong passphrase is one line naming the file, exit 1; no passphra
     writeFileSync(passFile, 'right-pass\n', {mode: 0o600});
     const ok = await runMain(['inventory', '-i', inv, '--host', 'db1'], {PROVISION_VAULT_PASSWORD_FILE: passFile});
     t.is(ok.code, 0, ok.stderr);
-    t.is(JSON.parse(ok.stdout).a_secret, 'value-1234');
+    t.is(JSON.parse(ok.stdout).a_secret, '***', 'opened with the passphrase file, and masked in the output');
     resetVaultPassphrase();
     writeFileSync(passFile, 'nope\n');
     const bad = await runMain(['inventory', '-i', inv, '--list'], {PROVISION_VAULT_PASSWORD_FILE: passFile});
