@@ -14,12 +14,14 @@
  *
  * Writes bench/results/<timestamp>.{md,svg,json} and latest.{md,svg,json}; prints the table.
  *
- *   npm run bench -- [--hosts 1,10,50,100] [--runs 3] [--ansible-runs N] [--tools provision,ansible] [--out DIR]
+ *   npm run bench -- [--hosts 1,10,50,100] [--runs 3] [--ansible-runs N] [--ansible-change-max-hosts N]
+ *                    [--tools provision,ansible] [--out DIR] [--label NAME]
  *
  * --ansible-runs: Ansible's no-op and change runs per host count (default: --runs below 50 hosts, 1
  * from 50 hosts on: Ansible with 100 forks on one machine takes minutes per run).
+ * --ansible-change-max-hosts: measure Ansible's runs with changes only up to this many hosts.
  */
-import {execFileSync, spawn} from 'node:child_process';
+import {spawn, spawnSync} from 'node:child_process';
 import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs';
 import {cpus, loadavg, tmpdir} from 'node:os';
 import {join, relative, resolve} from 'node:path';
@@ -32,17 +34,23 @@ const {values} = parseArgs({
     hosts: {type: 'string', default: '1,10,50,100'},
     runs: {type: 'string', default: '3'},
     'ansible-runs': {type: 'string'},
+    'ansible-change-max-hosts': {type: 'string'},
     tools: {type: 'string', default: 'provision,ansible'},
     out: {type: 'string', default: join(root, 'bench', 'results')},
     label: {type: 'string'},
+    /** Re-render the table and chart of an earlier run's JSON (no runs). */
+    render: {type: 'string'},
   },
 });
 const hostCounts = values.hosts.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0).sort((a, b) => a - b);
 const runs = Math.max(1, Number(values.runs));
 const tools = new Set(values.tools.split(',').map((s) => s.trim()));
 const ansibleRuns = (n: number): number => (values['ansible-runs'] !== undefined ? Math.max(1, Number(values['ansible-runs'])) : n >= 50 ? 1 : runs);
-const maxHosts = Math.max(...hostCounts);
+/** Ansible's runs with changes only up to this many hosts (to keep the bench short); default: all. */
+const ansibleChangeMax = values['ansible-change-max-hosts'] !== undefined ? Number(values['ansible-change-max-hosts']) : Infinity;
 if (hostCounts.length === 0) throw new Error('--hosts: expected host counts like 1,10,50,100');
+/** The largest host count: where CPU and memory are measured (set again by --render). */
+let maxHosts = Math.max(...hostCounts);
 
 type Tool = 'provision' | 'ansible';
 interface Measure {
@@ -193,9 +201,9 @@ function resourcesMd(results: Results): string {
 
 /** A line chart: seconds (log scale) against host count, both tools, no-op solid and with changes dashed. */
 function chartSvg(results: Results, title: string): string {
-  const W = 720;
+  const W = 820;
   const H = 440;
-  const m = {l: 64, r: 180, t: 40, b: 48};
+  const m = {l: 64, r: 240, t: 40, b: 48};
   const series: {name: string; color: string; dash: string; pts: [number, number][]}[] = [];
   const add = (tool: Tool, which: 'noop' | 'change', name: string, color: string, dash: string): void => {
     const pts = hostCounts.flatMap((n): [number, number][] => {
@@ -248,25 +256,28 @@ function chartSvg(results: Results, title: string): string {
 }
 
 function version(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']}).split('\n')[0].trim();
-  } catch (e) {
-    return (e as {stderr?: string}).stderr?.split('\n')[0].trim() || 'unknown';
-  }
+  const r = spawnSync(cmd, args, {encoding: 'utf8'});
+  return `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n')[0]?.trim() || 'unknown';
 }
 
 // ---------------------------------------------------------------------------------------------------
 // The run
 
-const started = new Date();
-const load0 = loadavg()[0];
-const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}, ${version('ansible-playbook', ['--version']).replace(/^ansible-playbook /, 'ansible-playbook ')}, ${version('/usr/sbin/sshd', ['-V'])}`;
-const results: Results = {};
-const sshd = await startSshd({maxStartups: 1000, maxSessions: 64});
+const earlier = values.render !== undefined ? (JSON.parse(readFileSync(values.render, 'utf8')) as {started: string; machine: string; load: [number, number]; hosts: number[]; results: Results}) : undefined;
+if (earlier) {
+  hostCounts.splice(0, hostCounts.length, ...earlier.hosts);
+  maxHosts = Math.max(...hostCounts);
+}
+const started = earlier ? new Date(earlier.started) : new Date();
+const load0 = earlier ? earlier.load[0] : loadavg()[0];
+const machine = earlier ? earlier.machine : `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}, ${version('ansible-playbook', ['--version']).replace(/^ansible-playbook /, 'ansible-playbook ')}, ${version('ssh', ['-V']).split(',')[0]}`;
+const results: Results = earlier?.results ?? {};
+const sshd = earlier ? undefined : await startSshd({maxStartups: 1000, maxSessions: 64});
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
 try {
-  for (const n of hostCounts) {
+  for (const n of sshd ? hostCounts : []) {
+    if (!sshd) break;
     const dir = mkdtempSync(join(tmpdir(), `prov-bench-${n}-`));
     const hosts = Array.from({length: n}, (_, i) => `h${String(i + 1).padStart(3, '0')}`);
     const inv = (tool: Tool): string => {
@@ -305,7 +316,7 @@ try {
         s.noop.push(r);
         log(`${tool} ${n} hosts: no-op ${secs(r.ms)} (cpu ${r.cpuS.toFixed(1)} s, rss ${mb(r.maxRssKb)}${r.treeRssKb !== undefined ? `, tree ${mb(r.treeRssKb)}` : ''})`);
       }
-      for (let i = 0; i < times; i++) {
+      for (let i = 0; i < (tool === 'ansible' && n > ansibleChangeMax ? 0 : times); i++) {
         const r = await run(tool, 100 + i);
         check(tool, `${n} hosts, run with changes`, r, hosts, (c) => c === 5);
         s.change.push(r);
@@ -316,13 +327,13 @@ try {
     rmSync(dir, {recursive: true, force: true});
   }
 } finally {
-  await sshd.stop();
+  await sshd?.stop();
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Results
 
-const load1 = loadavg()[0];
+const load1 = earlier ? earlier.load[1] : loadavg()[0];
 const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
 const title = `30-task play on ${hostCounts.join(' / ')} loopback hosts: provision vs ansible-playbook`;
 const md = [
@@ -335,7 +346,8 @@ const md = [
   resourcesMd(results),
   '',
   'Medians of the runs shown. No-op: nothing to change; 5 changes: every host gets 5 re-rendered templates (`-e value=N`). ' +
-    'Ansible: pipelining on, forks = hosts, ControlPersist; from 50 hosts on it runs once per row unless `--ansible-runs` says otherwise. ' +
+    'Ansible: pipelining on, forks = hosts, ControlPersist; from 50 hosts on it runs once per row unless `--ansible-runs` says otherwise' +
+    (Number.isFinite(ansibleChangeMax) ? `; its runs with changes were measured up to ${ansibleChangeMax} hosts only` : '') + '. ' +
     'Hosts are one sshd on loopback (the controller and the "hosts" share the CPUs). CPU: user + system time of the tool and its children; ' +
     'RSS of the process tree sampled every 100 ms.',
   '',

@@ -1,6 +1,7 @@
 /**
  * The state of one path on the host: a shell probe and a pure parser.
  */
+import {createHash} from 'node:crypto';
 import {q} from '../core/cmd.ts';
 
 export interface Attrs {
@@ -22,15 +23,20 @@ export const maxDiffBytes = 256 * 1024;
 
 /**
  * Shell that prints the path's kind, attributes, sha256 and (when `content` is 'small' or 'always')
- * its content in base64.
+ * its content in base64. A file's lines: `file`, `mode owner group size`, `sha256sum`'s output (empty
+ * when the content follows: the parser hashes it), the base64 content (empty when not read).
+ * Few processes on purpose (one `stat`, then one `base64` or one `sha256sum`): a play's probes run in
+ * one batch, and on a busy host every process started counts.
  */
 export function fileProbeScript(path: string, content: 'none' | 'small' | 'always' = 'none'): string {
   const p = q(path);
-  const limit = content === 'always' ? '' : content === 'small' ? `[ "$(stat -c %s -- ${p})" -le ${maxDiffBytes} ] && ` : 'false && ';
+  const body = content === 'always' ? `echo; base64 -w0 -- ${p}`
+    : content === 'small' ? `if [ "\${s##* }" -le ${maxDiffBytes} ] 2>/dev/null; then echo; base64 -w0 -- ${p}; else sha256sum -- ${p}; fi`
+    : `sha256sum -- ${p}`;
   return [
     `if [ -L ${p} ]; then echo link; readlink -- ${p}; stat -c '%a %U %G' -- ${p};`,
     `elif [ -d ${p} ]; then echo directory; stat -c '%a %U %G' -- ${p};`,
-    `elif [ -f ${p} ]; then echo file; stat -c '%a %U %G %s' -- ${p}; sha256sum -- ${p} | cut -d' ' -f1; ${limit}base64 -w0 -- ${p}; echo;`,
+    `elif [ -f ${p} ]; then echo file; s=$(stat -c '%a %U %G %s' -- ${p}); echo "$s"; ${body}; echo;`,
     `elif [ -e ${p} ]; then echo other; else echo missing; fi`,
   ].join('\n');
 }
@@ -57,7 +63,9 @@ export function parseFileState(stdout: string): FileState {
       const b64 = lines[3] ?? '';
       const size = Number(extra[0] ?? 0);
       const content = b64 !== '' || size === 0 ? Buffer.from(b64, 'base64') : undefined;
-      return {kind: 'file', size, sha256: (lines[2] ?? '').trim(), ...(content && content.length === size ? {content} : {}), ...a};
+      // `sha256sum` prints `<hash>  <path>` (with a leading `\` for an escaped path); no hash: the content was read.
+      const sha256 = /^\\?([0-9a-f]{64})\b/.exec((lines[2] ?? '').trim())?.[1] ?? (content ? createHash('sha256').update(content).digest('hex') : '');
+      return {kind: 'file', size, sha256, ...(content && content.length === size ? {content} : {}), ...a};
     }
     case 'missing':
       return {kind: 'missing'};

@@ -98,8 +98,8 @@ function label(s: PackageSpec): string {
 const listsDir = '/var/lib/apt/lists';
 
 /**
- * The probe: `dpkg <Package> <Architecture> <Status> <Version>` lines, `now <epoch>`, `mtime <epoch> <what>`
- * lines for the update markers, and (for `latest`) `apt-cache policy` after an `@policy` line.
+ * The probe: `dpkg <Package> <Architecture> <Status> <Version>` lines, `now <epoch>`, `mtime <epoch> <path>`
+ * lines for the update markers and the package lists, and (for `latest`) `apt-cache policy` after an `@policy` line.
  * Runs in a subshell so its variables stay out of the batch; every command may fail or be missing.
  */
 export function aptProbeScript(names: readonly string[], withPolicy: boolean): string {
@@ -107,12 +107,10 @@ export function aptProbeScript(names: readonly string[], withPolicy: boolean): s
   const lines = [
     '(',
     'echo "now $(date +%s)"',
-    // apt's success hook (update-notifier-common), the partial dir and the lists dir are touched by every update.
-    `for f in /var/lib/apt/periodic/update-success-stamp ${listsDir}/partial ${listsDir}; do`,
-    '  [ -e "$f" ] && echo "mtime $(stat -c %Y -- "$f" 2>/dev/null) $f"',
-    'done',
-    // The lists themselves (mtime = the server's Last-Modified, a lower bound); none at all means no cache.
-    `echo "mtime $(stat -c %Y -- ${listsDir}/*_Packages* 2>/dev/null | sort -n | tail -n 1) lists"`,
+    // One `stat` (few processes: the probe runs in every play's batch) for apt's success hook
+    // (update-notifier-common), the partial dir and the lists dir, which every update touches, and the
+    // lists themselves (mtime = the server's Last-Modified, a lower bound); no lists at all: no cache.
+    `stat -c 'mtime %Y %n' -- /var/lib/apt/periodic/update-success-stamp ${listsDir}/partial ${listsDir} ${listsDir}/*_Packages* 2>/dev/null`,
   ];
   if (names.length > 0) {
     lines.push(`LC_ALL=C dpkg-query -W -f='dpkg \${Package} \${Architecture} \${Status} \${Version}\\n' -- ${qs} 2>/dev/null`);
@@ -157,7 +155,8 @@ export function parseAptProbe(stdout: string, names: readonly string[]): AptStat
     if (f[0] === 'now' && /^\d+$/.test(f[1] ?? '')) now = Number(f[1]);
     else if (f[0] === 'mtime' && /^\d+$/.test(f[1] ?? '')) {
       newest = Math.max(newest ?? 0, Number(f[1]));
-      if (f[2] === 'lists') haveLists = true;
+      // `lists`: the older probe's summary line; else one line per lists file.
+      if (f[2] === 'lists' || /_Packages/.test(f[2] ?? '')) haveLists = true;
     } else if (f[0] === 'dpkg' && f.length >= 6) {
       // dpkg <pkg> <arch> <want> <flag> <status> <version>; arch and version may be empty.
       const [, pkg, arch, , , status, version = ''] = f;
