@@ -117,6 +117,10 @@ export async function writeIdentity(
     '// Less disk per host: no translations, no source package cache.',
     'Acquire::Languages "none";',
     'Dir::Cache::srcpkgcache "";',
+    '// apt-cacher-ng can stall a request when many hosts refresh the same index in the same second',
+    '// ("Failure to move file ... File exists" in its log): time out and retry instead of hanging.',
+    'Acquire::http::Timeout "20";',
+    'Acquire::Retries "5";',
     '',
   ].join('\n'));
   // SSH host key, made here so known_hosts is exact before the first contact.

@@ -179,6 +179,11 @@ t('a note written through the VIP is readable through the VIP and present on the
   tt.deepEqual(JSON.parse(r.body), {id, text});
   const onReplica = await ssh(host('db2'), `mysql -NBe "SELECT text FROM app.notes WHERE id=${id}"`);
   tt.is(onReplica.stdout.trim(), text);
+  const replica = await ssh(host('db2'), `mysql -NBe "SELECT @@global.read_only"; mysql -e "SHOW SLAVE STATUS\\G" | grep -E 'Slave_(IO|SQL)_Running:|Using_Gtid:'`);
+  tt.regex(replica.stdout, /^1$/m, 'the replica is read-only');
+  tt.regex(replica.stdout, /Slave_IO_Running: Yes/);
+  tt.regex(replica.stdout, /Slave_SQL_Running: Yes/);
+  tt.regex(replica.stdout, /Using_Gtid: Slave_Pos/);
 });
 
 t('failover: HAProxy stopped on the active LB, the VIP answers from the other within 5 s', async (tt) => {
