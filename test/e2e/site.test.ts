@@ -202,6 +202,15 @@ t('failover: HAProxy stopped on the active LB, the VIP answers from the other wi
   const secs = (Date.now() - t0) / 1000;
   figures.push(`failover (haproxy stopped on ${active}): VIP answering from ${other} after ${secs.toFixed(1)} s`);
   await ssh(host(active!), 'systemctl start haproxy');
+  // Let the VIP settle (keepalived preempts back to the higher priority) before the next test.
+  const t1 = Date.now();
+  while (Date.now() - t1 < 20_000) {
+    try {
+      if ((await vipHolder()) === active && (await https('/health', {timeoutMs: 1000})).status === 200) break;
+    } catch { /* moving */ }
+    await sleep(500);
+  }
+  figures.push(`failback to ${active}: ${((Date.now() - t1) / 1000).toFixed(1)} s`);
   tt.true(ok, 'the VIP answered from the other LB');
   tt.true(secs < 5, `failover took ${secs.toFixed(1)} s`);
 });
