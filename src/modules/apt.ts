@@ -214,6 +214,14 @@ function age(seconds: number): string {
 
 const aptGet = ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get'] as const;
 
+/**
+ * `apt-get update`, bounded: seen in containers, apt and its methods can both end up waiting on each
+ * other forever (each polling its pipe) once in a few dozen updates. Updating the lists is safe to
+ * retry, so a stalled update is killed after 120 s and tried again (three times at most).
+ */
+export const APT_UPDATE_SCRIPT = 'for i in 1 2 3; do timeout -k 5 120 apt-get update -q && exit 0; echo "apt-get update: attempt $i failed or stalled" >&2; sleep 2; done; exit 1';
+const updateStep: Step = {kind: 'exec', cmd: {shell: APT_UPDATE_SCRIPT}};
+
 export const aptModule: ModuleDef<AptArgs, AptState> = {
   name: 'apt',
   describe(a) {
@@ -246,7 +254,7 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
       const steps: Step[] = [];
       const why: string[] = [];
       if (a.updateCache === true && stale) {
-        steps.push({kind: 'exec', cmd: argv('apt-get', 'update', '-q')});
+        steps.push(updateStep);
         why.push(`update cache (${cacheNote})`);
       }
       if (gone.length > 0) {
@@ -299,7 +307,7 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
     }
     const steps: Step[] = [];
     if (update) {
-      steps.push({kind: 'exec', cmd: argv('apt-get', 'update', '-q')});
+      steps.push(updateStep);
       why.unshift(`update cache (${cacheNote})`);
     }
     if (install.length > 0) {

@@ -261,3 +261,127 @@ t('Prometheus on mon1 reports every target up', async (tt) => {
   tt.true(targets.length >= cfg.hosts.length, `${targets.length} targets`);
   tt.deepEqual(targets.filter((x) => x.health !== 'up').map((x) => x.scrapeUrl), []);
 });
+
+// ---- Reliability under faults (issue 7): load through the VIP while the site changes.
+
+interface Load {ok: number; failed: number; errors: string[]}
+
+/** Keep `concurrency` clients requesting through the VIP (a new connection each) while `work` runs; bounded. */
+async function underLoad<T>(work: () => Promise<T>, concurrency = 6): Promise<Load & {result: T}> {
+  let stop = false;
+  const load: Load = {ok: 0, failed: 0, errors: []};
+  const deadline = Date.now() + 300_000;
+  const worker = async (): Promise<void> => {
+    while (!stop && Date.now() < deadline) {
+      try {
+        const r = await https('/api/whoami', {timeoutMs: 5000});
+        if (r.status === 200) load.ok++;
+        else { load.failed++; load.errors.push(`HTTP ${r.status}`); }
+      } catch (e) {
+        load.failed++;
+        load.errors.push((e as Error).message);
+      }
+    }
+  };
+  const workers = Array.from({length: concurrency}, worker);
+  await sleep(1000);
+  try {
+    const result = await work();
+    await sleep(1000);
+    return {...load, result};
+  } finally {
+    stop = true;
+    await Promise.all(workers);
+  }
+}
+
+t('a rolling change to the web tier\'s Nginx config under load loses 0 requests', async (tt) => {
+  const r = await underLoad(() => provision('run', 'site', '-i', inventory, '--json', '-e', 'nginx_server_name=site.lab.test'));
+  tt.is(r.result.code, 0, r.result.stderr);
+  tt.true(recapOf(r.result.stdout).hosts.web1.changed > 0, 'the change reached web1');
+  figures.push(`rolling Nginx change under load: ${r.ok} requests ok, ${r.failed} failed`);
+  tt.is(r.failed, 0, r.errors.slice(0, 5).join('; '));
+  tt.true(r.ok > 20);
+});
+
+t('an HAProxy reload under load loses 0 requests', async (tt) => {
+  const r = await underLoad(() => provision('run', 'site', '-i', inventory, '--json', '-e', 'nginx_server_name=site.lab.test', '-e', 'haproxy_timeout_client=61s'));
+  tt.is(r.result.code, 0, r.result.stderr);
+  tt.true(recapOf(r.result.stdout).hosts.lb1.changed > 0, 'haproxy.cfg changed and reloaded');
+  figures.push(`HAProxy reload under load: ${r.ok} requests ok, ${r.failed} failed`);
+  tt.is(r.failed, 0, r.errors.slice(0, 5).join('; '));
+});
+
+t('a broken Nginx config is refused by validation and the site keeps serving', async (tt) => {
+  const before = await ssh(host('web1'), 'sha256sum /etc/nginx/conf.d/site.conf');
+  const r = await underLoad(() => provision('run', 'site', '-i', inventory, '--json', '-e', 'nginx_app_address=no-such-upstream-host'));
+  tt.is(r.result.code, 2, 'the run fails on the web play');
+  const failed = r.result.stdout.split('\n').filter((l) => l.includes('"status":"failed"'));
+  tt.true(failed.some((l) => l.includes('"host":"web1"')), failed.join('\n'));
+  tt.false(failed.some((l) => l.includes('"host":"web2"')), 'serial: 1 stopped at the first web server');
+  tt.is((await ssh(host('web1'), 'sha256sum /etc/nginx/conf.d/site.conf')).stdout, before.stdout, 'the live config is untouched');
+  figures.push(`broken Nginx config pushed under load: ${r.ok} requests ok, ${r.failed} failed`);
+  tt.is(r.failed, 0, r.errors.slice(0, 5).join('; '));
+  // Back to the converged site (and its defaults).
+  const back = await provision('run', 'site', '-i', inventory, '--json');
+  tt.is(back.code, 0, back.stderr);
+});
+
+t('a host powered off in the middle of a run: the others complete, exit 4; the re-run converges', async (tt) => {
+  const run = provision('run', 'site', '-i', inventory, '--json', '-e', 'nginx_server_name=power.lab.test');
+  await sleep(400);
+  const off = await provision('lab', 'stop', 'web2', '--hard', '-i', inventory);
+  tt.is(off.code, 0, off.stderr);
+  const r = await run;
+  tt.is(r.code, 4, r.stderr);
+  const rc = recapOf(r.stdout).hosts;
+  tt.is(rc.web2.unreachable, 1);
+  for (const h of cfg.hosts.filter((x) => x.name !== 'web2')) tt.like(rc[h.name], {failed: 0, unreachable: 0}, h.name);
+  tt.true(rc.web1.changed > 0);
+  const on = await provision('lab', 'start', 'web2', '-i', inventory);
+  tt.is(on.code, 0, on.stderr);
+  const again = await provision('run', 'site', '-i', inventory, '--json');
+  tt.is(again.code, 0, again.stderr);
+  const last = await provision('run', 'site', '-i', inventory, '--json');
+  for (const h of cfg.hosts) tt.is(recapOf(last.stdout).hosts[h.name].changed, 0, `${h.name} converged`);
+  figures.push(`power cut of web2 mid-run: exit ${r.code}, others finished; re-run converged`);
+});
+
+t('secrets never appear in --diff -v --json, plain -vv --diff, the live UI, or the audit logs', async (tt) => {
+  const view = await run(process.execPath, [join(root, 'bin/provision.js'), 'vault', 'view', join(root, 'inventory/group_vars/all/vault.yml'), '--vault-password-file', join(root, '.lab/vault-pass')], 60_000);
+  tt.is(view.code, 0, view.stderr);
+  const {parse} = await import('yaml');
+  const secrets = Object.values(parse(view.stdout) as Record<string, string>).map(String).filter((s) => s.length >= 8);
+  tt.true(secrets.length >= 4);
+  const dropSecretFiles = (): Promise<Out[]> => Promise.all([
+    ssh(host('web1'), 'rm -f /etc/app/app.env'),
+    ssh(host('db1'), 'rm -f /etc/prometheus/mysqld-exporter.cnf'),
+    ssh(host('lb1'), 'rm -f /etc/haproxy/haproxy.cfg'),
+  ]);
+  await dropSecretFiles();
+  const json = await provision('run', 'site', '-i', inventory, '--diff', '-v', '--json');
+  tt.is(json.code, 0, json.stderr);
+  await dropSecretFiles();
+  const plain = await provision('run', 'site', '-i', inventory, '--diff', '-vv', '--no-tui');
+  tt.is(plain.code, 0, plain.stderr);
+  // The live UI, in a real terminal.
+  await dropSecretFiles();
+  const session = `leak${process.pid}`;
+  await run('tmux', ['new-session', '-d', '-s', session, '-x', '200', '-y', '60', `cd ${root} && node bin/provision.js run site -i ${inventory} --diff -v; echo "EXIT=$?"; sleep 60`]);
+  let screen = '';
+  const t0 = Date.now();
+  while (Date.now() - t0 < 180_000) {
+    screen = (await run('tmux', ['capture-pane', '-p', '-t', session, '-S', '-5000'])).stdout;
+    if (/EXIT=\d+/.test(screen)) break;
+    await sleep(1000);
+  }
+  await run('tmux', ['kill-session', '-t', session]);
+  tt.regex(screen, /EXIT=0/, 'the live UI run finished');
+  const audit = await Promise.all(cfg.hosts.map((h) => ssh(h, 'cat /var/log/provision.log')));
+  tt.true(audit.some((a) => a.stdout.includes('app.env')), 'the audit log recorded the changes');
+  const outputs = {json: json.stdout + json.stderr, plain: plain.stdout + plain.stderr, tui: screen, audit: audit.map((a) => a.stdout).join('\n')};
+  for (const [where, text] of Object.entries(outputs)) {
+    for (const s of secrets) tt.false(text.includes(s), `a vault value appears in the ${where} output`);
+  }
+  tt.true(outputs.json.includes('***') || outputs.plain.includes('***'), 'secrets are shown masked');
+});

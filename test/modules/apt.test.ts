@@ -1,13 +1,13 @@
 import test from 'ava';
 import {execFileSync} from 'node:child_process';
 import type {Plan} from '../../src/core/types.ts';
-import {aptModule, aptProbeScript, parseAptProbe, parsePolicy, parseSpecs, type AptArgs, type AptState} from '../../src/modules/apt.ts';
+import {APT_UPDATE_SCRIPT, aptModule, aptProbeScript, parseAptProbe, parsePolicy, parseSpecs, type AptArgs, type AptState} from '../../src/modules/apt.ts';
 
 /** Each step's argv joined with spaces (readable; quoting is cmd.ts's business). */
-const cmds = (p: Plan): string[] => p.steps.map((s) => (s.kind === 'exec' && 'argv' in s.cmd ? s.cmd.argv.map(String).join(' ') : s.kind));
+const cmds = (p: Plan): string[] => p.steps.map((s) => (s.kind !== 'exec' ? s.kind : 'argv' in s.cmd ? s.cmd.argv.map(String).join(' ') : s.cmd.shell));
 
 const install = 'env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold';
-const update = 'apt-get update -q';
+const update = APT_UPDATE_SCRIPT;
 
 const state = (packages: AptState['packages'], cacheAge: number | null = 60, policy: AptState['policy'] = {}): AptState => ({packages, policy, cacheAge});
 const inst = (version: string) => ({kind: 'installed', version}) as const;
