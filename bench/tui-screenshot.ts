@@ -4,6 +4,8 @@
  * while the run is under way, turned into an SVG (one cell per character, DejaVu Sans Mono) and
  * rasterised by `rsvg-convert` (apt-get install -y tmux librsvg2-bin).
  * `npx tsx bench/tui-screenshot.ts [out.png]`
+ * `npx tsx bench/tui-screenshot.ts --lab [out.png]`: the site's first run on a fresh lab instead
+ * (`provision lab up` first), captured once every play has made changes on its way.
  */
 import {execFile, execFileSync} from 'node:child_process';
 import {mkdtempSync, writeFileSync} from 'node:fs';
@@ -14,7 +16,8 @@ import {startSshd} from '../test/helpers/sshd.ts';
 
 const execFileP = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
-const out = resolve(process.argv[2] ?? join(root, 'docs', 'tui.png'));
+const lab = process.argv.includes('--lab');
+const out = resolve(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? join(root, 'docs', 'tui.png'));
 const COLS = 120;
 const ROWS = 34;
 const socket = `provision-shot-${process.pid}`;
@@ -141,6 +144,36 @@ export function toSvg(lines: Cell[][], title: string): string {
 // ---------------------------------------------------------------------------------------------------
 // the run
 
+/** Poll the pane until `ready` says the screen is worth a picture; returns it with its colours. */
+async function captureWhen(ready: (text: string) => boolean, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const {stdout} = await execFileP('tmux', ['-L', socket, 'capture-pane', '-p', '-e', '-t', 'shot']);
+    const text = stdout.replace(/\x1b\[[0-9;:]*m/g, '');
+    if (ready(text)) return stdout;
+    if (Date.now() > deadline) throw new Error(`no suitable screen; last:\n${text}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function mainLab(): Promise<void> {
+  const cmd = 'env -u CI -u CONTINUOUS_INTEGRATION TERM=xterm-256color node bin/provision.js run site --diff; sleep 30';
+  await execFileP('tmux', ['-L', socket, 'new-session', '-d', '-x', String(COLS), '-y', String(ROWS), '-s', 'shot', '-c', root, cmd]);
+  try {
+    // Under way in the load balancers' play: the web servers done, diffs in the scrollback.
+    const screen = await captureWhen((t) => /load balancers/.test(t) && /^ . lb1 /m.test(t) && /^@@ |^\s+@@ /m.test(t), 600_000);
+    const dir = mkdtempSync(join(tmpdir(), 'prov-shot-'));
+    const svgPath = join(dir, 'tui.svg');
+    writeFileSync(svgPath, toSvg(parseAnsi(screen), `provision run site --diff   (the lab, first run; tmux ${COLS}x${ROWS})`));
+    execFileSync('rsvg-convert', ['-o', out, svgPath]);
+    console.log(`wrote ${out}`);
+    // Let the run finish before the session goes.
+    await captureWhen((t) => /PLAY RECAP|recap/i.test(t), 600_000).catch(() => undefined);
+  } finally {
+    await execFileP('tmux', ['-L', socket, 'kill-server']).catch(() => undefined);
+  }
+}
+
 async function main(): Promise<void> {
   const sshd = await startSshd();
   const dir = mkdtempSync(join(tmpdir(), 'prov-shot-'));
@@ -191,4 +224,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await (lab ? mainLab() : main());
