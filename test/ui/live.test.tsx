@@ -236,7 +236,7 @@ test('startLiveUi: a burst of events costs a few frames, resizes are followed, q
   t.teardown(() => ui.done());
   const recent = (): string => strip(stdout.writes.slice(-3).join(''));
   const until = async (ok: () => boolean): Promise<void> => {
-    for (let i = 0; i < 150 && !ok(); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 20)); // up to 10 s on a loaded machine
   };
   const events = script({hosts: 100, fail: {web010: 2}});
   const before = stdout.writes.length;
