@@ -367,7 +367,7 @@ t('secrets never appear in --diff -v --json, plain -vv --diff, the live UI, or t
   // The live UI, in a real terminal.
   await dropSecretFiles();
   const session = `leak${process.pid}`;
-  await run('tmux', ['new-session', '-d', '-s', session, '-x', '200', '-y', '60', `cd ${root} && node bin/provision.js run site -i ${inventory} --diff -v; echo "EXIT=$?"; sleep 60`]);
+  await run('tmux', ['new-session', '-d', '-s', session, '-x', '200', '-y', '60', `cd ${root} && env -u CI -u CONTINUOUS_INTEGRATION TERM=xterm-256color node bin/provision.js run site -i ${inventory} --diff -v; echo "EXIT=$?"; sleep 60`]);
   let screen = '';
   const t0 = Date.now();
   while (Date.now() - t0 < 180_000) {

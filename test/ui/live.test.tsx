@@ -3,6 +3,7 @@
  * failure, an unreachable host, check mode, 100 hosts, a narrow terminal; the keys; and the real
  * `startLiveUi` on fake streams (frames are batched, resizes are followed, `q` stops).
  */
+import '../helpers/interactive-terminal.ts'; // before ink loads: see the file
 import test from 'ava';
 import React from 'react';
 import {EventEmitter} from 'node:events';
