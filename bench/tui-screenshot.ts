@@ -12,7 +12,7 @@ import {mkdtempSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 import {promisify} from 'node:util';
-import {startSshd} from '../test/helpers/sshd.ts';
+import {startSshd, writeLoopbackInventory} from '../test/helpers/sshd.ts';
 
 const execFileP = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
@@ -179,24 +179,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'prov-shot-'));
   try {
     const hosts = ['web1', 'web2', 'web3', 'db1', 'db2', 'lb1'];
-    const inv = join(dir, 'inventory.yml');
-    writeFileSync(
-      inv,
-      [
-        'all:',
-        '  vars:',
-        '    ansible_user: root',
-        `    ansible_ssh_private_key_file: ${sshd.clientKeyPath}`,
-        `    ansible_ssh_known_hosts_file: ${sshd.knownHostsPath}`,
-        `    provision_lock_file: ${join(dir, 'run.lock')}`,
-        '    provision_audit_log: false',
-        '  children:',
-        '    targets:',
-        '      hosts:',
-        ...hosts.map((h, i) => `        ${h}: {ansible_host: 127.0.0.1, ansible_port: ${sshd.port}, root: ${join(dir, h)}, pause: ${(1.2 + i * 0.3).toFixed(1)}}`),
-        '',
-      ].join('\n'),
-    );
+    const inv = writeLoopbackInventory(sshd, dir, Object.fromEntries(hosts.map((h, i) => [h, {pause: Number((1.2 + i * 0.3).toFixed(1))}])), {provision_audit_log: false});
     const args = ['run', 'test/fixtures/project/playbooks/slow.ts', '-i', inv, '-e', 'fail_on=web3', '--diff'];
     const cmd = `env -u CI -u CONTINUOUS_INTEGRATION TERM=xterm-256color node bin/provision.js ${args.map((a) => `'${a}'`).join(' ')}; sleep 30`;
     await execFileP('tmux', ['-L', socket, 'new-session', '-d', '-x', String(COLS), '-y', String(ROWS), '-s', 'shot', '-c', root, cmd]);

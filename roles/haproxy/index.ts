@@ -10,15 +10,8 @@
  * none yet; the certbot role replaces it with the ACME certificate.
  */
 import {createHash} from 'node:crypto';
-import {defineRole, apt, file, command, template, service, secret, type TaskContext, type TaskResult} from '../../src/index.ts';
+import {defineRole, apt, file, command, template, service, secret, type TaskContext} from '../../src/index.ts';
 import {sha512Crypt} from './sha512crypt.ts';
-
-/**
- * `--check` on a fresh host: a task that needs what an earlier task would install (the unit, the PEM)
- * fails only because nothing was installed. Such a failure is not one when it rests on an earlier
- * "would change" (the engine marks it `dependsOnPendingChange`); a real run still fails normally.
- */
-const checkSafe = {failedWhen: (r: TaskResult): boolean => r.failed && !r.dependsOnPendingChange} as const;
 
 const algorithms = ['roundrobin', 'leastconn', 'source'] as const;
 
@@ -111,7 +104,7 @@ export default defineRole({
       }),
       {name: 'haproxy.cfg', notify: 'reload haproxy'},
     ),
-    service({name: 'haproxy', state: 'started', enabled: true}, {name: 'haproxy running', ...checkSafe}),
+    service({name: 'haproxy', state: 'started', enabled: true}, {name: 'haproxy running'}),
   ],
   handlers: [service({name: 'haproxy', state: 'reloaded'}, {name: 'reload haproxy'})],
 });

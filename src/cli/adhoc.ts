@@ -5,6 +5,7 @@ import pLimit from 'p-limit';
 import {ExitCode, badOption, type ExitCodeValue} from '../core/errors.ts';
 import {mask} from '../core/secret.ts';
 import {runCommand, type Identity} from '../core/remote.ts';
+import {truthy} from '../core/engine.ts';
 import {UnreachableError} from '../transport/types.ts';
 import {loadInventory, selectHosts} from '../inventory/index.ts';
 import {connectHost} from './connect.ts';
@@ -19,10 +20,6 @@ interface AdhocFlags {
 }
 
 type Outcome = {host: string; status: 'ok' | 'changed' | 'failed' | 'unreachable'; rc?: number; stdout?: string; stderr?: string; msg?: string};
-
-function truthy(v: unknown): boolean {
-  return v === true || (typeof v === 'string' && ['true', 'yes', '1'].includes(v.toLowerCase()));
-}
 
 export async function adhoc(kind: 'ping' | 'exec', pattern: string, command: string | undefined, flags: AdhocFlags, defaultInventory: () => string): Promise<ExitCodeValue> {
   const inv = await loadInventory(flags.inventory ?? defaultInventory());

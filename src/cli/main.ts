@@ -11,10 +11,10 @@ import {runPlaybook, type RunSummary} from '../core/engine.ts';
 import type {Emit, RunEvent} from '../core/events.ts';
 import type {Vars} from '../core/types.ts';
 import {mask} from '../core/secret.ts';
-import {loadInventory, selectHosts, type Inventory} from '../inventory/index.ts';
+import {loadInventory, selectHosts} from '../inventory/index.ts';
 import {registerInventory} from './inventory.ts';
 import {registerLab} from './lab.ts';
-import {findPlaybook, loadPlaybook, projectRoot, resolveUserPath, roleLoader} from './load.ts';
+import {findPlaybook, loadPlaybook, resolveUserPath, roleLoader} from './load.ts';
 import {connectHost, type ConnectOptions} from './connect.ts';
 import {renderTemplate, readRoleFileContent} from '../templates/render.ts';
 import {plainWriter} from '../ui/plain.ts';
@@ -80,16 +80,6 @@ function parseForks(v: string): number {
 
 function list(v: string | undefined): string[] | undefined {
   return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
-}
-
-/** Hosts of `pattern` (and of --limit), or a clear error when nothing matches. */
-export function pickHosts(inv: Inventory, pattern: string, limit?: string): string[] {
-  let hosts = selectHosts(inv, pattern);
-  if (limit !== undefined) {
-    const allowed = new Set(selectHosts(inv, limit, process.cwd()));
-    hosts = hosts.filter((h) => allowed.has(h));
-  }
-  return hosts;
 }
 
 export function exitCodeOf(summary: RunSummary): ExitCodeValue {
@@ -287,4 +277,3 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-export {projectRoot};

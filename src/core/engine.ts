@@ -99,7 +99,8 @@ class HostState {
   constructor(readonly name: string) {}
 }
 
-function truthy(v: unknown): boolean {
+/** Ansible's booleans in inventory variables: true, 'yes', 'true', 'on', '1', 1. */
+export function truthy(v: unknown): boolean {
   return v === true || (typeof v === 'string' && ['true', 'yes', '1', 'on'].includes(v.toLowerCase())) || v === 1;
 }
 

@@ -170,3 +170,27 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   rmSync(tmp, {recursive: true, force: true});
   throw new Error(`could not start ${SSHD}: ${lastError}`);
 }
+
+/**
+ * An inventory under `dir` for hosts behind this sshd: group `targets`, each host's files under
+ * `dir/<host>` (var `root`), root login with the test key, and the run lock and audit log in `dir`
+ * (tests run as root on the same machine at the same time). `hosts` maps a name to extra host vars
+ * (e.g. another `ansible_port`); `allVars` overrides or adds `all` vars.
+ */
+export function writeLoopbackInventory(sshd: Sshd, dir: string, hosts: Record<string, Record<string, unknown>>, allVars: Record<string, unknown> = {}): string {
+  const vars = {
+    ansible_user: 'root',
+    ansible_ssh_private_key_file: sshd.clientKeyPath,
+    ansible_ssh_known_hosts_file: sshd.knownHostsPath,
+    provision_lock_file: join(dir, 'provision.lock'),
+    provision_audit_log: join(dir, 'audit.log'),
+    ...allVars,
+  };
+  const lines = ['all:', '  vars:', ...Object.entries(vars).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`), '  children:', '    targets:', '      hosts:'];
+  for (const [name, extra] of Object.entries(hosts)) {
+    lines.push(`        ${name}: ${JSON.stringify({ansible_host: sshd.address, ansible_port: sshd.port, root: join(dir, name), ...extra})}`);
+  }
+  const path = join(dir, 'inventory.yml');
+  writeFileSync(path, lines.join('\n') + '\n');
+  return path;
+}

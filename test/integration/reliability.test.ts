@@ -11,7 +11,7 @@ import {createServer, connect, type Server, type Socket} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 import {encrypt} from '../../src/core/vault.ts';
-import {startSshd, type Sshd} from '../helpers/sshd.ts';
+import {startSshd, writeLoopbackInventory, type Sshd} from '../helpers/sshd.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'provision.js');
@@ -58,22 +58,12 @@ interface Host {port?: number; vars?: Record<string, string | number>}
 
 /** An inventory under `dir`: group `targets`, each host's files under dir/<host>, lock and audit log in dir. */
 function inventory(dir: string, hosts: Record<string, Host>, allVars: Record<string, string | number> = {}): string {
+  // Hosts may sit on other ports (a late listener): known_hosts names the host key for each.
   const known = join(dir, 'known_hosts');
   const ports = new Set([sshd.port, ...Object.values(hosts).map((h) => h.port ?? sshd.port)]);
   writeFileSync(known, [...ports].map((p) => `[127.0.0.1]:${p} ${sshd.hostPublicKey}\n`).join(''));
-  const lines = [
-    'all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${sshd.clientKeyPath}`, `    ansible_ssh_known_hosts_file: ${known}`,
-    `    provision_lock_file: ${join(dir, 'provision.lock')}`, `    provision_audit_log: ${join(dir, 'audit.log')}`,
-    ...Object.entries(allVars).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`),
-    '  children:', '    targets:', '      hosts:',
-  ];
-  for (const [name, h] of Object.entries(hosts)) {
-    const vars = {ansible_host: '127.0.0.1', ansible_port: h.port ?? sshd.port, root: join(dir, name), ...h.vars};
-    lines.push(`        ${name}: ${JSON.stringify(vars)}`);
-  }
-  const path = join(dir, 'inventory.yml');
-  writeFileSync(path, lines.join('\n') + '\n');
-  return path;
+  const hostVars = Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, {ansible_port: h.port ?? sshd.port, ...h.vars}]));
+  return writeLoopbackInventory(sshd, dir, hostVars, {ansible_ssh_known_hosts_file: known, ...allVars});
 }
 
 interface Cli {code: number; stdout: string; stderr: string; ms: number}

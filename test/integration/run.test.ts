@@ -9,7 +9,7 @@ import {existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync} from 
 import {createServer} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
-import {startSshd, type Sshd} from '../helpers/sshd.ts';
+import {startSshd, writeLoopbackInventory, type Sshd} from '../helpers/sshd.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'provision.js');
@@ -32,11 +32,7 @@ async function closedPort(): Promise<number> {
 }
 
 function inventory(dir: string, hosts: Record<string, {port: number}>): string {
-  const lines = ['all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${sshd.clientKeyPath}`, `    ansible_ssh_known_hosts_file: ${sshd.knownHostsPath}`, `    provision_lock_file: ${join(dir, 'provision.lock')}`, `    provision_audit_log: ${join(dir, 'audit.log')}`, '  children:', '    targets:', '      hosts:'];
-  for (const [name, h] of Object.entries(hosts)) lines.push(`        ${name}: {ansible_host: 127.0.0.1, ansible_port: ${h.port}, root: ${join(dir, name)}}`);
-  const path = join(dir, 'inventory.yml');
-  writeFileSync(path, lines.join('\n') + '\n');
-  return path;
+  return writeLoopbackInventory(sshd, dir, Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, {ansible_port: h.port}])));
 }
 
 interface Cli {code: number; stdout: string; stderr: string}

@@ -11,7 +11,7 @@ import {render} from 'ink-testing-library';
 import type {RunEvent} from '../../src/core/events.ts';
 import {registerSecretValue} from '../../src/core/secret.ts';
 import {LiveStore, type Snapshot} from '../../src/ui/live-store.ts';
-import {LiveView, liveBudget, type UiState} from '../../src/ui/components/LiveView.tsx';
+import {LiveView, type UiState} from '../../src/ui/components/LiveView.tsx';
 import {GROUP_FROM, layoutHosts} from '../../src/ui/components/HostTable.tsx';
 import {LiveApp, startLiveUi} from '../../src/ui/live.tsx';
 import {hostNames, script} from './script.ts';

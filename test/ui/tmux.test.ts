@@ -6,11 +6,11 @@
  */
 import test from 'ava';
 import {execFile, execFileSync} from 'node:child_process';
-import {existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdtempSync, readFileSync, readdirSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 import {promisify} from 'node:util';
-import {startSshd, type Sshd} from '../helpers/sshd.ts';
+import {startSshd, writeLoopbackInventory, type Sshd} from '../helpers/sshd.ts';
 
 const execFileP = promisify(execFile);
 const root = resolve(import.meta.dirname, '..', '..');
@@ -34,24 +34,7 @@ test.after.always(async () => {
 });
 
 function inventory(dir: string): string {
-  const lines = [
-    'all:',
-    '  vars:',
-    '    ansible_user: root',
-    `    ansible_ssh_private_key_file: ${sshd.clientKeyPath}`,
-    `    ansible_ssh_known_hosts_file: ${sshd.knownHostsPath}`,
-    // Our own run lock and no audit log: other tests use the same machine as root at the same time.
-    `    provision_lock_file: ${join(dir, 'run.lock')}`,
-    '    provision_audit_log: false',
-    '  children:',
-    '    targets:',
-    '      hosts:',
-    `        t1: {ansible_host: 127.0.0.1, ansible_port: ${sshd.port}, root: ${join(dir, 't1')}}`,
-    `        t2: {ansible_host: 127.0.0.1, ansible_port: ${sshd.port}, root: ${join(dir, 't2')}}`,
-  ];
-  const path = join(dir, 'inventory.yml');
-  writeFileSync(path, lines.join('\n') + '\n');
-  return path;
+  return writeLoopbackInventory(sshd, dir, {t1: {}, t2: {}}, {provision_audit_log: false});
 }
 
 const sh = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
