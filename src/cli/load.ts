@@ -1,16 +1,17 @@
 /**
  * Finding and loading user code: playbooks (`playbooks/<name>.ts` or a path) and roles
- * (`roles/<name>/index.ts`), TypeScript loaded at run time through tsx (registered by bin/provision.js).
+ * (`roles/<name>/index.ts`), TypeScript loaded at run time (see importUserModule).
  */
 import {existsSync} from 'node:fs';
 import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
-import {fileURLToPath, pathToFileURL} from 'node:url';
+import {pathToFileURL} from 'node:url';
 import {ExitCode, UserError, parseError} from '../core/errors.ts';
+import {projectRoot} from '../core/paths.ts';
+import {compiledUserModule} from './usercode.ts';
 import type {LoadedRole} from '../core/engine.ts';
 import type {Playbook, Role} from '../core/types.ts';
 
-/** The folder holding provision's own package.json (its shipped playbooks, roles and lab inventory). */
-export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export {projectRoot};
 
 /** Where a path given by the user or found in an inventory is, trying the cwd, then `base`, then the project root. */
 export function resolveUserPath(path: string, base?: string): string {
@@ -31,10 +32,21 @@ export function findPlaybook(nameOrPath: string): string {
   return found;
 }
 
+declare global {
+  /** The folder of the prebuilt bundle this process runs from (set by bin/provision.js); unset: the sources. */
+  var __PROVISION_BUNDLE__: string | undefined;
+}
+
+/**
+ * Import user TypeScript. From the sources, tsx is registered already (by bin/provision.js or the
+ * test runner); from the prebuilt bundle, the file is compiled (and cached) by compiledUserModule.
+ */
 async function importUserModule(path: string): Promise<unknown> {
   try {
-    return await import(pathToFileURL(path).href);
+    const bundle = globalThis.__PROVISION_BUNDLE__;
+    return await import(bundle ? await compiledUserModule(path, bundle) : pathToFileURL(path).href);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     const msg = e instanceof Error ? e.message : String(e);
     // esbuild (through tsx) reports syntax errors as "file:line:col: ERROR: message".
     const m = /([^\s:]+\.[cm]?[jt]sx?):(\d+):\d+: ERROR: (.*)/.exec(msg);

@@ -1,8 +1,9 @@
 /**
  * The engine: runs a playbook's plays on their hosts. Tasks run in lockstep across the hosts of a
- * batch (Ansible's linear strategy), hosts in parallel bounded by `forks`. On each host, every pending
- * task's probe goes out in one round trip; the answers are cached and used until a task changes
- * something, so a run that changes nothing costs one round trip per host per play.
+ * batch (Ansible's linear strategy), hosts in parallel bounded by `forks`. On each host, the probes of
+ * every task still ahead of it (the rest of this play and the plays after it that include the host) go
+ * out in one round trip; the answers are cached and used until something changes, so a run that
+ * changes nothing costs one probe round trip per host for the whole playbook.
  */
 import {randomBytes} from 'node:crypto';
 import {hostname, userInfo} from 'node:os';
@@ -82,17 +83,43 @@ interface Entry {
   readonly tags: readonly string[];
 }
 
+type CtxOf = (h: HostState, e: Entry) => TaskContext;
+
+/** A task still ahead of a host, with the context it will run in (its play's). */
+interface Ahead {
+  readonly e: Entry;
+  readonly ctxOf: CtxOf;
+}
+
+/** A play with its roles loaded, its task list filtered by tags and its hosts selected. */
+interface PlayPlan {
+  readonly play: Play;
+  readonly entries: readonly Entry[];
+  readonly handlers: readonly Entry[];
+  readonly ctxOf: CtxOf;
+  /** The hosts it targets (pattern and --limit), before failures drop any. */
+  readonly hosts: readonly string[];
+}
+
+type StartOutcome =
+  | {readonly kind: 'ok'}
+  | {readonly kind: 'unreachable'; readonly error: unknown; readonly ms: number; readonly gathering: boolean}
+  | {readonly kind: 'lock'; readonly msg: string; readonly ms: number};
+
 class HostState {
   transport?: Transport;
   unreachable = false;
   failed = false;
   facts: Facts | undefined;
   results: Record<string, TaskResult> = {};
-  probeCache = new Map<string, ProbeOutput>();
+  /** Probe answers by script, each with the run's change generation when it was read. */
+  probeCache = new Map<string, {out: ProbeOutput; gen: number}>();
   notified = new Set<string>();
   pendingChange = false;
   /** The last task on this host ran steps (changed something, or failed part-way): the probes were dropped. */
   justChanged = false;
+  /** Connecting, locking and gathering facts (`startHost`): once per run. */
+  startup: Promise<StartOutcome> | undefined;
   /** The control session (run lock and audit log), started once per run. */
   control: Extract<Control, {ok: true}> | undefined;
   readonly counts: HostCounts = {ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0};
@@ -174,6 +201,12 @@ export class Engine {
   private readonly controller = controllerId();
   private readonly startedAt = new Date().toISOString();
   private playbookName = '';
+  /**
+   * Bumped whenever a task changes (or may have changed) any host. A probe answer read before a change
+   * elsewhere may be stale (a load balancer's check of the VIP depends on its peer): at the start of a
+   * play, each host drops the answers of an older generation.
+   */
+  private generation = 0;
 
   constructor(private readonly deps: EngineDeps, private readonly opts: RunOptions) {
     this.limiter = pLimit(Math.max(1, opts.forks));
@@ -193,12 +226,22 @@ export class Engine {
     const started = Date.now();
     this.playbookName = playbook.name;
     try {
-      for (const play of playbook.plays) {
+      // Every play's roles are loaded first (the first probe batch of a host covers the later plays
+      // too); meanwhile the first play's first hosts connect and gather facts.
+      const planning = Promise.all(playbook.plays.map((play) => this.planPlay(play)));
+      const first = playbook.plays[0];
+      if (first) {
+        const hosts = this.deps.select(first.hosts).filter((n) => !this.deps.limit || this.deps.limit.has(n));
+        for (const n of batches(hosts, first.serial)[0]) void this.limiter(() => this.startHost(this.state(n), first.gatherFacts !== false));
+      }
+      const plans = await planning;
+      for (let i = 0; i < plans.length; i++) {
         if (this.interrupted) break;
-        await this.runPlay(play);
+        await this.runPlay(plans[i], plans.slice(i + 1));
       }
     } finally {
       await Promise.all([...this.hosts.values()].map(async (h) => {
+        await h.startup; // a host started early, before a role failed to load: closed too
         await this.releaseControl(h);
         await h.transport?.close().catch(() => undefined);
       }));
@@ -210,11 +253,10 @@ export class Engine {
     return summary;
   }
 
-  private async runPlay(play: Play): Promise<void> {
+  private async planPlay(play: Play): Promise<PlayPlan> {
     const limit = this.deps.limit;
-    const hosts = this.deps.select(play.hosts).filter((h) => (!limit || limit.has(h)) && !this.state(h).failed && !this.state(h).unreachable);
-    const roles: LoadedRole[] = [];
-    for (const r of play.roles ?? []) roles.push(typeof r === 'string' ? await this.deps.loadRole(r) : {role: r, dir: ''});
+    const hosts = this.deps.select(play.hosts).filter((h) => !limit || limit.has(h));
+    const roles: LoadedRole[] = await Promise.all((play.roles ?? []).map((r) => (typeof r === 'string' ? this.deps.loadRole(r) : {role: r, dir: ''})));
     const playTags = play.tags ?? [];
     const entries: Entry[] = [
       ...roles.flatMap((lr) => lr.role.tasks.map((task) => ({task, role: lr, tags: [...playTags, ...(task.options.tags ?? [])]}))),
@@ -225,21 +267,38 @@ export class Engine {
       ...(play.handlers ?? []).map((task) => ({task, role: null, tags: []})),
     ];
     const defaults = Object.assign({}, ...roles.map((lr) => lr.role.defaults ?? {})) as Vars;
+    const ctxOf = (h: HostState, e: Entry): TaskContext => this.context(h, play, defaults, e.role);
+    return {play, entries, handlers, ctxOf, hosts};
+  }
+
+  /** The tasks ahead of `h` from `entries[i]` on: the rest of this play, then the later plays that include it. */
+  private ahead(h: HostState, plan: PlayPlan, i: number, later: readonly PlayPlan[]): Ahead[] {
+    const out: Ahead[] = plan.entries.slice(i).map((e) => ({e, ctxOf: plan.ctxOf}));
+    for (const p of later) if (p.hosts.includes(h.name)) for (const e of p.entries) out.push({e, ctxOf: p.ctxOf});
+    return out;
+  }
+
+  private async runPlay(plan: PlayPlan, later: readonly PlayPlan[]): Promise<void> {
+    const {play, entries, handlers, ctxOf} = plan;
+    const hosts = plan.hosts.filter((h) => !this.state(h).failed && !this.state(h).unreachable);
 
     this.deps.emit({type: 'play', name: play.name, hosts, tasks: entries.length});
     if (hosts.length === 0) return;
 
     for (const batch of batches(hosts, play.serial)) {
       if (this.interrupted) return;
+      for (const n of batch) {
+        const h = this.state(n);
+        for (const [script, c] of h.probeCache) if (c.gen !== this.generation) h.probeCache.delete(script);
+      }
       await this.each(batch, (h) => this.prepare(h, play.gatherFacts !== false, play));
-      const ctxOf = (h: HostState, e: Entry): TaskContext => this.context(h, play, defaults, e.role);
       for (let i = 0; i < entries.length; i++) {
         if (this.interrupted) return;
         const live = batch.map((n) => this.state(n)).filter((h) => !h.failed && !h.unreachable);
         if (live.length === 0) break;
         const e = entries[i];
         this.deps.emit({type: 'task', play: play.name, name: taskName(e.task), role: e.role?.role.name ?? null});
-        await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, entries.slice(i), ctxOf))));
+        await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, () => this.ahead(h, plan, i, later), ctxOf))));
       }
       // Handlers: once, at the end of the batch, in definition order, on the hosts that notified them.
       for (let i = 0; i < handlers.length; i++) {
@@ -252,7 +311,7 @@ export class Engine {
         const live = batch.map((n) => this.state(n)).filter((h) => !h.unreachable && h.notified.has(name));
         if (live.length === 0) continue;
         this.deps.emit({type: 'task', play: play.name, name, role: e.role?.role.name ?? null, handler: true});
-        await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, handlers.slice(i), ctxOf))));
+        await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, () => handlers.slice(i).map((x) => ({e: x, ctxOf})), ctxOf))));
         for (const h of live) h.notified.delete(name);
       }
       for (const n of batch) this.state(n).notified.clear();
@@ -267,34 +326,59 @@ export class Engine {
   }
 
   /**
-   * Connect (once per run), take the host's run lock (once per run) and gather facts (once per run).
-   * The lock is a long-lived control session started alongside fact gathering: no extra round trip.
+   * Connect, take the host's run lock and gather facts: once per run, silently (`prepare` reports the
+   * outcome). The lock is a long-lived control session started alongside fact gathering: no extra
+   * round trip. Started for the first play's hosts while the roles load.
    */
+  private startHost(h: HostState, gather: boolean): Promise<StartOutcome> {
+    h.startup ??= (async (): Promise<StartOutcome> => {
+      const vars = this.deps.inventory.hostVars(h.name);
+      const t0 = Date.now();
+      try {
+        h.transport ??= await this.deps.connect(h.name, vars);
+        const transport = h.transport;
+        const lock = h.control === undefined && transport.start ? this.takeControl(h, transport as Transport & {start: NonNullable<Transport['start']>}, vars) : undefined;
+        const facts = gather && !h.facts
+          ? runScript(transport, {become: false}, factsProbe.script).then((r) => {
+              h.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
+            })
+          : undefined;
+        const [control] = await Promise.all([lock, facts]);
+        if (control && !control.ok) return {kind: 'lock', msg: control.msg, ms: Date.now() - t0};
+        if (control?.ok) h.control = control;
+        return {kind: 'ok'};
+      } catch (e) {
+        return {kind: 'unreachable', error: e, ms: Date.now() - t0, gathering: gather};
+      }
+    })();
+    return h.startup;
+  }
+
+  /** Report how the host's start went (once); gather facts now if this play wants them and no play did yet. */
   private async prepare(h: HostState, gather: boolean, play: Play): Promise<void> {
     if (h.unreachable || h.failed) return;
-    const vars = this.deps.inventory.hostVars(h.name);
-    const t0 = Date.now();
-    let lockFailure: string | undefined;
-    try {
-      h.transport ??= await this.deps.connect(h.name, vars);
-      const transport = h.transport;
-      const lock = h.control === undefined && transport.start ? this.takeControl(h, transport as Transport & {start: NonNullable<Transport['start']>}, vars) : undefined;
-      const facts = gather && !h.facts
-        ? runScript(transport, {become: false}, factsProbe.script).then((r) => {
-            h.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
-          })
-        : undefined;
-      const [control] = await Promise.all([lock, facts]);
-      if (control && !control.ok) lockFailure = control.msg;
-      else if (control?.ok) h.control = control;
-    } catch (e) {
-      this.markUnreachable(h, gather ? 'Gathering Facts' : 'connect', e, Date.now() - t0);
+    const first = !h.startup;
+    const outcome = await this.startHost(h, gather);
+    if (outcome.kind === 'unreachable') {
+      if (!h.unreachable) this.markUnreachable(h, outcome.gathering ? 'Gathering Facts' : 'connect', outcome.error, outcome.ms);
       return;
     }
-    if (lockFailure !== undefined) {
-      h.failed = true;
-      h.counts.failed++;
-      this.deps.emit({type: 'result', host: h.name, task: 'Acquire run lock', play: play.name, role: null, status: 'failed', duration_ms: Date.now() - t0, diff: null, msg: mask(lockFailure), pending: false});
+    if (outcome.kind === 'lock') {
+      if (!h.failed) {
+        h.failed = true;
+        h.counts.failed++;
+        this.deps.emit({type: 'result', host: h.name, task: 'Acquire run lock', play: play.name, role: null, status: 'failed', duration_ms: outcome.ms, diff: null, msg: mask(outcome.msg), pending: false});
+      }
+      return;
+    }
+    if (gather && !h.facts && !first) {
+      const t0 = Date.now();
+      try {
+        const r = await runScript(h.transport!, {become: false}, factsProbe.script);
+        h.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
+      } catch (e) {
+        this.markUnreachable(h, 'Gathering Facts', e, Date.now() - t0);
+      }
     }
   }
 
@@ -402,6 +486,12 @@ export class Engine {
     };
   }
 
+  /** `h` changed (or may have, part-way): its probe answers are stale, and other hosts' may be too. */
+  private dropProbes(h: HostState): void {
+    h.probeCache.clear();
+    this.generation++;
+  }
+
   private identity(h: HostState, task: Task): Identity {
     const v = this.deps.inventory.hostVars(h.name);
     const become = task.options.become ?? truthy(v.ansible_become);
@@ -412,12 +502,12 @@ export class Engine {
   }
 
   /**
-   * Probe `entries` (the current task and the ones after it) in one round trip; fill the cache.
+   * Probe `entries` (the current task and the ones ahead of it) in one round trip; fill the cache.
    * Right after a change only the next `REPROBE_WINDOW` tasks are probed: changes come in runs (a
    * first run changes nearly every task), and probing every remaining task after each change made the
    * hosts run O(tasks²) probes. A batch that follows tasks which changed nothing covers the rest again.
    */
-  private async probeAhead(h: HostState, entries: readonly Entry[], ctxOf: (h: HostState, e: Entry) => TaskContext, first: BoundTask, firstWho: Identity): Promise<void> {
+  private async probeAhead(h: HostState, entries: readonly Ahead[], first: BoundTask, firstWho: Identity): Promise<void> {
     const byWho = new Map<string, {who: Identity; scripts: string[]}>();
     const add = (who: Identity, script: string): void => {
       const key = who.become ? `sudo:${who.user}` : 'login';
@@ -426,7 +516,7 @@ export class Engine {
       byWho.set(key, g);
     };
     if (first.probe) add(firstWho, first.probe.script);
-    for (const e of h.justChanged ? entries.slice(1, REPROBE_WINDOW) : entries.slice(1)) {
+    for (const {e, ctxOf} of h.justChanged ? entries.slice(1, REPROBE_WINDOW) : entries.slice(1)) {
       try {
         const ctx = ctxOf(h, e);
         if (e.task.options.when && !e.task.options.when(ctx)) continue;
@@ -438,12 +528,13 @@ export class Engine {
     }
     const transport = h.transport!;
     await Promise.all([...byWho.values()].map(async ({who, scripts}) => {
+      const gen = this.generation;
       const outs = await runProbes(transport, who, scripts);
-      scripts.forEach((s, i) => h.probeCache.set(s, outs[i]));
+      scripts.forEach((s, i) => h.probeCache.set(s, {out: outs[i], gen}));
     }));
   }
 
-  private async runTask(h: HostState, play: Play, e: Entry, remaining: readonly Entry[], ctxOf: (h: HostState, e: Entry) => TaskContext): Promise<void> {
+  private async runTask(h: HostState, play: Play, e: Entry, remaining: () => readonly Ahead[], ctxOf: CtxOf): Promise<void> {
     const t0 = Date.now();
     const name = taskName(e.task);
     const roleName = e.role?.role.name ?? null;
@@ -496,7 +587,7 @@ export class Engine {
       }
       if (result.changed) {
         if (this.opts.check) h.pendingChange = true;
-        else h.probeCache.clear();
+        else this.dropProbes(h);
         const notify = typeof o.notify === 'string' ? [o.notify] : (o.notify ?? []);
         for (const n of notify) h.notified.add(n);
       }
@@ -518,9 +609,8 @@ export class Engine {
     try {
       let current: unknown;
       if (bound.probe) {
-        if (!h.probeCache.has(bound.probe.script)) await this.probeAhead(h, remaining, ctxOf, bound, who);
-        const out = h.probeCache.get(bound.probe.script)!;
-        current = bound.probe.parse(out);
+        if (!h.probeCache.has(bound.probe.script)) await this.probeAhead(h, remaining(), bound, who);
+        current = bound.probe.parse(h.probeCache.get(bound.probe.script)!.out);
       }
       const plan = bound.plan(current);
       if (plan.fail) {
@@ -539,7 +629,7 @@ export class Engine {
         last = {stdout: r.stdout, stderr: r.stderr, rc: r.code};
         const ok = step.kind === 'exec' ? (step.okCodes ?? [0]).includes(r.code) : r.code === 0;
         if (!ok) {
-          h.probeCache.clear();
+          this.dropProbes(h);
           const why = r.stderr.trim().split('\n').slice(-3).join(' ') || r.stdout.trim().split('\n').slice(-1)[0] || `exit ${r.code}`;
           const denied = who.become && /sudo: a password is required|sudo: .* not in the sudoers/.test(r.stderr);
           return finish('failed', {msg: denied ? `become failed: ${why}` : `${describeStep(step)}: ${why}`, cmd: describeStep(step), diff: plan.diff, ...last});

@@ -15,7 +15,7 @@
  * interactive prompt the CLI plugs in), what a decrypted vault file registers for masking, and
  * `ensureLabVault` for the lab and site.
  */
-import {createCipheriv, createDecipheriv, randomBytes, randomInt, scryptSync} from 'node:crypto';
+import {createCipheriv, createDecipheriv, randomBytes, randomInt, scrypt, scryptSync} from 'node:crypto';
 import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs';
 import {dirname, join, basename} from 'node:path';
 import {parse as parseYaml, stringify as stringifyYaml} from 'yaml';
@@ -58,6 +58,32 @@ function deriveKey(passphrase: string, salt: Buffer): Buffer {
     if (recentKeys.size > 16) recentKeys.delete(recentKeys.keys().next().value!);
   }
   return key;
+}
+
+/**
+ * Derive the key of each vault file off the main thread (libuv's pool), so that loading the files
+ * later (synchronous, with the YAML) finds it ready: the ~80 ms of scrypt overlap the playbook's load.
+ * Files that are not vaults or cannot be read are left to the synchronous path and its errors.
+ */
+export async function primeVaultKeys(files: readonly string[]): Promise<void> {
+  const pass = vaultPassphraseSync();
+  if (pass === undefined) return;
+  await Promise.all(files.map(async (file) => {
+    let salt: Buffer;
+    try {
+      const text = readFileSync(file, 'utf8');
+      const nl = text.indexOf('\n');
+      if (!isVaultText(text) || nl < 0) return;
+      salt = Buffer.from(text.slice(nl + 1).replace(/\s+/g, ''), 'base64').subarray(0, SALT);
+      if (salt.length < SALT) return;
+    } catch {
+      return;
+    }
+    const id = `${salt.toString('hex')}:${pass}`;
+    if (recentKeys.has(id)) return;
+    const key = await new Promise<Buffer>((res, rej) => scrypt(pass.normalize('NFC'), salt, 32, SCRYPT, (e, k) => (e ? rej(e) : res(k))));
+    recentKeys.set(id, key);
+  }));
 }
 
 /** Encrypt `plaintext` with `passphrase` into the vault file text (a fresh salt and iv every time). */

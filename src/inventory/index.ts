@@ -12,7 +12,7 @@ import {UserError, parseError} from '../core/errors.ts';
 import {parseIniInventory} from './ini.ts';
 import {InventoryData} from './model.ts';
 import {loadVars, vaultFilesUnder} from './varsfiles.ts';
-import {isAnsibleVaultText, isVaultText, openVaultFile, registerVaultValues, setDefaultVaultPasswordFile, vaultPassphrase} from '../core/vault.ts';
+import {isAnsibleVaultText, isVaultText, openVaultFile, primeVaultKeys, registerVaultValues, setDefaultVaultPasswordFile, vaultPassphrase} from '../core/vault.ts';
 import {parseYamlInventory} from './yaml.ts';
 import {type YamlSource, parseYaml} from './yamlsource.ts';
 
@@ -205,6 +205,7 @@ export async function loadInventory(path: string): Promise<Inventory> {
       setDefaultVaultPasswordFile(candidates.find((c) => existsSync(c)) ?? candidates[0]);
     }
     await vaultPassphrase(`vault file ${vaults[0]}`);
+    await primeVaultKeys(vaults);
   }
   return new LoadedInventory(file, data, warnings);
 }

@@ -2,21 +2,15 @@
  * What the lab needs from its inventory, read with `yaml` directly (every host under all/children
  * with its `ansible_host`, plus all.vars), and where the lab keeps its state.
  */
-import {existsSync, readFileSync} from 'node:fs';
-import {dirname, isAbsolute, join, resolve} from 'node:path';
-import {fileURLToPath} from 'node:url';
+import {readFileSync} from 'node:fs';
+import {isAbsolute, join, resolve} from 'node:path';
 import {parse} from 'yaml';
+import {projectRoot as root} from '../core/paths.ts';
 import {UserError, parseError} from '../core/errors.ts';
 
-/** The directory holding package.json, found from this file's location. */
+/** The directory holding package.json (provision's own). */
 export function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('provision: package.json not found above src/lab');
-    dir = up;
-  }
+  return root;
 }
 
 /** Every path the lab writes, under `<project root>/.lab/`. */

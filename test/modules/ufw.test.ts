@@ -116,7 +116,7 @@ test('parser: tuples with logging, interfaces, apps, route rules, v6', (t) => {
 });
 
 test('the probe script reads status, config and both rule files, read-only', (t) => {
-  t.regex(ufwProbeScript, /ufw status/);
+  t.regex(ufwProbeScript, /iptables -w -n -L "ufw-user-\$c"/);
   t.regex(ufwProbeScript, /user\.rules/);
   t.regex(ufwProbeScript, /user6\.rules/);
   t.notRegex(ufwProbeScript, /ufw (allow|deny|enable|disable|default|delete)/);
@@ -376,6 +376,9 @@ function fakeHost(): {dir: string; handler: (cmd: string, stdin: string | undefi
   mkdirSync(join(dir, 'bin'));
   writeFileSync(join(dir, 'bin/ufw'), fakeUfw);
   chmodSync(join(dir, 'bin/ufw'), 0o755);
+  // ufw's chains are loaded when its status says so (the probe asks iptables, as \`ufw status\` does).
+  writeFileSync(join(dir, 'bin/iptables'), `#!/bin/sh\ngrep -q 'Status: active' "$FAKE_UFW/status"\n`);
+  chmodSync(join(dir, 'bin/iptables'), 0o755);
   writeFileSync(join(dir, 'status'), 'Status: inactive\n');
   writeFileSync(join(dir, 'etc/ufw/ufw.conf'), 'ENABLED=no\nLOGLEVEL=low\n');
   writeFileSync(join(dir, 'etc/default/ufw'), 'IPV6=no\nDEFAULT_INPUT_POLICY="ACCEPT"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\nDEFAULT_FORWARD_POLICY="DROP"\n');
