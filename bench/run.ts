@@ -1,7 +1,12 @@
 /**
  * `npm run bench`: provision vs ansible-playbook on the same hosts, in the same run.
  *
- * The same 30-task play (bench/roles/bench30 and bench/ansible/noop30.yml: directories, copies,
+ * 1. The lab (`provision lab`, 7 real Debian hosts): the `site` playbook (playbooks/site.ts) and its
+ *    Ansible twin (bench/ansible/site, run by its run.sh): the first run from a fresh lab (`lab down`,
+ *    `lab up`), no-op re-runs and `--check` runs on the converged lab; after Ansible's converge,
+ *    `provision run site --check` says how many changes it still sees (0: the same end state). Then
+ *    the 30-task play below on the 7 lab hosts: first run, no-op, 5 changes per host.
+ * 2. Scaling: the same 30-task play (bench/roles/bench30 and bench/ansible/noop30.yml: directories, copies,
  * templates, lineinfile, packages already present, services running, commands with `creates`) against
  * 1, 10, 50 and 100 hosts. The hosts are one real OpenSSH sshd on loopback (started here, with high
  * MaxStartups and MaxSessions): distinct inventory names, each with its own root folder. Both tools
@@ -14,8 +19,11 @@
  *
  * Writes bench/results/<timestamp>.{md,svg,json} and latest.{md,svg,json}; prints the table.
  *
- *   npm run bench -- [--hosts 1,10,50,100] [--runs 3] [--ansible-runs N] [--ansible-change-max-hosts N]
- *                    [--tools provision,ansible] [--out DIR] [--label NAME]
+ *   npm run bench -- [--scenarios lab,scale] [--hosts 1,10,50,100] [--runs 3] [--site-first-runs 3]
+ *                    [--ansible-runs N] [--ansible-change-max-hosts N] [--tools provision,ansible]
+ *                    [--out DIR] [--label NAME]
+ *
+ * --site-first-runs: first runs of the site per tool, each on a fresh lab (about 1-3 minutes each).
  *
  * --ansible-runs: Ansible's no-op and change runs per host count (default: --runs below 50 hosts, 1
  * from 50 hosts on: Ansible with 100 forks on one machine takes minutes per run).
@@ -31,8 +39,10 @@ import {startSshd} from '../test/helpers/sshd.ts';
 const root = resolve(import.meta.dirname, '..');
 const {values} = parseArgs({
   options: {
+    scenarios: {type: 'string', default: 'lab,scale'},
     hosts: {type: 'string', default: '1,10,50,100'},
     runs: {type: 'string', default: '3'},
+    'site-first-runs': {type: 'string', default: '3'},
     'ansible-runs': {type: 'string'},
     'ansible-change-max-hosts': {type: 'string'},
     tools: {type: 'string', default: 'provision,ansible'},
@@ -42,15 +52,17 @@ const {values} = parseArgs({
     render: {type: 'string'},
   },
 });
-const hostCounts = values.hosts.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0).sort((a, b) => a - b);
+const scenarios = new Set(values.scenarios.split(',').map((s) => s.trim()));
+const siteFirstRuns = Math.max(1, Number(values['site-first-runs']));
+const hostCounts = (scenarios.has('scale') ? values.hosts : '').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0).sort((a, b) => a - b);
 const runs = Math.max(1, Number(values.runs));
 const tools = new Set(values.tools.split(',').map((s) => s.trim()));
 const ansibleRuns = (n: number): number => (values['ansible-runs'] !== undefined ? Math.max(1, Number(values['ansible-runs'])) : n >= 50 ? 1 : runs);
 /** Ansible's runs with changes only up to this many hosts (to keep the bench short); default: all. */
 const ansibleChangeMax = values['ansible-change-max-hosts'] !== undefined ? Number(values['ansible-change-max-hosts']) : Infinity;
-if (hostCounts.length === 0) throw new Error('--hosts: expected host counts like 1,10,50,100');
+if (scenarios.has('scale') && hostCounts.length === 0) throw new Error('--hosts: expected host counts like 1,10,50,100');
 /** The largest host count: where CPU and memory are measured (set again by --render). */
-let maxHosts = Math.max(...hostCounts);
+let maxHosts = hostCounts.length ? Math.max(...hostCounts) : 0;
 
 type Tool = 'provision' | 'ansible';
 interface Measure {
@@ -68,6 +80,18 @@ interface Scenario {
   readonly change: Measure[];
 }
 type Results = Record<number, Partial<Record<Tool, Scenario>>>;
+interface LabTool {
+  readonly siteFirst: Measure[];
+  readonly siteNoop: Measure[];
+  readonly siteCheck: Measure[];
+  readonly play30: Scenario;
+}
+interface LabResults {
+  readonly hosts: number;
+  readonly tools: Partial<Record<Tool, LabTool>>;
+  /** Changes `provision run site --check` still sees right after Ansible's first converge. */
+  readonly afterAnsible?: {readonly changed: number; readonly byHost: Record<string, number>};
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Measuring one run
@@ -261,19 +285,122 @@ function version(cmd: string, args: string[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// The lab: the site and the 30-task play on 7 real Debian hosts
+
+const bin = join(root, 'bin/provision.js');
+const ansibleLab = join(root, 'bench/ansible/site/run.sh');
+
+async function labSection(): Promise<LabResults> {
+  const must = async (args: string[]): Promise<void> => {
+    const r = await timed(process.execPath, [bin, ...args], {NO_COLOR: '1'}, false);
+    if (r.code !== 0) throw new Error(`provision ${args.join(' ')}: exit ${r.code}\n${r.out.slice(-2000)}`);
+  };
+  await must(['lab', 'up']);
+  const inv = spawnSync(process.execPath, [bin, 'inventory', '--list'], {cwd: root, encoding: 'utf8'});
+  const hosts = Object.keys((JSON.parse(inv.stdout) as {_meta: {hostvars: Record<string, unknown>}})._meta.hostvars);
+  const fresh = async (): Promise<void> => {
+    await must(['lab', 'down']);
+    await must(['lab', 'up']);
+  };
+  const site = (tool: Tool, extra: string[] = []): ReturnType<typeof timed> => tool === 'provision'
+    ? timed(process.execPath, [bin, 'run', 'site', '--no-tui', ...extra], {NO_COLOR: '1'}, false)
+    : timed('bash', [ansibleLab, ...extra], {}, false);
+  const play30 = (tool: Tool, value?: number): ReturnType<typeof timed> => {
+    const vars = ['-e', `root=/var/tmp/bench30-${tool}`, ...(value === undefined ? [] : ['-e', `value=${value}`])];
+    return tool === 'provision'
+      ? timed(process.execPath, [bin, 'run', join(root, 'bench/playbooks/noop30.ts'), '--no-tui', ...vars], {NO_COLOR: '1'}, false)
+      : timed('bash', [ansibleLab, ...vars], {PLAYBOOK: join(root, 'bench/ansible/noop30.yml')}, false);
+  };
+  const out: {hosts: number; tools: Partial<Record<Tool, LabTool>>; afterAnsible?: LabResults['afterAnsible']} = {hosts: hosts.length, tools: {}};
+  for (const tool of (['provision', 'ansible'] as const).filter((t) => tools.has(t))) {
+    const t: LabTool = {siteFirst: [], siteNoop: [], siteCheck: [], play30: {first: [], noop: [], change: []}};
+    for (let i = 0; i < siteFirstRuns; i++) {
+      await fresh();
+      const r = await site(tool);
+      check(tool, 'lab, site first run', r, hosts, (c) => c > 0);
+      t.siteFirst.push(r);
+      log(`${tool} lab: site first run ${secs(r.ms)}`);
+      if (tool === 'ansible' && i === 0 && tools.has('provision')) {
+        // The same end state? provision's dry run right after Ansible's converge.
+        const c = await site('provision', ['--check']);
+        const byHost = Object.fromEntries([...recap(c.out)].map(([h, x]) => [h, x.changed]));
+        out.afterAnsible = {changed: Object.values(byHost).reduce((a, b) => a + b, 0), byHost};
+        log(`provision --check after ansible's converge: ${out.afterAnsible.changed} changes`);
+      }
+    }
+    for (let i = 0; i < runs; i++) {
+      const r = await site(tool);
+      check(tool, 'lab, site no-op', r, hosts, (c) => c === 0);
+      t.siteNoop.push(r);
+      log(`${tool} lab: site no-op ${secs(r.ms)}`);
+    }
+    for (let i = 0; i < runs; i++) {
+      const r = await site(tool, ['--check']);
+      check(tool, 'lab, site --check', r, hosts, (c) => c === 0);
+      t.siteCheck.push(r);
+      log(`${tool} lab: site --check ${secs(r.ms)}`);
+    }
+    const first = await play30(tool);
+    check(tool, 'lab, 30-task play first run', first, hosts, (c) => c > 0);
+    t.play30.first.push(first);
+    for (let i = 0; i < runs; i++) {
+      const r = await play30(tool);
+      check(tool, 'lab, 30-task play no-op', r, hosts, (c) => c === 0);
+      t.play30.noop.push(r);
+      log(`${tool} lab: 30-task no-op ${secs(r.ms)}`);
+    }
+    for (let i = 0; i < runs; i++) {
+      const r = await play30(tool, 100 + i);
+      check(tool, 'lab, 30-task play with changes', r, hosts, (c) => c === 5);
+      t.play30.change.push(r);
+      log(`${tool} lab: 30-task 5 changes ${secs(r.ms)}`);
+    }
+    out.tools[tool] = t;
+  }
+  return out;
+}
+
+function labMd(lab: LabResults): string {
+  const p = lab.tools.provision;
+  const a = lab.tools.ansible;
+  const cell = (ms: Measure[] | undefined): string => (ms && ms.length ? `${secs(median(ms.map((m) => m.ms)))}${ms.length > 1 ? ` (median of ${ms.length})` : ''}` : '–');
+  const ratio = (pm: Measure[] | undefined, am: Measure[] | undefined): string =>
+    pm?.length && am?.length ? `${(median(am.map((m) => m.ms)) / median(pm.map((m) => m.ms))).toFixed(1)}x` : '–';
+  const rows: [string, (t: LabTool) => Measure[]][] = [
+    ['site: first run, fresh lab', (t) => t.siteFirst],
+    ['site: no-op re-run', (t) => t.siteNoop],
+    ['site: `--check`, converged lab', (t) => t.siteCheck],
+    ['30-task play: first run', (t) => t.play30.first],
+    ['30-task play: no-op', (t) => t.play30.noop],
+    ['30-task play: 5 changes per host', (t) => t.play30.change],
+  ];
+  const lines = [
+    `| lab, ${lab.hosts} hosts | provision | ansible-playbook | ansible / provision |`,
+    '|---|---:|---:|---:|',
+    ...rows.map(([label, pick]) => `| ${label} | ${cell(p && pick(p))} | ${cell(a && pick(a))} | ${ratio(p && pick(p), a && pick(a))} |`),
+  ];
+  if (lab.afterAnsible) {
+    const per = Object.entries(lab.afterAnsible.byHost).filter(([, c]) => c > 0).map(([h, c]) => `${h} ${c}`).join(', ');
+    lines.push('', `After ansible-playbook's first converge of a fresh lab, \`provision run site --check\` saw ${lab.afterAnsible.changed} change${lab.afterAnsible.changed === 1 ? '' : 's'}${per ? ` (${per})` : ''}: ${lab.afterAnsible.changed === 0 ? 'the two playbooks leave the same end state' : 'where the two playbooks differ'}.`);
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------
 // The run
 
-const earlier = values.render !== undefined ? (JSON.parse(readFileSync(values.render, 'utf8')) as {started: string; machine: string; load: [number, number]; hosts: number[]; results: Results}) : undefined;
+const earlier = values.render !== undefined ? (JSON.parse(readFileSync(values.render, 'utf8')) as {started: string; machine: string; load: [number, number]; hosts: number[]; results: Results; lab?: LabResults}) : undefined;
 if (earlier) {
   hostCounts.splice(0, hostCounts.length, ...earlier.hosts);
-  maxHosts = Math.max(...hostCounts);
+  maxHosts = hostCounts.length ? Math.max(...hostCounts) : 0;
 }
 const started = earlier ? new Date(earlier.started) : new Date();
 const load0 = earlier ? earlier.load[0] : loadavg()[0];
 const machine = earlier ? earlier.machine : `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}, ${version('ansible-playbook', ['--version']).replace(/^ansible-playbook /, 'ansible-playbook ')}, ${version('ssh', ['-V']).split(',')[0]}`;
 const results: Results = earlier?.results ?? {};
-const sshd = earlier ? undefined : await startSshd({maxStartups: 1000, maxSessions: 64});
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
+const lab: LabResults | undefined = earlier ? earlier.lab : scenarios.has('lab') ? await labSection() : undefined;
+const sshd = earlier || hostCounts.length === 0 ? undefined : await startSshd({maxStartups: 1000, maxSessions: 64});
 
 try {
   for (const n of sshd ? hostCounts : []) {
@@ -337,26 +464,39 @@ const load1 = earlier ? earlier.load[1] : loadavg()[0];
 const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
 const title = `30-task play on ${hostCounts.join(' / ')} loopback hosts: provision vs ansible-playbook`;
 const md = [
-  `## ${title}`,
+  `## provision vs ansible-playbook`,
   '',
   `${started.toISOString().slice(0, 16).replace('T', ' ')} UTC · ${machine} · load average ${load0.toFixed(1)} → ${load1.toFixed(1)}`,
   '',
-  tableMd(results),
-  '',
-  resourcesMd(results),
-  '',
+  ...(lab ? [
+    '### The lab: the site and the 30-task play on real Debian hosts',
+    '',
+    labMd(lab),
+    '',
+    'Site: playbooks/site.ts and its Ansible twin bench/ansible/site (same plays, same end state), run on `provision lab` (systemd-nspawn hosts on this machine). ' +
+      'First runs start from a fresh lab (`lab down`, `lab up`); packages come through the lab\'s apt cache. Ansible: pipelining on, ControlPersist, forks = hosts.',
+    '',
+  ] : []),
+  ...(hostCounts.length ? [
+    `### ${title}`,
+    '',
+    tableMd(results),
+    '',
+    resourcesMd(results),
+    '',
   'Medians of the runs shown. No-op: nothing to change; 5 changes: every host gets 5 re-rendered templates (`-e value=N`). ' +
     'Ansible: pipelining on, forks = hosts, ControlPersist; from 50 hosts on it runs once per row unless `--ansible-runs` says otherwise' +
     (Number.isFinite(ansibleChangeMax) ? `; its runs with changes were measured up to ${ansibleChangeMax} hosts only` : '') + '. ' +
     'Hosts are one sshd on loopback (the controller and the "hosts" share the CPUs). CPU: user + system time of the tool and its children; ' +
     'RSS of the process tree sampled every 100 ms.',
-  '',
+    '',
+  ] : []),
 ].join('\n');
 mkdirSync(values.out, {recursive: true});
 const base = join(values.out, values.label ?? stamp);
 writeFileSync(`${base}.md`, md);
-writeFileSync(`${base}.svg`, chartSvg(results, title));
-writeFileSync(`${base}.json`, JSON.stringify({started: started.toISOString(), machine, load: [load0, load1], hosts: hostCounts, runs, results}, null, 1) + '\n');
-for (const ext of ['md', 'svg', 'json']) copyFileSync(`${base}.${ext}`, join(values.out, `latest.${ext}`));
+if (hostCounts.length) writeFileSync(`${base}.svg`, chartSvg(results, title));
+writeFileSync(`${base}.json`, JSON.stringify({started: started.toISOString(), machine, load: [load0, load1], hosts: hostCounts, runs, results, lab}, null, 1) + '\n');
+for (const ext of hostCounts.length ? ['md', 'svg', 'json'] : ['md', 'json']) copyFileSync(`${base}.${ext}`, join(values.out, `latest.${ext}`));
 console.log(md);
 console.log(`written: ${relative(process.cwd(), base)}.{md,svg,json} and latest.*`);

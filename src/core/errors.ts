@@ -35,12 +35,13 @@ export class UserError extends Error {
     this.exitCode = exitCode;
     this.where = where;
   }
-  /** `file:line: field: message`, the one line the CLI prints. */
+  /** `file:line: field: message`, the one line the CLI prints (line breaks in a name or value escaped). */
   oneLine(): string {
-    if (!this.where) return this.message;
+    const flat = (s: string): string => s.replace(/[\r\n\u2028\u2029]/g, (c) => JSON.stringify(c).slice(1, -1));
+    if (!this.where) return flat(this.message);
     const {file, line, field} = this.where;
     const at = line === undefined ? file : `${file}:${line}`;
-    return field ? `${at}: ${field}: ${this.message}` : `${at}: ${this.message}`;
+    return flat(field ? `${at}: ${field}: ${this.message}` : `${at}: ${this.message}`);
   }
 }
 

@@ -7,6 +7,7 @@ import {posix} from 'node:path';
 import {becomeWrap, display, q, render} from './cmd.ts';
 import {Secret} from './secret.ts';
 import type {ProbeOutput, Step} from './types.ts';
+import {mergedPathProbe, pathProbeOf, splitMergedPathProbe} from '../facts/file.ts';
 import type {ExecResult, RunningCommand, Transport} from '../transport/types.ts';
 
 /** Who runs a command: the login user, or `sudo -n -u user`. */
@@ -50,9 +51,28 @@ export function parseBatch(stdout: string, count: number, marker: string): Probe
 /** Run many probes in one round trip. */
 export async function runProbes(t: Transport, who: Identity, scripts: readonly string[]): Promise<ProbeOutput[]> {
   if (scripts.length === 0) return [];
+  // Path probes (files, copies, templates, lineinfile) are answered together by one merged script.
+  const paths = scripts.flatMap((s, i) => {
+    const p = pathProbeOf(s);
+    return p ? [{i, p}] : [];
+  });
+  const merge = paths.length >= 2;
+  const rest = merge ? scripts.filter((s) => !pathProbeOf(s)) : scripts;
+  const batch = merge ? [...rest, mergedPathProbe(paths.map((x) => x.p))] : rest;
   const marker = `__provision_${randomBytes(6).toString('hex')}__`;
-  const r = await runScript(t, who, batchScript(scripts, marker));
-  return parseBatch(r.stdout, scripts.length, marker);
+  const r = await runScript(t, who, batchScript(batch, marker));
+  const outs = parseBatch(r.stdout, batch.length, marker);
+  if (!merge) return outs;
+  let split = splitMergedPathProbe(outs[outs.length - 1].stdout, paths.map((x) => x.p));
+  if (!split) {
+    // A file changed while it was read, or this host's tools differ: the probes one by one.
+    const m2 = `__provision_${randomBytes(6).toString('hex')}__`;
+    const r2 = await runScript(t, who, batchScript(paths.map((x) => scripts[x.i]), m2));
+    split = parseBatch(r2.stdout, paths.length, m2).map((o) => o.stdout);
+  }
+  const byIndex = new Map(paths.map((x, k) => [x.i, {stdout: split[k], code: 0}]));
+  let next = 0;
+  return scripts.map((_, i) => byIndex.get(i) ?? outs[next++]);
 }
 
 /**

@@ -32,6 +32,26 @@ export function splitHostPattern(pattern: string): string[] {
 }
 
 /** Python's `fnmatch.translate`, anchored both ends. */
+/**
+ * A `[...]` set as Python's fnmatch reads it (Ansible's patterns): `!` negates, `x-y` is a range, and
+ * a range whose ends are out of order (`[a-:]`) is dropped, as fnmatch drops it; a set left empty
+ * matches nothing (negated: any character).
+ */
+function charClass(raw: string): string {
+  const negate = raw.startsWith('!');
+  const chars = negate ? raw.slice(1) : raw;
+  const esc = (c: string): string => (/[\\\]^[-]/.test(c) ? `\\${c}` : c);
+  let body = '';
+  for (let k = 0; k < chars.length; k++) {
+    if (k + 2 < chars.length && chars[k + 1] === '-') {
+      if (chars[k] <= chars[k + 2]) body += `${esc(chars[k])}-${esc(chars[k + 2])}`;
+      k += 2;
+    } else body += esc(chars[k]);
+  }
+  if (body === '') return negate ? '.' : '(?!)';
+  return negate ? `[^${body}]` : `[${body}]`;
+}
+
 export function globToRegExp(glob: string): RegExp {
   let out = '';
   for (let i = 0; i < glob.length; i++) {
@@ -46,10 +66,7 @@ export function globToRegExp(glob: string): RegExp {
       if (j >= glob.length) {
         out += '\\[';
       } else {
-        let body = glob.slice(i + 1, j).replace(/\\/g, '\\\\');
-        if (body.startsWith('!')) body = '^' + body.slice(1);
-        else if (body.startsWith('^')) body = '\\' + body;
-        out += `[${body}]`;
+        out += charClass(glob.slice(i + 1, j));
         i = j;
       }
     } else out += c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');

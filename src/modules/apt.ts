@@ -144,15 +144,46 @@ function packageState(status: string, version: string): PackageState {
 
 const rank: Record<PackageState['kind'], number> = {missing: 0, 'config-files': 1, partial: 2, installed: 3};
 
-/** Pure parser of `aptProbeScript`'s output, for the requested names. */
-export function parseAptProbe(stdout: string, names: readonly string[]): AptState {
+interface Listing {
+  readonly now: number | undefined;
+  readonly newest: number | undefined;
+  readonly haveLists: boolean;
+  /** dpkg rows by `name` and `name:arch`; a multi-arch package may have several rows. */
+  readonly rows: ReadonlyMap<string, PackageState[]>;
+  readonly policyLines: readonly string[] | undefined;
+}
+
+/**
+ * Parsed listings by probe answer: every apt task of a host reads the same answer (the shared
+ * script lists every package), so it is parsed once, not once per task (at 100 hosts that was 0.2 s).
+ */
+const listings = new WeakMap<object, Listing>();
+
+/** Pure parser of `aptProbeScript`'s output, for the requested names (`answer`: a key to reuse the parse by). */
+export function parseAptProbe(stdout: string, names: readonly string[], answer?: object): AptState {
+  let listing = answer ? listings.get(answer) : undefined;
+  if (!listing) {
+    listing = parseListing(stdout);
+    if (answer) listings.set(answer, listing);
+  }
+  const {now, newest, haveLists, rows, policyLines} = listing;
+  const packages: Record<string, PackageState> = {};
+  for (const n of names) {
+    const found = rows.get(n) ?? [];
+    packages[n] = found.reduce<PackageState>((best, s) => (rank[s.kind] > rank[best.kind] ? s : best), {kind: 'missing'});
+  }
+  const policy = policyLines ? parsePolicy(policyLines.join('\n'), names) : {};
+  const cacheAge = !haveLists || now === undefined || newest === undefined ? null : Math.max(0, now - newest);
+  return {packages, policy, cacheAge};
+}
+
+function parseListing(stdout: string): Listing {
   const lines = stdout.split('\n');
   const policyAt = lines.indexOf('@policy');
   const head = policyAt >= 0 ? lines.slice(0, policyAt) : lines;
   let now: number | undefined;
   let newest: number | undefined;
   let haveLists = false;
-  // dpkg rows by `name` and `name:arch`; a multi-arch package may have several rows.
   const rows = new Map<string, PackageState[]>();
   for (const line of head) {
     const f = line.split(' ');
@@ -165,17 +196,14 @@ export function parseAptProbe(stdout: string, names: readonly string[]): AptStat
       // dpkg <pkg> <arch> <want> <flag> <status> <version>; arch and version may be empty.
       const [, pkg, arch, , , status, version = ''] = f;
       const st = packageState(status, version);
-      for (const key of arch ? [pkg, `${pkg}:${arch}`] : [pkg]) rows.set(key, [...(rows.get(key) ?? []), st]);
+      for (const key of arch ? [pkg, `${pkg}:${arch}`] : [pkg]) {
+        const have = rows.get(key);
+        if (have) have.push(st);
+        else rows.set(key, [st]);
+      }
     }
   }
-  const packages: Record<string, PackageState> = {};
-  for (const n of names) {
-    const found = rows.get(n) ?? [];
-    packages[n] = found.reduce<PackageState>((best, s) => (rank[s.kind] > rank[best.kind] ? s : best), {kind: 'missing'});
-  }
-  const policy = policyAt >= 0 ? parsePolicy(lines.slice(policyAt + 1).join('\n'), names) : {};
-  const cacheAge = !haveLists || now === undefined || newest === undefined ? null : Math.max(0, now - newest);
-  return {packages, policy, cacheAge};
+  return {now, newest, haveLists, rows, policyLines: policyAt >= 0 ? lines.slice(policyAt + 1) : undefined};
 }
 
 /**
@@ -236,7 +264,7 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
   probe(a): Probe<AptState> {
     const specs = specsOf(a);
     const names = typeof specs === 'string' ? [] : specs.map((s) => s.name);
-    return {script: aptProbeScript(names, a.state === 'latest'), parse: (out) => parseAptProbe(out.stdout, names)};
+    return {script: aptProbeScript(names, a.state === 'latest'), parse: (out) => parseAptProbe(out.stdout, names, out)};
   },
   plan(have, a): Plan {
     const specs = specsOf(a);

@@ -125,7 +125,11 @@ function isText(b: Buffer): boolean {
 export const copyModule: ModuleDef<CopyArgs, FileState> = {
   name: 'copy',
   describe: (a) => a.dest,
-  probe: (a) => ({script: fileProbeScript(a.dest, 'small'), parse: (out) => parseFileState(out.stdout)}),
+  // The sha256 wanted goes with the probe (not for secrets): a merged probe then reads back only files that differ.
+  probe: (a) => ({
+    script: fileProbeScript(a.dest, 'small', a.content instanceof Secret ? undefined : createHash('sha256').update(contentBuffer(a.content)).digest('hex')),
+    parse: (out) => parseFileState(out.stdout),
+  }),
   plan(have, a): Plan {
     requireAbsolute(a.dest, 'dest');
     const want = contentBuffer(a.content);

@@ -108,3 +108,11 @@ test('an empty file is an empty inventory', async (t) => {
   t.deepEqual(inv.hostNames, []);
   t.deepEqual([...inv.groups.keys()], ['all', 'ungrouped']);
 });
+
+test('an error naming a key with a line break is still one line (found by fuzzing: a !!binary key)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-inv-nl-'));
+  writeFileSync(join(dir, 'inv.yml'), '"a\\nb": {hosts: {h1: {}}}\n? !!binary "YQpi"\n: {}\n');
+  const e = await loadInventory(join(dir, 'inv.yml')).then(() => undefined, (err: unknown) => err);
+  t.true(e instanceof UserError);
+  t.false((e as UserError).oneLine().includes('\n'), (e as UserError).oneLine());
+});

@@ -58,6 +58,13 @@ test('a missing @file is a user error', (t) => {
   t.regex(err!.message, /missing\.retry/);
 });
 
+test('globs read sets as fnmatch does: a range out of order matches nothing (found by fuzzing: was an internal error)', (t) => {
+  t.deepEqual(selectHosts(inv, 'web[a-:]'), []);
+  t.deepEqual(selectHosts(inv, 'web[!a-:]'), ['web1', 'web2', 'web3']);
+  t.deepEqual(selectHosts(inv, 'web[3-1x2]'), ['web2']);
+  t.deepEqual(selectHosts(inv, 'web[1-2]*'), ['web1', 'web2', 'web10']);
+});
+
 test('an invalid regex is a user error', (t) => {
   t.throws(() => selectHosts(inv, '~web('), {instanceOf: UserError});
 });
