@@ -3,6 +3,7 @@
 #
 #   bench/ansible/site/run.sh            # converge
 #   bench/ansible/site/run.sh --check    # any ansible-playbook option is passed on (--diff, -v, --limit …)
+#   PLAYBOOK=bench/ansible/noop30.yml bench/ansible/site/run.sh -e root=/var/tmp/b30   # another playbook, same setup
 #
 # Ansible cannot read provision's vault (its own format) nor the lab inventory's paths, which are
 # relative to the project root. So, in a temporary directory (removed on exit): a copy of
@@ -24,7 +25,14 @@ done
 [ -s "$root/roles/app/files/app.js" ] || { echo "run.sh: roles/app/files/app.js is missing: npm run build:app" >&2; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/provision-ansible-site.XXXXXX")
-cleanup() { rm -rf "$tmp"; }
+cleanup() {
+  # Close the SSH master connections ansible left for ControlPersist, then forget everything.
+  local s
+  for s in "$tmp"/ansible/cp/*; do
+    [ -S "$s" ] && ssh -o ControlPath="$s" -O exit lab >/dev/null 2>&1 || true
+  done
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -51,4 +59,4 @@ export ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3
 mkdir -p "$ANSIBLE_LOCAL_TEMP"
 
 # Not exec: the trap removes the temporary directory when ansible-playbook is done.
-ansible-playbook -i "$tmp/lab.yml" -e "@$tmp/secrets.yml" "$here/site.yml" "$@"
+ansible-playbook -i "$tmp/lab.yml" -e "@$tmp/secrets.yml" "${PLAYBOOK:-$here/site.yml}" "$@"
