@@ -116,10 +116,16 @@ export function entries(src: YamlSource, map: Node): Entry[] {
   return [...byKey.values()];
 }
 
+/**
+ * Aliases one value may expand (yaml's guard against alias bombs, a "billion laughs": each alias counts
+ * the nodes it copies). Generous for real inventories, where one value expands a few anchors.
+ */
+const MAX_ALIAS_COUNT = 10_000;
+
 /** The plain value of a node (null for an absent value). */
 export function valueOf(src: YamlSource, node: Node | null): unknown {
   if (!node) return null;
-  return toJS(src, node, {maxAliasCount: -1});
+  return toJS(src, node, {maxAliasCount: MAX_ALIAS_COUNT});
 }
 
 /** `node.toJS`, its errors (e.g. a `<<` merge of something not a mapping) made located parse errors. */

@@ -116,3 +116,25 @@ test('an error naming a key with a line break is still one line (found by fuzzin
   t.true(e instanceof UserError);
   t.false((e as UserError).oneLine().includes('\n'), (e as UserError).oneLine());
 });
+
+test('an alias bomb in a vars file ("billion laughs") is a clean error, not a hang or a crash', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-inv-bomb-'));
+  mkdirSync(join(dir, 'group_vars'));
+  writeFileSync(join(dir, 'inv.yml'), 'all:\n  hosts:\n    h1: {}\n');
+  const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+  for (let i = 1; i < 9; i++) levels.push(`${'abcdefghi'[i]}: &${'abcdefghi'[i]} [${Array(10).fill(`*${'abcdefghi'[i - 1]}`).join(',')}]`);
+  writeFileSync(join(dir, 'group_vars', 'all.yml'), levels.join('\n') + '\n');
+  const e = await loadInventory(join(dir, 'inv.yml')).then((inv) => inv.hostVars('h1'), (err: unknown) => err);
+  t.true(e instanceof UserError, String(e).slice(0, 200));
+  t.is((e as UserError).exitCode, ExitCode.parseError);
+  t.regex((e as UserError).oneLine(), /all\.yml:\d+: .*alias/i);
+});
+
+test('aliases in real use (an anchor shared by many hosts and values) still load', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-inv-alias-'));
+  const hosts = Array.from({length: 300}, (_, i) => `    h${i}: {ports: *ports, env: *env}`).join('\n');
+  writeFileSync(join(dir, 'inv.yml'), `all:\n  vars:\n    p: &ports [80, 443, 8080]\n    e: &env {A: 1, B: [1, 2, 3]}\n  hosts:\n${hosts}\n`);
+  const inv = await loadInventory(join(dir, 'inv.yml'));
+  t.deepEqual(inv.hostVars('h299').ports, [80, 443, 8080]);
+  t.deepEqual(inv.hostVars('h0').env, {A: 1, B: [1, 2, 3]});
+});
