@@ -314,48 +314,54 @@ async function labSection(): Promise<LabResults> {
   const out: {hosts: number; tools: Partial<Record<Tool, LabTool>>; afterAnsible?: LabResults['afterAnsible']} = {hosts: hosts.length, tools: {}};
   for (const tool of (['provision', 'ansible'] as const).filter((t) => tools.has(t))) {
     const t: LabTool = {siteFirst: [], siteNoop: [], siteCheck: [], play30: {first: [], noop: [], change: []}};
-    for (let i = 0; i < siteFirstRuns; i++) {
-      await fresh();
-      const r = await site(tool);
-      check(tool, 'lab, site first run', r, hosts, (c) => c > 0);
-      t.siteFirst.push(r);
-      log(`${tool} lab: site first run ${secs(r.ms)}`);
-      if (tool === 'ansible' && i === 0 && tools.has('provision')) {
-        // The same end state? provision's dry run right after Ansible's converge.
-        const c = await site('provision', ['--check']);
-        const byHost = Object.fromEntries([...recap(c.out)].map(([h, x]) => [h, x.changed]));
-        out.afterAnsible = {changed: Object.values(byHost).reduce((a, b) => a + b, 0), byHost};
-        log(`provision --check after ansible's converge: ${out.afterAnsible.changed} changes`);
-      }
-    }
-    for (let i = 0; i < runs; i++) {
-      const r = await site(tool);
-      check(tool, 'lab, site no-op', r, hosts, (c) => c === 0);
-      t.siteNoop.push(r);
-      log(`${tool} lab: site no-op ${secs(r.ms)}`);
-    }
-    for (let i = 0; i < runs; i++) {
-      const r = await site(tool, ['--check']);
-      check(tool, 'lab, site --check', r, hosts, (c) => c === 0);
-      t.siteCheck.push(r);
-      log(`${tool} lab: site --check ${secs(r.ms)}`);
-    }
-    const first = await play30(tool);
-    check(tool, 'lab, 30-task play first run', first, hosts, (c) => c > 0);
-    t.play30.first.push(first);
-    for (let i = 0; i < runs; i++) {
-      const r = await play30(tool);
-      check(tool, 'lab, 30-task play no-op', r, hosts, (c) => c === 0);
-      t.play30.noop.push(r);
-      log(`${tool} lab: 30-task no-op ${secs(r.ms)}`);
-    }
-    for (let i = 0; i < runs; i++) {
-      const r = await play30(tool, 100 + i);
-      check(tool, 'lab, 30-task play with changes', r, hosts, (c) => c === 5);
-      t.play30.change.push(r);
-      log(`${tool} lab: 30-task 5 changes ${secs(r.ms)}`);
-    }
     out.tools[tool] = t;
+    try {
+      for (let i = 0; i < siteFirstRuns; i++) {
+        await fresh();
+        const r = await site(tool);
+        check(tool, 'lab, site first run', r, hosts, (c) => c > 0);
+        t.siteFirst.push(r);
+        log(`${tool} lab: site first run ${secs(r.ms)}`);
+        if (tool === 'ansible' && i === 0 && tools.has('provision')) {
+          // The same end state? provision's dry run right after Ansible's converge.
+          const c = await site('provision', ['--check']);
+          const byHost = Object.fromEntries([...recap(c.out)].map(([h, x]) => [h, x.changed]));
+          out.afterAnsible = {changed: Object.values(byHost).reduce((a, b) => a + b, 0), byHost};
+          log(`provision --check after ansible's converge: ${out.afterAnsible.changed} changes`);
+        }
+      }
+      for (let i = 0; i < runs; i++) {
+        const r = await site(tool);
+        check(tool, 'lab, site no-op', r, hosts, (c) => c === 0);
+        t.siteNoop.push(r);
+        log(`${tool} lab: site no-op ${secs(r.ms)}`);
+      }
+      for (let i = 0; i < runs; i++) {
+        const r = await site(tool, ['--check']);
+        check(tool, 'lab, site --check', r, hosts, (c) => c === 0);
+        t.siteCheck.push(r);
+        log(`${tool} lab: site --check ${secs(r.ms)}`);
+      }
+      const first = await play30(tool);
+      check(tool, 'lab, 30-task play first run', first, hosts, (c) => c > 0);
+      t.play30.first.push(first);
+      for (let i = 0; i < runs; i++) {
+        const r = await play30(tool);
+        check(tool, 'lab, 30-task play no-op', r, hosts, (c) => c === 0);
+        t.play30.noop.push(r);
+        log(`${tool} lab: 30-task no-op ${secs(r.ms)}`);
+      }
+      for (let i = 0; i < runs; i++) {
+        const r = await play30(tool, 100 + i);
+        check(tool, 'lab, 30-task play with changes', r, hosts, (c) => c === 5);
+        t.play30.change.push(r);
+        log(`${tool} lab: 30-task 5 changes ${secs(r.ms)}`);
+      }
+    } catch (e) {
+      // One tool's failure (a host's apt stalled, a package server gone) does not lose the others' rows.
+      failures.push(`${tool}, lab: ${(e as Error).message.split('\n')[0]}`);
+      log(`FAILED: ${(e as Error).message.slice(0, 4000)}`);
+    }
   }
   return out;
 }
@@ -399,6 +405,8 @@ const load0 = earlier ? earlier.load[0] : loadavg()[0];
 const machine = earlier ? earlier.machine : `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}, ${version('ansible-playbook', ['--version']).replace(/^ansible-playbook /, 'ansible-playbook ')}, ${version('ssh', ['-V']).split(',')[0]}`;
 const results: Results = earlier?.results ?? {};
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
+/** Scenarios that failed (their rows show what was measured before): listed under the tables. */
+const failures: string[] = [];
 const lab: LabResults | undefined = earlier ? earlier.lab : scenarios.has('lab') ? await labSection() : undefined;
 const sshd = earlier || hostCounts.length === 0 ? undefined : await startSshd({maxStartups: 1000, maxSessions: 64});
 
@@ -433,23 +441,28 @@ try {
     for (const tool of active) {
       const times = tool === 'ansible' ? ansibleRuns(n) : runs;
       const s: Scenario = {first: [], noop: [], change: []};
-      const first = await run(tool);
-      check(tool, `${n} hosts, first run`, first, hosts, (c) => c > 0);
-      s.first.push(first);
-      log(`${tool} ${n} hosts: first run ${secs(first.ms)}`);
-      for (let i = 0; i < times; i++) {
-        const r = await run(tool);
-        check(tool, `${n} hosts, no-op run`, r, hosts, (c) => c === 0);
-        s.noop.push(r);
-        log(`${tool} ${n} hosts: no-op ${secs(r.ms)} (cpu ${r.cpuS.toFixed(1)} s, rss ${mb(r.maxRssKb)}${r.treeRssKb !== undefined ? `, tree ${mb(r.treeRssKb)}` : ''})`);
-      }
-      for (let i = 0; i < (tool === 'ansible' && n > ansibleChangeMax ? 0 : times); i++) {
-        const r = await run(tool, 100 + i);
-        check(tool, `${n} hosts, run with changes`, r, hosts, (c) => c === 5);
-        s.change.push(r);
-        log(`${tool} ${n} hosts: 5 changes ${secs(r.ms)}`);
-      }
       (results[n] ??= {})[tool] = s;
+      try {
+        const first = await run(tool);
+        check(tool, `${n} hosts, first run`, first, hosts, (c) => c > 0);
+        s.first.push(first);
+        log(`${tool} ${n} hosts: first run ${secs(first.ms)}`);
+        for (let i = 0; i < times; i++) {
+          const r = await run(tool);
+          check(tool, `${n} hosts, no-op run`, r, hosts, (c) => c === 0);
+          s.noop.push(r);
+          log(`${tool} ${n} hosts: no-op ${secs(r.ms)} (cpu ${r.cpuS.toFixed(1)} s, rss ${mb(r.maxRssKb)}${r.treeRssKb !== undefined ? `, tree ${mb(r.treeRssKb)}` : ''})`);
+        }
+        for (let i = 0; i < (tool === 'ansible' && n > ansibleChangeMax ? 0 : times); i++) {
+          const r = await run(tool, 100 + i);
+          check(tool, `${n} hosts, run with changes`, r, hosts, (c) => c === 5);
+          s.change.push(r);
+          log(`${tool} ${n} hosts: 5 changes ${secs(r.ms)}`);
+        }
+      } catch (e) {
+        failures.push(`${tool}, ${n} hosts: ${(e as Error).message.split('\n')[0]}`);
+        log(`FAILED: ${(e as Error).message.slice(0, 4000)}`);
+      }
     }
     rmSync(dir, {recursive: true, force: true});
   }
@@ -491,6 +504,7 @@ const md = [
     'RSS of the process tree sampled every 100 ms.',
     '',
   ] : []),
+  ...(failures.length ? ['Failed (rows above hold what was measured before the failure):', '', ...failures.map((f) => `- ${f}`), ''] : []),
 ].join('\n');
 mkdirSync(values.out, {recursive: true});
 const base = join(values.out, values.label ?? stamp);
