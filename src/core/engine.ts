@@ -297,7 +297,7 @@ export class Engine {
         const live = batch.map((n) => this.state(n)).filter((h) => !h.failed && !h.unreachable);
         if (live.length === 0) break;
         const e = entries[i];
-        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task), role: e.role?.role.name ?? null});
+        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task), role: e.role?.role.name ?? null, hosts: live.map((h) => h.name)});
         await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, () => this.ahead(h, plan, i, later), ctxOf))));
       }
       // Handlers: once, at the end of the batch, in definition order, on the hosts that notified them.
@@ -310,7 +310,7 @@ export class Engine {
         // run would see the file converged and never reload.
         const live = batch.map((n) => this.state(n)).filter((h) => !h.unreachable && h.notified.has(name));
         if (live.length === 0) continue;
-        this.deps.emit({type: 'task', play: play.name, name, role: e.role?.role.name ?? null, handler: true});
+        this.deps.emit({type: 'task', play: play.name, name, role: e.role?.role.name ?? null, handler: true, hosts: live.map((h) => h.name)});
         await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, () => handlers.slice(i).map((x) => ({e: x, ctxOf})), ctxOf))));
         for (const h of live) h.notified.delete(name);
       }

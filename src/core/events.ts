@@ -17,7 +17,8 @@ export interface HostCounts {
 export type RunEvent =
   | {readonly type: 'start'; readonly playbook: string; readonly inventory: string; readonly check: boolean; readonly diff: boolean; readonly hosts: readonly string[]}
   | {readonly type: 'play'; readonly name: string; readonly hosts: readonly string[]; /** Tasks per host in this play (for progress). */ readonly tasks: number}
-  | {readonly type: 'task'; readonly play: string; readonly name: string; readonly role: string | null; readonly handler?: boolean}
+  /** `hosts`: the hosts that run it now (with `serial`, the current batch; a handler, those it was notified on). */
+  | {readonly type: 'task'; readonly play: string; readonly name: string; readonly role: string | null; readonly handler?: boolean; readonly hosts?: readonly string[]}
   | {
       readonly type: 'result';
       readonly host: string;

@@ -199,15 +199,23 @@ export class LiveStore {
         const label = mask(taskLabel(e.role, e.name));
         if (!e.handler) this.taskIndex++;
         this.task = {label, index: this.taskIndex, handler: !!e.handler};
-        // Tasks run in step: every live host of the play starts this one. A handler runs only on the
-        // hosts that notified it, which its results tell.
+        // Tasks run in step: every live host of the batch (`hosts`; without it, of the play) starts
+        // this one; with `serial`, later batches wait. A handler runs only on the hosts that notified
+        // it, which its results tell.
         if (e.handler) break;
-        for (const name of this.playHosts) {
+        for (const name of e.hosts ?? this.playHosts) {
           const h = this.host(name);
-          if (h.phase === 'failed' || h.phase === 'unreachable' || h.phase === 'waiting') continue;
+          if (h.phase === 'failed' || h.phase === 'unreachable' || (!e.hosts && h.phase === 'waiting')) continue;
           h.phase = 'running';
           h.task = label;
           h.startedAt ??= now;
+        }
+        // Hosts of the play in a later batch have not started it: they wait.
+        if (e.hosts) {
+          for (const name of this.playHosts) {
+            const h = this.host(name);
+            if (!e.hosts.includes(name) && h.phase === 'idle' && h.done === 0) h.phase = 'waiting';
+          }
         }
         break;
       }

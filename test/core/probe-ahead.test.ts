@@ -31,6 +31,9 @@ test('no-op: one probe round trip per host for a playbook of four plays (two of 
   t.deepEqual(again.results().map((r) => r.status).filter((s) => s !== 'ok'), []);
   for (const h of ['h1', 'h2', 'h3']) t.is(again.transports.get(h)!.log.length, 1, `${h}: one round trip`);
   t.is(readFileSync(join(dir('h3'), 'd'), 'utf8'), 'd\n');
+  // Task events name the hosts that run them: with serial, one batch at a time.
+  const tasks = again.events.filter((e) => e.type === 'task');
+  t.deepEqual(tasks.map((e) => (e.type === 'task' ? e.hosts : undefined)), [['h1', 'h2', 'h3'], ['h2'], ['h2'], ['h3'], ['h3'], ['h1'], ['h2'], ['h3']]);
 });
 
 test('a change on one host makes the others read again at the next play (their answers may be stale)', async (t) => {

@@ -268,3 +268,18 @@ test('startLiveUi: a burst of events costs a few frames, resizes are followed, q
   t.regex(end, /PLAY RECAP · finished in 12s/);
   t.regex(end, /✘ done · 100 hosts · /);
 });
+
+test('serial: only the batch that runs shows as running; later batches wait until their turn', (t) => {
+  const store = storeOf([
+    {type: 'start', playbook: 'site', inventory: 'inv', check: false, diff: false, hosts: ['web1', 'web2']},
+    {type: 'play', name: 'web servers', hosts: ['web1', 'web2'], tasks: 1},
+    {type: 'task', play: 'web servers', name: 'nginx', role: null, hosts: ['web1']},
+  ]);
+  const phase = (n: string): string | undefined => store.snapshot().hosts.find((h) => h.name === n)?.phase;
+  t.is(phase('web1'), 'running');
+  t.is(phase('web2'), 'waiting');
+  store.apply({type: 'result', host: 'web1', task: 'nginx', play: 'web servers', role: null, status: 'ok', duration_ms: 5, diff: null, msg: 'ok', pending: false});
+  store.apply({type: 'task', play: 'web servers', name: 'nginx', role: null, hosts: ['web2']});
+  t.is(phase('web1'), 'finished');
+  t.is(phase('web2'), 'running');
+});
