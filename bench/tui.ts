@@ -8,6 +8,7 @@ import {EventEmitter} from 'node:events';
 import type {RunEvent} from '../src/core/events.ts';
 import {startLiveUi} from '../src/ui/live.tsx';
 import {hostNames, script} from '../test/ui/script.ts';
+import {FakeStdin} from '../test/helpers/fake-stdin.ts';
 
 const seconds = Number(process.argv[2] ?? 5);
 
@@ -32,19 +33,6 @@ class Terminal extends EventEmitter {
   }
 }
 
-class Keyboard extends EventEmitter {
-  isTTY = true;
-  setRawMode(): void {}
-  setEncoding(): void {}
-  resume(): void {}
-  pause(): void {}
-  ref(): void {}
-  unref(): void {}
-  read(): null {
-    return null;
-  }
-}
-
 /** Play `events` evenly over `ms`, in 10 ms ticks, into `emit`. */
 async function play(events: readonly RunEvent[], ms: number, emit: (e: RunEvent) => void): Promise<void> {
   const started = performance.now();
@@ -66,7 +54,7 @@ async function measure(hosts: number): Promise<void> {
   const base = process.cpuUsage(base0);
 
   const term = new Terminal();
-  const ui = startLiveUi({playbook: 'site', inventory: 'inventory/lab.yml', check: false, diff: true, onInterrupt: () => undefined, stdout: term as unknown as NodeJS.WriteStream, stdin: new Keyboard() as unknown as NodeJS.ReadStream});
+  const ui = startLiveUi({playbook: 'site', inventory: 'inventory/lab.yml', check: false, diff: true, onInterrupt: () => undefined, stdout: term as unknown as NodeJS.WriteStream, stdin: new FakeStdin() as unknown as NodeJS.ReadStream});
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   await play(events, ms, ui.emit);
@@ -77,7 +65,7 @@ async function measure(hosts: number): Promise<void> {
 
   // A burst: every event at once, then one frame.
   const burstTerm = new Terminal();
-  const burst = startLiveUi({playbook: 'site', inventory: 'inventory/lab.yml', check: false, diff: true, onInterrupt: () => undefined, stdout: burstTerm as unknown as NodeJS.WriteStream, stdin: new Keyboard() as unknown as NodeJS.ReadStream});
+  const burst = startLiveUi({playbook: 'site', inventory: 'inventory/lab.yml', check: false, diff: true, onInterrupt: () => undefined, stdout: burstTerm as unknown as NodeJS.WriteStream, stdin: new FakeStdin() as unknown as NodeJS.ReadStream});
   const b0 = performance.now();
   for (const e of events) burst.emit(e);
   await burst.done();

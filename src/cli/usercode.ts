@@ -10,12 +10,13 @@
  * the user file's folder; `import.meta.url`, `.dirname` and `.filename` keep naming the source file.
  */
 import {createHash} from 'node:crypto';
-import {existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs';
+import {existsSync, readFileSync, statSync} from 'node:fs';
 import {createRequire} from 'node:module';
 import {dirname, join, relative, resolve} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {parseError} from '../core/errors.ts';
 import {projectRoot} from '../core/paths.ts';
+import {writeFileAtomic} from '../core/localfs.ts';
 
 interface Manifest {
   readonly bundle: string;
@@ -38,13 +39,6 @@ function fresh(m: Manifest, bundle: string, dir: string): boolean {
     const s = stamp(file);
     return s !== undefined && s[1] === mtime && s[2] === size;
   });
-}
-
-/** Write `text` to `file` through a temp file and a rename (concurrent starts never read half a file). */
-function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
 }
 
 /** The file URL to import for user TypeScript `path`, compiled first when it (or an import) changed. */
@@ -108,9 +102,8 @@ export async function compiledUserModule(path: string, bundle: string): Promise<
   }
   const code = result.outputFiles[0].text;
   const out = `${id}-${createHash('sha256').update(code).digest('hex').slice(0, 12)}.mjs`;
-  mkdirSync(dir, {recursive: true});
-  if (!existsSync(join(dir, out))) writeAtomic(join(dir, out), code);
+  if (!existsSync(join(dir, out))) writeFileAtomic(join(dir, out), code);
   const inputs = Object.keys(result.metafile.inputs).map((f) => stamp(resolve(dirname(path), f))).filter((s) => s !== undefined);
-  writeAtomic(manifestPath, JSON.stringify({bundle, inputs, out} satisfies Manifest));
+  writeFileAtomic(manifestPath, JSON.stringify({bundle, inputs, out} satisfies Manifest));
   return pathToFileURL(join(dir, out)).href;
 }

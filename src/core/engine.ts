@@ -338,11 +338,7 @@ export class Engine {
         h.transport ??= await this.deps.connect(h.name, vars);
         const transport = h.transport;
         const lock = h.control === undefined && transport.start ? this.takeControl(h, transport as Transport & {start: NonNullable<Transport['start']>}, vars) : undefined;
-        const facts = gather && !h.facts
-          ? runScript(transport, {become: false}, factsProbe.script).then((r) => {
-              h.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
-            })
-          : undefined;
+        const facts = gather && !h.facts ? this.gatherFacts(h) : undefined;
         const [control] = await Promise.all([lock, facts]);
         if (control && !control.ok) return {kind: 'lock', msg: control.msg, ms: Date.now() - t0};
         if (control?.ok) h.control = control;
@@ -373,13 +369,13 @@ export class Engine {
     }
     if (gather && !h.facts && !first) {
       const t0 = Date.now();
-      try {
-        const r = await runScript(h.transport!, {become: false}, factsProbe.script);
-        h.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
-      } catch (e) {
-        this.markUnreachable(h, 'Gathering Facts', e, Date.now() - t0);
-      }
+      await this.gatherFacts(h).catch((e: unknown) => this.markUnreachable(h, 'Gathering Facts', e, Date.now() - t0));
     }
+  }
+
+  private async gatherFacts(h: HostState): Promise<void> {
+    const r = await runScript(h.transport!, {become: false}, factsProbe.script);
+    h.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
   }
 
   /** Start the host's control session: run lock (unless `provision_lock: false`) and audit log. */

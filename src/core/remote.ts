@@ -48,6 +48,13 @@ export function parseBatch(stdout: string, count: number, marker: string): Probe
   return out;
 }
 
+/** `scripts` in one round trip, each output fenced by a random marker. */
+async function runBatch(t: Transport, who: Identity, scripts: readonly string[]): Promise<ProbeOutput[]> {
+  const marker = `__provision_${randomBytes(6).toString('hex')}__`;
+  const r = await runScript(t, who, batchScript(scripts, marker));
+  return parseBatch(r.stdout, scripts.length, marker);
+}
+
 /** Run many probes in one round trip. */
 export async function runProbes(t: Transport, who: Identity, scripts: readonly string[]): Promise<ProbeOutput[]> {
   if (scripts.length === 0) return [];
@@ -58,18 +65,11 @@ export async function runProbes(t: Transport, who: Identity, scripts: readonly s
   });
   const merge = paths.length >= 2;
   const rest = merge ? scripts.filter((s) => !pathProbeOf(s)) : scripts;
-  const batch = merge ? [...rest, mergedPathProbe(paths.map((x) => x.p))] : rest;
-  const marker = `__provision_${randomBytes(6).toString('hex')}__`;
-  const r = await runScript(t, who, batchScript(batch, marker));
-  const outs = parseBatch(r.stdout, batch.length, marker);
+  const outs = await runBatch(t, who, merge ? [...rest, mergedPathProbe(paths.map((x) => x.p))] : rest);
   if (!merge) return outs;
-  let split = splitMergedPathProbe(outs[outs.length - 1].stdout, paths.map((x) => x.p));
-  if (!split) {
-    // A file changed while it was read, or this host's tools differ: the probes one by one.
-    const m2 = `__provision_${randomBytes(6).toString('hex')}__`;
-    const r2 = await runScript(t, who, batchScript(paths.map((x) => scripts[x.i]), m2));
-    split = parseBatch(r2.stdout, paths.length, m2).map((o) => o.stdout);
-  }
+  // Output that does not add up (a file changed while it was read, other tools): the probes one by one.
+  const split = splitMergedPathProbe(outs[outs.length - 1].stdout, paths.map((x) => x.p))
+    ?? (await runBatch(t, who, paths.map((x) => scripts[x.i]))).map((o) => o.stdout);
   const byIndex = new Map(paths.map((x, k) => [x.i, {stdout: split[k], code: 0}]));
   let next = 0;
   return scripts.map((_, i) => byIndex.get(i) ?? outs[next++]);

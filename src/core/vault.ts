@@ -16,11 +16,12 @@
  * `ensureLabVault` for the lab and site.
  */
 import {createCipheriv, createDecipheriv, randomBytes, randomInt, scrypt, scryptSync} from 'node:crypto';
-import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs';
-import {dirname, join, basename} from 'node:path';
+import {existsSync, mkdirSync, readFileSync} from 'node:fs';
+import {dirname, basename} from 'node:path';
 import {parse as parseYaml, stringify as stringifyYaml} from 'yaml';
 import {ExitCode, UserError} from './errors.ts';
 import {registerSecretValue} from './secret.ts';
+import {writeFileAtomic} from './localfs.ts';
 
 export const VAULT_HEADER = '$PROVISION_VAULT;1.0;AES256GCM';
 const SALT = 16;
@@ -240,11 +241,7 @@ export function openVaultFile(text: string, file: string): string {
 
 /** Write a file atomically (temp file beside it, then rename), mode 0600. */
 export function writePrivateFile(path: string, content: string): void {
-  mkdirSync(dirname(path), {recursive: true});
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  writeFileSync(tmp, content, {mode: 0o600});
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+  writeFileAtomic(path, content, 0o600);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
  * `.lab/state.json`: everything the lab started, so `down` removes exactly that and kills only the
  * PIDs it recorded.
  */
-import {existsSync, readFileSync, renameSync, writeFileSync} from 'node:fs';
+import {existsSync, readFileSync} from 'node:fs';
+import {writeFileAtomic} from '../core/localfs.ts';
 import {readFile} from 'node:fs/promises';
 
 /** A daemon the lab started on the controller. */
@@ -39,8 +40,7 @@ export function readState(path: string): LabState {
 }
 
 export function writeState(path: string, state: LabState): void {
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
-  renameSync(`${path}.tmp`, path);
+  writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`);
 }
 
 /** Field 22 of /proc/PID/stat (the start time in clock ticks), or undefined if the PID is gone. */

@@ -3,22 +3,14 @@
  * TypeScript to cached plain JS (src/cli/usercode.ts). These tests run the real CLI that way.
  */
 import test from 'ava';
-import {execFile} from 'node:child_process';
 import {mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
-import {join, resolve} from 'node:path';
+import {join} from 'node:path';
 import {buildKey, ensureBuild} from '../../bin/build.mjs';
+import {projectRoot as root, runCli, type Cli} from '../helpers/cli.ts';
 
-const root = resolve(import.meta.dirname, '..', '..');
-const bin = join(root, 'bin', 'provision.js');
 
-function cli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<{code: number; stdout: string; stderr: string}> {
-  return new Promise((res) => {
-    execFile(process.execPath, [bin, ...args], {cwd, env: {...process.env, NO_COLOR: '1', ...env}}, (err, stdout, stderr) => {
-      res({code: err ? Number((err as {code?: number}).code ?? 1) : 0, stdout, stderr});
-    });
-  });
-}
+const cli = (args: string[], cwd: string): Promise<Cli> => runCli(args, {cwd});
 
 /** A project of the user's own: a playbook importing provision's API and a helper module, one role. */
 function project(): string {

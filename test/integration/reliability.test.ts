@@ -5,16 +5,14 @@
  * and connect retries (a port that starts listening a second late).
  */
 import test from 'ava';
-import {execFile} from 'node:child_process';
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync} from 'node:fs';
 import {createServer, connect, type Server, type Socket} from 'node:net';
 import {tmpdir} from 'node:os';
-import {join, resolve} from 'node:path';
+import {join} from 'node:path';
 import {encrypt} from '../../src/core/vault.ts';
 import {startSshd, writeLoopbackInventory, type Sshd} from '../helpers/sshd.ts';
+import {jsonEvents, projectRoot as root, runCli, type Cli} from '../helpers/cli.ts';
 
-const root = resolve(import.meta.dirname, '..', '..');
-const bin = join(root, 'bin', 'provision.js');
 const playbook = join(root, 'test', 'fixtures', 'project', 'playbooks', 'reliability.ts');
 
 let sshd: Sshd;
@@ -66,20 +64,10 @@ function inventory(dir: string, hosts: Record<string, Host>, allVars: Record<str
   return writeLoopbackInventory(sshd, dir, hostVars, {ansible_ssh_known_hosts_file: known, ...allVars});
 }
 
-interface Cli {code: number; stdout: string; stderr: string; ms: number}
-function cli(args: string[], env: Record<string, string> = {}): Promise<Cli> {
-  const t0 = Date.now();
-  return new Promise((res) => {
-    execFile(process.execPath, [bin, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, maxBuffer: 256 << 20}, (err, stdout, stderr) => {
-      res({code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, ms: Date.now() - t0});
-    });
-  });
-}
+const cli = (args: string[], env: Record<string, string> = {}): Promise<Cli> => runCli(args, {env});
 
 type Event = Record<string, unknown>;
-function events(out: string): Event[] {
-  return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Event);
-}
+const events = (out: string): Event[] => jsonEvents(out);
 function recap(out: string): Record<string, Record<string, number>> {
   return events(out).at(-1)!.hosts as never;
 }

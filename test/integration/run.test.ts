@@ -4,15 +4,13 @@
  * an unreachable host gives exit 4 while the others finish.
  */
 import test from 'ava';
-import {execFile} from 'node:child_process';
 import {existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync} from 'node:fs';
 import {createServer} from 'node:net';
 import {tmpdir} from 'node:os';
-import {join, resolve} from 'node:path';
+import {join} from 'node:path';
 import {startSshd, writeLoopbackInventory, type Sshd} from '../helpers/sshd.ts';
+import {jsonEvents, projectRoot as root, runCli, type Cli} from '../helpers/cli.ts';
 
-const root = resolve(import.meta.dirname, '..', '..');
-const bin = join(root, 'bin', 'provision.js');
 const playbook = join(root, 'test', 'fixtures', 'project', 'playbooks', 'files.ts');
 
 let sshd: Sshd;
@@ -35,18 +33,9 @@ function inventory(dir: string, hosts: Record<string, {port: number}>): string {
   return writeLoopbackInventory(sshd, dir, Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, {ansible_port: h.port}])));
 }
 
-interface Cli {code: number; stdout: string; stderr: string}
-function cli(args: string[]): Promise<Cli> {
-  return new Promise((res) => {
-    execFile(process.execPath, [bin, ...args], {cwd: root, env: {...process.env, NO_COLOR: '1'}, maxBuffer: 64 << 20}, (err, stdout, stderr) => {
-      res({code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr});
-    });
-  });
-}
+const cli = (args: string[]): Promise<Cli> => runCli(args);
 
-function events(out: string): Array<Record<string, unknown>> {
-  return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-}
+const events = jsonEvents;
 
 function recap(out: string): Record<string, {ok: number; changed: number; failed: number; unreachable: number; skipped: number}> {
   const r = events(out).at(-1)!;

@@ -15,6 +15,7 @@ import {LiveView, type UiState} from '../../src/ui/components/LiveView.tsx';
 import {GROUP_FROM, layoutHosts} from '../../src/ui/components/HostTable.tsx';
 import {LiveApp, startLiveUi} from '../../src/ui/live.tsx';
 import {hostNames, script} from './script.ts';
+import {FakeStdin} from '../helpers/fake-stdin.ts';
 
 const ansi = /\x1b\[[0-9;?]*[A-Za-z]/g;
 const strip = (s: string | undefined): string => (s ?? '').replace(ansi, '');
@@ -207,26 +208,6 @@ class FakeStdout extends EventEmitter {
     cb?.();
     return true;
   };
-}
-
-class FakeStdin extends EventEmitter {
-  isTTY = true;
-  private data: string | null = null;
-  setRawMode(): void {}
-  setEncoding(): void {}
-  resume(): void {}
-  pause(): void {}
-  ref(): void {}
-  unref(): void {}
-  read = (): string | null => {
-    const d = this.data;
-    this.data = null;
-    return d;
-  };
-  type(s: string): void {
-    this.data = s;
-    this.emit('readable');
-  }
 }
 
 test('startLiveUi: a burst of events costs a few frames, resizes are followed, q calls onInterrupt once', async (t) => {
