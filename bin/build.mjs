@@ -3,13 +3,18 @@
  * node_modules/.cache/provision/<key>/, so a run starts without sending ~70 modules through tsx's
  * loader hooks (that cost about 0.3 s of CPU at every start, a third of a no-op site run).
  *
- * <key> hashes the path, size and mtime of every file under src/ (and this file): a source edited
- * since gets a new bundle at the next start, built once in about 0.3 s. The bundle is written to a
- * temp folder and renamed into place, so concurrent starts never see half of one.
+ * Three entries, split into shared chunks: cli/main.mjs (the CLI), index.mjs (`provision`, the public
+ * API) and roles.mjs (`provision/roles`, the shipped roles). The CLI and user code importing either
+ * entry share ONE copy of provision's modules (src/core/secret.ts and others hold module-level state).
  *
- * The user's playbooks and roles are compiled the same way (src/cli/usercode.ts), their import of
- * `<root>/src/index.ts` sent to the bundle's index.mjs: user code and the CLI share one copy of
- * provision's modules.
+ * <key> hashes the path, size and mtime of every file under src/ and of every roles/ source (and this
+ * file): a source edited since gets a new bundle at the next start, built once in about 0.3 s. The
+ * bundle is written to a temp folder and renamed into place, so concurrent starts never see half of one.
+ *
+ * The user's playbooks and roles are compiled the same way (src/cli/usercode.ts), their imports of
+ * `provision`, `provision/roles` and `<root>/src/index.ts` sent to the bundle's entries.
+ *
+ * The package (`npm pack`) ships the same bundle, built once into dist/ by scripts/prepack.mjs.
  *
  *   node bin/build.mjs      build now (npm's `prepare` runs it after `npm ci`)
  */
@@ -20,22 +25,45 @@ import {fileURLToPath, pathToFileURL} from 'node:url';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** A hash of every source file's path, size and mtime, and of this builder. */
+/** A hash of every source file's path, size and mtime (src/, roles/), and of this builder. */
 export function buildKey() {
   const h = createHash('sha256');
   h.update(readFileSync(fileURLToPath(import.meta.url)));
-  const walk = (dir) => {
+  const walk = (dir, keep) => {
     for (const e of readdirSync(dir, {withFileTypes: true}).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else {
+      if (e.isDirectory()) walk(p, keep);
+      else if (keep(e.name)) {
         const s = statSync(p);
         h.update(`${relative(root, p)} ${s.size} ${s.mtimeMs}\n`);
       }
     }
   };
-  walk(join(root, 'src'));
+  walk(join(root, 'src'), () => true);
+  // The roles' TypeScript (their templates and files are read at run time, not bundled).
+  walk(join(root, 'roles'), (name) => /\.tsx?$/.test(name));
   return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * Bundle provision's sources into `outdir`: cli/main.mjs, index.mjs and roles.mjs, sharing chunks.
+ * Packages stay imports (resolved from node_modules at run time).
+ */
+export async function bundle(outdir) {
+  const {build} = await import('esbuild');
+  await build({
+    absWorkingDir: root,
+    entryPoints: {'cli/main': 'src/cli/main.ts', index: 'src/index.ts', roles: 'roles/index.ts'},
+    outdir,
+    outExtension: {'.js': '.mjs'},
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'silent',
+  });
 }
 
 /** The folder of the bundle for today's sources, built first when missing. */
@@ -43,24 +71,11 @@ export async function ensureBuild() {
   const cache = join(root, 'node_modules', '.cache', 'provision');
   const dir = join(cache, buildKey());
   if (existsSync(dir)) return dir;
-  const {build} = await import('esbuild');
   mkdirSync(cache, {recursive: true});
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, {recursive: true, force: true});
   try {
-    await build({
-      absWorkingDir: root,
-      entryPoints: {'cli/main': 'src/cli/main.ts', index: 'src/index.ts'},
-      outdir: tmp,
-      outExtension: {'.js': '.mjs'},
-      bundle: true,
-      splitting: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      packages: 'external',
-      logLevel: 'silent',
-    });
+    await bundle(tmp);
     try {
       renameSync(tmp, dir);
     } catch (e) {

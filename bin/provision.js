@@ -1,14 +1,25 @@
 #!/usr/bin/env node
-// Entry point. Runs the prebuilt bundle of provision's sources (bin/build.mjs: plain JS, built again
-// whenever a source changed), else the TypeScript sources through tsx. tsx loads the user's
-// TypeScript playbooks and roles either way (src/cli/load.ts).
-import {join} from 'node:path';
-import {pathToFileURL} from 'node:url';
-import {ensureBuild} from './build.mjs';
+// Entry point.
+// - An installed package (no src/ beside this file): runs dist/, the bundle `npm pack` built
+//   (scripts/prepack.mjs).
+// - The repository: runs the bundle of today's sources (bin/build.mjs: plain JS, built again whenever a
+//   source changed, so a stale dist/ is never used), else the TypeScript sources through tsx.
+// User playbooks and roles are compiled by src/cli/usercode.ts against the bundle, or run through tsx.
+import {existsSync} from 'node:fs';
+import {dirname, join} from 'node:path';
+import {fileURLToPath, pathToFileURL} from 'node:url';
 
+// Compiled user code carries source maps: stack traces (and so where each task was written,
+// src/core/task.ts) name the user's .ts file and line. Enabled before any user code is loaded.
+process.setSourceMapsEnabled(true);
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 let dir;
-if (!process.env.PROVISION_FROM_SOURCE) {
+if (!existsSync(join(root, 'src')) && existsSync(join(root, 'dist', 'cli', 'main.mjs'))) {
+  dir = join(root, 'dist');
+} else if (!process.env.PROVISION_FROM_SOURCE) {
   try {
+    const {ensureBuild} = await import('./build.mjs');
     dir = await ensureBuild();
   } catch {
     dir = undefined; // no esbuild, a read-only node_modules, a source that does not compile: run the sources

@@ -66,9 +66,9 @@ export default defineRole({
     /** How long a read waits for a fresh note to reach a replica before asking the primary, in ms. */
     app_replica_wait_ms: 1000,
     /** Write host: null means the first host of the `db_primary` group (its ansible_host). */
-    db_primary_host: null,
+    db_primary_host: null as string | null,
     /** Read hosts (list or comma-separated): null means the hosts of the `db_replicas` group. */
-    db_replica_hosts: null,
+    db_replica_hosts: null as string | readonly string[] | null,
   },
   tasks: [
     apt({packages: ['nodejs']}, {name: 'Node.js from the distribution'}),

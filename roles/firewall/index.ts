@@ -20,7 +20,7 @@ import {defineRole, apt, ufwDefault, ufwRules, ufwState, type TaskContext, type 
 type Proto = NonNullable<UfwRuleArgs['proto']>;
 
 /** One entry of a `firewall_rules_<group>` list, as written in vars (YAML or TS). */
-interface RuleSpec {
+export interface RuleSpec {
   readonly port?: number | string;
   readonly proto?: Proto;
   readonly from: string | readonly string[];
@@ -28,6 +28,9 @@ interface RuleSpec {
   readonly rule?: UfwRuleArgs['rule'];
   readonly comment: string;
 }
+
+/** A list of rules, typed as RuleSpec (for the role's defaults). */
+const ruleList = (rules: readonly RuleSpec[]): readonly RuleSpec[] => rules;
 
 const fail = (msg: string): never => {
   throw new Error(msg);
@@ -135,28 +138,28 @@ export default defineRole({
     haproxy_backend_port: 80,
     mysql_port: 3306,
     /** Every host. */
-    firewall_rules_all: [
+    firewall_rules_all: ruleList([
       {port: 9100, proto: 'tcp', from: 'group:monitoring', comment: 'node_exporter'},
-    ],
-    firewall_rules_loadbalancers: [
+    ]),
+    firewall_rules_loadbalancers: ruleList([
       {port: 80, proto: 'tcp', from: 'any', comment: 'http'},
       {port: 443, proto: 'tcp', from: 'any', comment: 'https'},
       {proto: 'vrrp', from: 'group:loadbalancers', to: 'vrrp', comment: 'vrrp'},
       // HAProxy forwards ACME HTTP-01 challenges to the certbot listener of the LB that asked.
       {port: 'acme_http01_port', proto: 'tcp', from: 'group:loadbalancers', comment: 'acme http-01'},
       {port: 'haproxy_stats_port', proto: 'tcp', from: 'group:monitoring', comment: 'haproxy metrics'},
-    ],
-    firewall_rules_webservers: [
+    ]),
+    firewall_rules_webservers: ruleList([
       {port: 'haproxy_backend_port', proto: 'tcp', from: 'group:loadbalancers', comment: 'http'},
-    ],
-    firewall_rules_databases: [
+    ]),
+    firewall_rules_databases: ruleList([
       // Web servers use the primary (writes) and the replicas (reads); replicas replicate from the primary.
       {port: 'mysql_port', proto: 'tcp', from: ['group:webservers', 'group:db_replicas'], comment: 'mysql'},
       {port: 9104, proto: 'tcp', from: 'group:monitoring', comment: 'mysqld_exporter'},
-    ],
-    firewall_rules_monitoring: [
+    ]),
+    firewall_rules_monitoring: ruleList([
       {port: 9090, proto: 'tcp', from: 'admin_network', comment: 'prometheus'},
-    ],
+    ]),
   },
   tasks: [
     apt({packages: ['ufw']}, {name: 'ufw installed'}),

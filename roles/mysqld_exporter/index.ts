@@ -26,7 +26,7 @@ export default defineRole({
     mysql_exporter_user: 'exporter',
     mysqld_exporter_socket: '/run/mysqld/mysqld.sock',
     /** More exporter flags, e.g. ['--collect.info_schema.processlist']. */
-    mysqld_exporter_extra_args: [],
+    mysqld_exporter_extra_args: [] as readonly string[],
   },
   tasks: [
     apt({packages: ['prometheus-mysqld-exporter']}, {name: 'mysqld exporter package'}),

@@ -42,7 +42,7 @@ export default defineRole({
     /** Where the app listens (the app role's app_bind:app_port). */
     nginx_app_address: '127.0.0.1:3000',
     /** Addresses trusted for X-Forwarded-For (list or comma-separated); null: the load balancers and the VIPs. */
-    nginx_trusted_proxies: null,
+    nginx_trusted_proxies: null as string | readonly string[] | null,
   },
   tasks: [
     apt({packages: ['nginx']}, {name: 'nginx package'}),

@@ -2,16 +2,18 @@
  * Finding and loading user code: playbooks (`playbooks/<name>.ts` or a path) and roles
  * (`roles/<name>/index.ts`), TypeScript loaded at run time (see importUserModule).
  */
-import {existsSync} from 'node:fs';
+import {existsSync, readFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
 import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {ExitCode, UserError, parseError} from '../core/errors.ts';
-import {projectRoot} from '../core/paths.ts';
+import {currentProject, projectRoot} from '../core/paths.ts';
 import {compiledUserModule} from './usercode.ts';
-import type {LoadedRole} from '../core/engine.ts';
-import type {Playbook, Role} from '../core/types.ts';
+import {taskName, taskSource, type LoadedRole} from '../core/engine.ts';
+import {didYouMean} from '../core/validate.ts';
+import type {Playbook, Role, Task} from '../core/types.ts';
 
-export {projectRoot};
+export {currentProject, projectRoot};
 
 /** Where a path given by the user or found in an inventory is, trying the cwd, then `base`, then the project root. */
 export function resolveUserPath(path: string, base?: string): string {
@@ -22,11 +24,11 @@ export function resolveUserPath(path: string, base?: string): string {
   return resolve(path);
 }
 
-/** `site` → playbooks/site.ts (cwd first, then provision's own); a path is taken as is. */
+/** `site` → playbooks/site.ts of the current project (never provision's own); a path is taken as is. */
 export function findPlaybook(nameOrPath: string): string {
   const candidates = /[/\\]|\.[cm]?[jt]s$/.test(nameOrPath)
     ? [resolve(nameOrPath)]
-    : [join(process.cwd(), 'playbooks', `${nameOrPath}.ts`), join(projectRoot, 'playbooks', `${nameOrPath}.ts`)];
+    : [...new Set([join(process.cwd(), 'playbooks', `${nameOrPath}.ts`), join(currentProject(), 'playbooks', `${nameOrPath}.ts`)])];
   const found = candidates.find((p) => existsSync(p));
   if (!found) throw new UserError(`playbook '${nameOrPath}' not found (looked for ${candidates.map((c) => relative(process.cwd(), c) || c).join(', ')})`, ExitCode.badOptions);
   return found;
@@ -69,23 +71,107 @@ export async function loadPlaybook(path: string): Promise<Playbook> {
   return pb;
 }
 
-/** A role loader looking in `roles/` beside the playbook's folder, the cwd, then provision's own. */
+/**
+ * A role loader looking in `roles/` beside the playbook's folder, its parent and the current project
+ * (provision's shipped roles are imported from 'provision/roles', never found by name).
+ */
 export function roleLoader(playbookPath: string): (name: string) => Promise<LoadedRole> {
   const cache = new Map<string, Promise<LoadedRole>>();
-  const roots = [...new Set([join(dirname(playbookPath), 'roles'), join(dirname(playbookPath), '..', 'roles'), join(process.cwd(), 'roles'), join(projectRoot, 'roles')].map((p) => resolve(p)))];
+  const roots = roleRoots(playbookPath);
   return (name) => {
     let p = cache.get(name);
     if (!p) {
       p = (async () => {
-        const dir = roots.map((r) => join(r, name)).find((d) => existsSync(join(d, 'index.ts')));
+        const dir = roleDir(roots, name);
         if (!dir) throw new UserError(`role '${name}' not found (looked in ${roots.map((r) => relative(process.cwd(), r) || '.').join(', ')})`, ExitCode.parseError);
         const mod = (await importUserModule(join(dir, 'index.ts'))) as {default?: Role};
         const role = mod.default;
         if (!role || !Array.isArray(role.tasks)) throw parseError('the default export must be a role: export default defineRole({name, tasks: [...]})', {file: relative(process.cwd(), join(dir, 'index.ts')), field: 'default'});
-        return {role, dir};
+        return {role, dir, file: join(dir, 'index.ts')};
       })();
       cache.set(name, p);
     }
     return p;
   };
+}
+
+function roleRoots(playbookPath: string): string[] {
+  return [...new Set([join(dirname(playbookPath), 'roles'), join(dirname(playbookPath), '..', 'roles'), join(currentProject(), 'roles')].map((p) => resolve(p)))];
+}
+
+function roleDir(roots: readonly string[], name: string): string | undefined {
+  return roots.map((r) => join(r, name)).find((d) => existsSync(join(d, 'index.ts')));
+}
+
+/** The files of the roles a playbook names by string (what the type check must see besides the playbook's imports). */
+export function roleFiles(playbook: Playbook, playbookPath: string): string[] {
+  const roots = roleRoots(playbookPath);
+  const names = new Set(playbook.plays.flatMap((p) => (p.roles ?? []).filter((r): r is string => typeof r === 'string')));
+  return [...names].map((n) => roleDir(roots, n)).filter((d) => d !== undefined).map((d) => join(d, 'index.ts'));
+}
+
+/**
+ * A cache folder of the current project's (compiled user code, type-check results):
+ * `node_modules/.cache/provision/<name>` of the nearest node_modules, else one in the system's temp folder.
+ */
+export function userCacheDir(name: string): string {
+  for (let dir = currentProject(); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'node_modules'))) return join(dir, 'node_modules', '.cache', 'provision', name);
+    if (dirname(dir) === dir) return join(tmpdir(), `provision-cache-${process.getuid?.() ?? 'user'}`, name);
+  }
+}
+
+/** What makes provision's own declarations differ: its version and the bundle running (a new build: checked again). */
+export function provisionVersionKey(): string {
+  let version = '?';
+  try {
+    version = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as {version?: string}).version ?? '?';
+  } catch {
+    // no readable package.json: the bundle path still tells builds apart
+  }
+  return `${version} ${globalThis.__PROVISION_BUNDLE__ ?? 'src'}`;
+}
+
+/** Where the user wrote `t`, else the file it came from: `playbooks/web.ts:12`. */
+function at(t: Task, file: string): string {
+  return taskSource(t) ?? (relative(process.cwd(), file) || file);
+}
+
+/**
+ * Every mistake that can be found before a host is touched, one line each naming the file, line, task
+ * and field: task options and fixed arguments (their schemas), and a `notify` naming no handler of the
+ * play (a lost restart is a silent bug in Ansible). Arguments computed per host are checked when the
+ * task runs. Roles named by string are loaded (and cached by `loadRole`) here.
+ */
+export async function playbookProblems(playbook: Playbook, playbookPath: string, loadRole: (name: string) => Promise<LoadedRole>): Promise<string[]> {
+  const out: string[] = [];
+  for (const [i, play] of playbook.plays.entries()) {
+    const roles = await Promise.all((play.roles ?? []).map(async (r) => {
+      if (typeof r !== 'string') return {role: r, file: playbookPath};
+      const l = await loadRole(r);
+      return {role: l.role, file: l.file ?? l.dir};
+    }));
+    const where = (list: readonly unknown[] | undefined, file: string, field: string): {task: Task; file: string}[] => (list ?? []).map((task, j) => {
+      if (!isTask(task)) out.push(`${relative(process.cwd(), file) || file}: plays[${i}].${field}[${j}]: not a task (make tasks with the module functions: file({...}), apt({...}), ...)`);
+      return {task: task as Task, file};
+    }).filter((x) => isTask(x.task));
+    const tasks = [...roles.flatMap((r) => where(r.role.tasks, r.file, `roles.${r.role.name}.tasks`)), ...where(play.tasks, playbookPath, 'tasks')];
+    const handlers = [...roles.flatMap((r) => where(r.role.handlers, r.file, `roles.${r.role.name}.handlers`)), ...where(play.handlers, playbookPath, 'handlers')];
+    const names = handlers.map((h) => taskName(h.task));
+    for (const {task, file} of [...tasks, ...handlers]) {
+      const line = (problem: string): void => void out.push(`${at(task, file)}: task '${taskName(task)}': ${problem}`);
+      for (const p of task.problems()) line(p);
+      const notify = task.options.notify;
+      for (const n of typeof notify === 'string' ? [notify] : Array.isArray(notify) ? notify : []) {
+        if (names.includes(n)) continue;
+        const hint = didYouMean(n, names);
+        line(`notify: no handler named '${n}' in play '${play.name}'${hint ? ` (did you mean '${hint}'?)` : names.length > 0 ? ` (its handlers: ${names.map((x) => `'${x}'`).join(', ')})` : ' (it has no handlers)'}`);
+      }
+    }
+  }
+  return [...new Set(out)];
+}
+
+function isTask(v: unknown): v is Task {
+  return typeof v === 'object' && v !== null && typeof (v as Task).bind === 'function' && typeof (v as Task).problems === 'function';
 }

@@ -2,31 +2,53 @@
  * The command line: argv, wiring, exit codes. User errors become one line and an Ansible exit code;
  * anything else is an internal error with a bug hint. Both are handled here, once.
  */
-import {readFileSync} from 'node:fs';
-import {relative} from 'node:path';
+import {existsSync, readFileSync, readdirSync} from 'node:fs';
+import {dirname, join, relative} from 'node:path';
 import {Command, CommanderError, Option} from 'commander';
 import {parse as parseYaml} from 'yaml';
-import {ExitCode, UserError, badOption, type ExitCodeValue} from '../core/errors.ts';
-import {runPlaybook, type RunSummary} from '../core/engine.ts';
+import {ExitCode, UserError, UserErrors, badOption, type ExitCodeValue} from '../core/errors.ts';
+import {preflight, runPlaybook, type EngineDeps, type RunOptions, type RunSummary} from '../core/engine.ts';
+import type {Playbook} from '../core/types.ts';
+import {typecheck as typecheckUserCode} from './typecheck.ts';
 import type {Emit, RunEvent} from '../core/events.ts';
 import type {Vars} from '../core/types.ts';
 import {mask} from '../core/secret.ts';
 import {loadInventory, selectHosts} from '../inventory/index.ts';
 import {registerInventory} from './inventory.ts';
 import {registerLab} from './lab.ts';
-import {findPlaybook, loadPlaybook, resolveUserPath, roleLoader} from './load.ts';
+import {currentProject, findPlaybook, loadPlaybook, playbookProblems, provisionVersionKey, roleFiles, roleLoader, userCacheDir} from './load.ts';
+import {projectRoot} from '../core/paths.ts';
 import {connectHost, type ConnectOptions} from './connect.ts';
 import {renderTemplate, readRoleFileContent} from '../templates/render.ts';
 import {plainWriter} from '../ui/plain.ts';
 import {jsonWriter} from '../ui/json.ts';
 import {adhoc} from './adhoc.ts';
 import {installVaultPrompt, primeExtraVarsVault, registerVault} from './vault.ts';
+import {registerInit} from './init.ts';
 import {writeRetryFile} from './retry.ts';
 import {isAnsibleVaultText, isVaultText, openVaultFile, registerVaultValues, setVaultPasswordFile} from '../core/vault.ts';
 
-/** The inventory used when none is given: -i, else $PROVISION_INVENTORY, else the lab's (the safe one). */
+/**
+ * The inventory used when none is given: $PROVISION_INVENTORY, else the current project's
+ * `inventory/hosts.yml` (`.yaml`, `.ini`), else the one inventory file in its `inventory/` folder (in
+ * provision's own repository, the lab's). Never another project's: no inventory is a clear error.
+ */
 export function defaultInventory(): string {
-  return process.env.PROVISION_INVENTORY || resolveUserPath('inventory/lab.yml');
+  if (process.env.PROVISION_INVENTORY) return process.env.PROVISION_INVENTORY;
+  const project = currentProject();
+  const dir = join(project, 'inventory');
+  const shown = (p: string): string => relative(process.cwd(), p) || '.';
+  const named = ['hosts.yml', 'hosts.yaml', 'hosts.ini'].map((n) => join(dir, n)).find((p) => existsSync(p));
+  if (named) return named;
+  const files = existsSync(dir) ? readdirSync(dir).filter((n) => /\.(ya?ml|ini)$/.test(n)).sort() : [];
+  if (files.length === 1) return join(dir, files[0]);
+  if (files.length > 1) throw badOption(`no inventory given and ${shown(dir)} holds several (${files.join(', ')}): choose one with -i, or set $PROVISION_INVENTORY`);
+  throw badOption(`no inventory: give one with -i FILE, set $PROVISION_INVENTORY, or create ${shown(join(dir, 'hosts.yml'))}`);
+}
+
+/** The lab's inventory: $PROVISION_INVENTORY, else the one shipped with provision (inventory/lab.yml). */
+export function labInventory(): string {
+  return process.env.PROVISION_INVENTORY || join(projectRoot, 'inventory', 'lab.yml');
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -106,6 +128,8 @@ interface RunFlags {
   timeout?: number;
   lockTimeout: number;
   vaultPasswordFile?: string;
+  /** false with --no-typecheck. */
+  typecheck: boolean;
 }
 
 /**
@@ -122,16 +146,47 @@ async function pickRenderer(flags: RunFlags, live: {playbook: string; inventory:
   return {emit: plainWriter(out, {verbose: flags.verbose, color: !!process.stdout.isTTY && !process.env.NO_COLOR}), done: async () => undefined};
 }
 
+/**
+ * Load a playbook and refuse it, before any host is touched, for anything that can be known without
+ * one: a syntax error, a type error in it or any file it loads (unless `typecheck` is false; cached by
+ * content), a wrong task option or fixed argument, a notify naming no handler. Exit 4, one line each.
+ */
+async function checkedPlaybook(playbookPath: string, typecheck = true): Promise<{playbook: Playbook; loadRole: ReturnType<typeof roleLoader>}> {
+  const playbook = await loadPlaybook(playbookPath);
+  const loadRole = roleLoader(playbookPath);
+  if (typecheck) {
+    const roots = [playbookPath, ...roleFiles(playbook, playbookPath)];
+    const {errors} = await typecheckUserCode(roots, {cacheDir: userCacheDir('typecheck'), salt: provisionVersionKey()});
+    if (errors.length > 0) throw new UserErrors(errors);
+  }
+  const problems = await playbookProblems(playbook, playbookPath, loadRole);
+  if (problems.length > 0) throw new UserErrors(problems);
+  return {playbook, loadRole};
+}
+
 async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue> {
   const playbookPath = findPlaybook(playbookArg);
   const invPath = flags.inventory ?? defaultInventory();
   if (flags.vaultPasswordFile !== undefined) setVaultPasswordFile(flags.vaultPasswordFile);
   installVaultPrompt();
   await primeExtraVarsVault(flags.extraVars);
-  const [inventory, playbook] = await Promise.all([loadInventory(invPath), loadPlaybook(playbookPath)]);
+  const [inventory, {playbook, loadRole}] = await Promise.all([loadInventory(invPath), checkedPlaybook(playbookPath, flags.typecheck)]);
   const extraVars = parseExtraVars(flags.extraVars);
   const limit = flags.limit !== undefined ? new Set(selectHosts(inventory, flags.limit, process.cwd())) : undefined;
   if (limit && limit.size === 0) throw badOption(`--limit '${flags.limit}' matches no host of ${relative(process.cwd(), inventory.source)}`);
+  const opts: RunOptions = {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars, lockTimeoutS: flags.lockTimeout};
+  const deps: Omit<EngineDeps, 'emit' | 'connect'> = {
+    inventory,
+    select: (p) => selectHosts(inventory, p),
+    limit,
+    loadRole,
+    render: renderTemplate,
+    readFile: readRoleFileContent,
+    playDirs: [...new Set([dirname(playbookPath), dirname(dirname(playbookPath))])],
+  };
+  // Still before any host is touched: a template printing a variable nobody defines.
+  const missing = await preflight(playbook, opts, {...deps, emit: () => undefined, connect: () => Promise.reject(new Error('no connection before the run'))});
+  if (missing.length > 0) throw new UserErrors(missing);
 
   const ac = new AbortController();
   let interrupts = 0;
@@ -156,21 +211,7 @@ async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue>
   const allHosts = inventory.hostNames.filter((h) => !limit || limit.has(h));
   emit({type: 'start', playbook: playbook.name, inventory: inventory.source, check: !!flags.check, diff: !!flags.diff, hosts: allHosts});
   try {
-    const summary = await runPlaybook(
-      playbook,
-      {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars, lockTimeoutS: flags.lockTimeout},
-      {
-        inventory,
-        select: (p) => selectHosts(inventory, p),
-        limit,
-        connect: (host, vars) => connectHost(host, vars, connectOpts),
-        loadRole: roleLoader(playbookPath),
-        render: renderTemplate,
-        readFile: readRoleFileContent,
-        emit,
-        signal: ac.signal,
-      },
-    );
+    const summary = await runPlaybook(playbook, opts, {...deps, connect: (host, vars) => connectHost(host, vars, connectOpts), emit, signal: ac.signal});
     await renderer.done();
     const hint = writeRetryFile(playbookPath, summary, (m) => process.stderr.write(`[WARNING]: ${m}\n`));
     if (hint) process.stderr.write(`${hint}\n`);
@@ -216,8 +257,21 @@ export function buildProgram(): Command {
       return n;
     }))
     .option('--vault-password-file <file>', 'read the vault passphrase from this file (else $PROVISION_VAULT_PASSWORD_FILE, $PROVISION_VAULT_PASSWORD, a prompt)')
+    .option('--no-typecheck', 'skip the type check of the playbook and the files it loads (it is cached by content, so it costs nothing when they did not change)')
     .action(async (pb: string, flags: RunFlags) => {
       process.exitCode = await run(pb, flags);
+    });
+
+  program
+    .command('check')
+    .description("check a playbook without touching any host (Ansible's --syntax-check): syntax, types, task arguments and options, handlers")
+    .argument('<playbook>', 'playbook name or path')
+    .option('--no-typecheck', 'skip the type check')
+    .action(async (pb: string, flags: {typecheck: boolean}) => {
+      const path = findPlaybook(pb);
+      const {playbook} = await checkedPlaybook(path, flags.typecheck);
+      process.stdout.write(`${relative(process.cwd(), path) || path}: ok (${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'})\n`);
+      process.exitCode = ExitCode.ok;
     });
 
   registerInventory(program, defaultInventory);
@@ -250,8 +304,9 @@ export function buildProgram(): Command {
       process.exitCode = await adhoc('exec', pattern, command.join(' '), flags, defaultInventory);
     });
 
-  registerLab(program, defaultInventory);
+  registerLab(program, labInventory);
   registerVault(program);
+  registerInit(program);
   return program;
 }
 
@@ -264,6 +319,11 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (e instanceof CommanderError) {
       // commander already printed its message (or the help / version).
       process.exitCode = e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.badOptions;
+      return;
+    }
+    if (e instanceof UserErrors) {
+      for (const line of e.lines) process.stderr.write(`provision: ${mask(line.replace(/[\r\n]+/g, ' '))}\n`);
+      process.exitCode = e.exitCode;
       return;
     }
     if (e instanceof UserError) {

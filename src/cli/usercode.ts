@@ -5,14 +5,23 @@
  * input's size and mtime, per a manifest) is imported straight from the cache: no compiler and no
  * loader hooks in the run at all, where tsx cost ~0.15 s at every start.
  *
- * The user's `import ... from '<provision>/src/index.ts'` becomes an import of the bundle's index.mjs
- * (one copy of provision's modules for the CLI and user code); packages stay imports, resolved from
- * the user file's folder; `import.meta.url`, `.dirname` and `.filename` keep naming the source file.
+ * The user's `import ... from 'provision'` (and `'<provision>/src/index.ts'`) becomes an import of the
+ * running bundle's index.mjs, `'provision/roles'` of its roles.mjs: one copy of provision's modules for
+ * the CLI and user code, whatever provision the user's project has installed and whatever its package
+ * type. Other packages stay imports, resolved from the user file's folder; `import.meta.url`,
+ * `.dirname` and `.filename` keep naming the source file. The output carries an inline source map
+ * (bin/provision.js enables source maps), so a stack trace through user code names the user's .ts file
+ * and line: that is where src/core/task.ts finds where each task was written.
+ *
+ * The cache: beside the repository's own bundle (node_modules/.cache/provision/user/); for an
+ * installed package, node_modules/.cache/provision/user/ of the project it is installed in, else (not
+ * writable: a global install) a folder under the system's temp directory.
  */
 import {createHash} from 'node:crypto';
-import {existsSync, readFileSync, statSync} from 'node:fs';
+import {accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync} from 'node:fs';
 import {createRequire} from 'node:module';
-import {dirname, join, relative, resolve} from 'node:path';
+import {tmpdir, userInfo} from 'node:os';
+import {basename, dirname, join, relative, resolve} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {parseError} from '../core/errors.ts';
 import {projectRoot} from '../core/paths.ts';
@@ -41,9 +50,41 @@ function fresh(m: Manifest, bundle: string, dir: string): boolean {
   });
 }
 
+function writable(dir: string): boolean {
+  try {
+    mkdirSync(dir, {recursive: true});
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Where compiled user code for `bundle` is kept (see the header). */
+function compiledCacheDir(bundle: string): string {
+  const parent = dirname(bundle);
+  // The repository's bundle: node_modules/.cache/provision/<key>/.
+  if (basename(parent) === 'provision' && basename(dirname(parent)) === '.cache') return join(parent, 'user');
+  // An installed package's dist/: <project>/node_modules/provision/dist/.
+  const modules = dirname(parent);
+  const candidates = basename(modules) === 'node_modules' ? [join(modules, '.cache', 'provision', 'user')] : [join(parent, '.cache', 'user')];
+  return candidates.find(writable) ?? join(tmpdir(), `provision-${userInfo().uid}`, 'user');
+}
+
+/** Where `import ... from spec` goes when it names provision: the bundle's entry (undefined: not provision). */
+function provisionEntry(spec: string, resolveDir: string, bundle: string): string | undefined {
+  if (spec === 'provision') return join(bundle, 'index.mjs');
+  if (spec === 'provision/roles') return join(bundle, 'roles.mjs');
+  if (!/^[./]/.test(spec)) return undefined;
+  const target = resolve(resolveDir, spec);
+  if (target === join(projectRoot, 'src', 'index.ts')) return join(bundle, 'index.mjs');
+  if (target === join(projectRoot, 'roles', 'index.ts')) return join(bundle, 'roles.mjs');
+  return undefined;
+}
+
 /** The file URL to import for user TypeScript `path`, compiled first when it (or an import) changed. */
 export async function compiledUserModule(path: string, bundle: string): Promise<string> {
-  const dir = join(bundle, '..', 'user');
+  const dir = compiledCacheDir(bundle);
   const id = createHash('sha256').update(path).digest('hex').slice(0, 16);
   const manifestPath = join(dir, `${id}.json`);
   try {
@@ -53,8 +94,6 @@ export async function compiledUserModule(path: string, bundle: string): Promise<
     // no manifest yet, or a damaged one: compile
   }
   const {build} = await import('esbuild');
-  const srcIndex = join(projectRoot, 'src', 'index.ts');
-  const bundleIndex = join(bundle, 'index.mjs');
   let result;
   try {
     result = await build({
@@ -62,6 +101,10 @@ export async function compiledUserModule(path: string, bundle: string): Promise<
       bundle: true,
       write: false,
       metafile: true,
+      // Source paths in the map relative to `dir`, where the output is written.
+      outfile: join(dir, `${id}.mjs`),
+      sourcemap: 'inline',
+      sourcesContent: false,
       format: 'esm',
       platform: 'node',
       target: 'node20',
@@ -73,9 +116,9 @@ export async function compiledUserModule(path: string, bundle: string): Promise<
           b.onResolve({filter: /.*/}, (args) => {
             if (args.kind === 'entry-point') return undefined;
             if (args.path.startsWith('node:')) return {path: args.path, external: true};
-            if (/^[./]/.test(args.path)) {
-              return resolve(args.resolveDir, args.path) === srcIndex ? {path: bundleIndex, external: true} : undefined;
-            }
+            const entry = provisionEntry(args.path, args.resolveDir, bundle);
+            if (entry) return {path: entry, external: true};
+            if (/^[./]/.test(args.path)) return undefined;
             // A package: imported from where the user's file would have found it.
             try {
               return {path: createRequire(join(args.resolveDir, 'noop.js')).resolve(args.path), external: true};
@@ -103,7 +146,20 @@ export async function compiledUserModule(path: string, bundle: string): Promise<
   const code = result.outputFiles[0].text;
   const out = `${id}-${createHash('sha256').update(code).digest('hex').slice(0, 12)}.mjs`;
   if (!existsSync(join(dir, out))) writeFileAtomic(join(dir, out), code);
+  pruneOlder(dir, id, out);
   const inputs = Object.keys(result.metafile.inputs).map((f) => stamp(resolve(dirname(path), f))).filter((s) => s !== undefined);
   writeFileAtomic(manifestPath, JSON.stringify({bundle, inputs, out} satisfies Manifest));
   return pathToFileURL(join(dir, out)).href;
+}
+
+/** Drop earlier compilations of the same file, those over 10 minutes old (a newer one may be what a concurrent run is about to import). */
+function pruneOlder(dir: string, id: string, keep: string): void {
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith(`${id}-`) || name === keep) continue;
+    try {
+      if (Date.now() - statSync(join(dir, name)).mtimeMs > 600_000) rmSync(join(dir, name), {force: true});
+    } catch {
+      // removed meanwhile
+    }
+  }
 }

@@ -6,6 +6,7 @@
  * changes nothing costs one probe round trip per host for the whole playbook.
  */
 import {randomBytes} from 'node:crypto';
+import {relative} from 'node:path';
 import {hostname, userInfo} from 'node:os';
 import pLimit from 'p-limit';
 import {diffLines} from 'diff';
@@ -15,6 +16,7 @@ import type {Emit, HostCounts, Status} from './events.ts';
 import type {BoundTask, Diff, Plan, Play, Playbook, ProbeOutput, Role, Task, TaskContext, TaskResult, Vars} from './types.ts';
 import {UnreachableError, type Transport} from '../transport/types.ts';
 import {factsProbe, noFacts, type Facts} from '../facts/host.ts';
+import {TaskArgumentError} from './task.ts';
 
 /** What the engine needs of an inventory (src/inventory implements it). */
 export interface InventoryView {
@@ -58,9 +60,11 @@ export interface EngineDeps {
   readonly limit?: ReadonlySet<string>;
   connect(host: string, vars: Vars): Promise<Transport>;
   loadRole(name: string): Promise<LoadedRole>;
-  /** Role files: mustache rendering and file reads relative to a role directory. */
-  render(roleDir: string, name: string, view: Vars): string;
-  readFile(roleDir: string, name: string): Buffer;
+  /** Role files: mustache rendering and file reads from the first of `dirs` holding `templates/<name>` (`files/<name>`). */
+  render(dirs: readonly string[], name: string, view: Vars, options?: {readonly allowMissingVars?: boolean}): string;
+  readFile(dirs: readonly string[], name: string): Buffer;
+  /** Where a play's own tasks (not a role's) find `templates/` and `files/`: beside the playbook. */
+  readonly playDirs?: readonly string[];
   readonly emit: Emit;
   /** Aborted: running tasks finish, nothing new starts (exit 99). */
   readonly signal?: AbortSignal;
@@ -69,6 +73,8 @@ export interface EngineDeps {
 export interface LoadedRole {
   readonly role: Role;
   readonly dir: string;
+  /** The file it was loaded from, for messages. */
+  readonly file?: string;
 }
 
 export interface RunSummary {
@@ -131,8 +137,23 @@ export function truthy(v: unknown): boolean {
   return v === true || (typeof v === 'string' && ['true', 'yes', '1', 'on'].includes(v.toLowerCase())) || v === 1;
 }
 
-function taskName(t: Task): string {
-  return t.options.name ?? (t.label ? `${t.module} ${t.label}` : t.module);
+/** The task's name: its `name`, else its module and what it acts on (`file /srv/www`), for this host when it knows. */
+export function taskName(t: Task, ctx?: () => TaskContext): string {
+  if (t.options.name !== undefined) return t.options.name;
+  let label = t.label;
+  if (label === undefined && ctx) {
+    try {
+      label = t.describe(ctx());
+    } catch {
+      label = undefined;
+    }
+  }
+  return label ? `${t.module} ${label}` : t.module;
+}
+
+/** `playbooks/web.ts:12`: where the user wrote a task, relative to the working directory. */
+export function taskSource(t: Task): string | undefined {
+  return t.source ? `${relative(process.cwd(), t.source.file) || t.source.file}:${t.source.line}` : undefined;
 }
 
 function errorMessage(e: unknown): string {
@@ -253,10 +274,43 @@ export class Engine {
     return summary;
   }
 
+  /**
+   * Before any host is touched: bind every template task without a `when`, for every host of its play, with what
+   * is known before the run (variables), so a template printing a variable nobody defines is refused
+   * now instead of failing half-way through the run. A task whose arguments read the host's facts,
+   * results or other hosts' variables (not known yet), and variables under `facts`, are left to the run.
+   */
+  async preflight(playbook: Playbook): Promise<string[]> {
+    const out = new Set<string>();
+    for (const plan of await Promise.all(playbook.plays.map((p) => this.planPlay(p)))) {
+      for (const e of [...plan.entries, ...plan.handlers]) {
+        if (e.task.options.when || e.task.module !== 'template') continue;
+        for (const host of plan.hosts) {
+          let runtime = false;
+          const ctx = new Proxy(plan.ctxOf(this.state(host), e), {
+            get(target, key, receiver) {
+              if (key === 'facts' || key === 'results' || key === 'hostvars') runtime = true;
+              return Reflect.get(target, key, receiver) as unknown;
+            },
+          });
+          try {
+            e.task.bind(ctx);
+          } catch (err) {
+            const v = (err as {variable?: unknown}).variable;
+            if (runtime || (err as Error).name !== 'MissingVariableError' || typeof v !== 'string' || v === 'facts' || v.startsWith('facts.')) continue;
+            out.add(`${taskSource(e.task) ?? (e.role?.file ? relative(process.cwd(), e.role.file) : plan.play.name)}: task '${taskName(e.task, () => ctx)}': ${errorMessage(err)} (host ${host})`);
+            break;
+          }
+        }
+      }
+    }
+    return [...out];
+  }
+
   private async planPlay(play: Play): Promise<PlayPlan> {
     const limit = this.deps.limit;
     const hosts = this.deps.select(play.hosts).filter((h) => !limit || limit.has(h));
-    const roles: LoadedRole[] = await Promise.all((play.roles ?? []).map((r) => (typeof r === 'string' ? this.deps.loadRole(r) : {role: r, dir: ''})));
+    const roles: LoadedRole[] = await Promise.all((play.roles ?? []).map((r) => (typeof r === 'string' ? this.deps.loadRole(r) : {role: r, dir: r.dir ?? ''})));
     const playTags = play.tags ?? [];
     const entries: Entry[] = [
       ...roles.flatMap((lr) => lr.role.tasks.map((task) => ({task, role: lr, tags: [...playTags, ...(task.options.tags ?? [])]}))),
@@ -297,7 +351,7 @@ export class Engine {
         const live = batch.map((n) => this.state(n)).filter((h) => !h.failed && !h.unreachable);
         if (live.length === 0) break;
         const e = entries[i];
-        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task), role: e.role?.role.name ?? null, hosts: live.map((h) => h.name)});
+        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task, () => ctxOf(live[0], e)), role: e.role?.role.name ?? null, hosts: live.map((h) => h.name)});
         await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, () => this.ahead(h, plan, i, later), ctxOf))));
       }
       // Handlers: once, at the end of the batch, in definition order, on the hosts that notified them.
@@ -459,6 +513,8 @@ export class Engine {
     }
     const vars = shared.vars;
     const deps = this.deps;
+    // A role's own folder; a play's tasks (and a role object without a folder): beside the playbook.
+    const dirs = role?.dir ? [role.dir] : (deps.playDirs ?? []);
     return {
       host: h.name,
       vars,
@@ -471,13 +527,11 @@ export class Engine {
       },
       results: h.results,
       check: this.opts.check,
-      render(name, extra) {
-        if (!role) throw new Error(`template '${name}': only tasks of a role can render templates`);
-        return deps.render(role.dir, name, {...vars, facts, groups, ...(extra ?? {})});
+      render(name, extra, options) {
+        return deps.render(dirs, name, {...vars, facts, groups, ...(extra ?? {})}, options);
       },
       readFile(name) {
-        if (!role) throw new Error(`file '${name}': only tasks of a role can read role files`);
-        return deps.readFile(role.dir, name);
+        return deps.readFile(dirs, name);
       },
     };
   }
@@ -532,7 +586,7 @@ export class Engine {
 
   private async runTask(h: HostState, play: Play, e: Entry, remaining: () => readonly Ahead[], ctxOf: CtxOf): Promise<void> {
     const t0 = Date.now();
-    const name = taskName(e.task);
+    let name = taskName(e.task);
     const roleName = e.role?.role.name ?? null;
     const o = e.task.options;
     /** What the task changed on the host, for the audit log (set once steps ran). */
@@ -595,10 +649,17 @@ export class Engine {
     let bound: BoundTask;
     try {
       ctx = ctxOf(h, e);
-      if (o.when && !o.when(ctx)) return finish('skipped', {msg: 'condition false'});
+      if (o.when && !o.when(ctx)) {
+        name = taskName(e.task, () => ctx);
+        return finish('skipped', {msg: 'condition false'});
+      }
       bound = e.task.bind(ctx);
+      if (o.name === undefined && bound.label) name = `${e.task.module} ${bound.label}`;
     } catch (err) {
-      return finish('failed', {msg: errorMessage(err)});
+      name = taskName(e.task, () => ctx);
+      // A wrong argument computed for this host: the same line a fixed one gets before the run.
+      const where = err instanceof TaskArgumentError ? taskSource(e.task) : undefined;
+      return finish('failed', {msg: where ? `${where}: ${errorMessage(err)}` : errorMessage(err)});
     }
     const who = this.identity(h, e.task);
     const transport = h.transport!;
@@ -640,6 +701,11 @@ export class Engine {
       return finish('failed', {msg: errorMessage(err)});
     }
   }
+}
+
+/** What would fail before any host is touched (see Engine.preflight); nothing connects. */
+export function preflight(playbook: Playbook, opts: RunOptions, deps: EngineDeps): Promise<string[]> {
+  return new Engine(deps, opts).preflight(playbook);
 }
 
 /** Run a playbook: the one entry point of the engine. */

@@ -45,6 +45,15 @@ export class UserError extends Error {
   }
 }
 
+/** Several mistakes found at once, each already one line (`file:line: …`): printed one per line. */
+export class UserErrors extends UserError {
+  readonly lines: readonly string[];
+  constructor(lines: readonly string[], exitCode: ExitCodeValue = ExitCode.parseError) {
+    super(lines.join('\n'), exitCode);
+    this.lines = lines;
+  }
+}
+
 /** A parse error in a user's file: exit code 4, as Ansible. */
 export function parseError(message: string, where: SourceLocation): UserError {
   return new UserError(message, ExitCode.parseError, where);

@@ -4,7 +4,7 @@
  * bundle under node_modules/.cache/provision/ alike (bin/build.mjs).
  */
 import {existsSync} from 'node:fs';
-import {dirname, join} from 'node:path';
+import {dirname, join, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
 
 function findRoot(): string {
@@ -19,3 +19,15 @@ function findRoot(): string {
 
 /** The folder holding provision's own package.json. */
 export const projectRoot: string = findRoot();
+
+/**
+ * The project a command runs in: the nearest folder from the working directory up that has a
+ * package.json (else the working directory). Playbooks by name, the default inventory and the lab's
+ * state (`.lab/`) belong to it; in provision's own repository it is provision's root.
+ */
+export function currentProject(cwd = process.cwd()): string {
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return resolve(cwd);
+  }
+}

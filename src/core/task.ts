@@ -1,22 +1,142 @@
 /**
  * The typed bridge between a module and the engine: `defineTask(module)` gives the function a playbook
  * calls (`files.copy({...}, {notify: 'reload nginx'})`); the engine only sees erased `Task`s.
+ *
+ * What the user wrote is checked here too (src/core/validate.ts): fixed arguments and the options when
+ * the task is made (the CLI reports them before any host is touched), arguments computed per host when
+ * the task is bound (the task fails with the same one-line message, never a TypeError).
  */
-import type {ModuleDef, Task, TaskContext, TaskOptions, Role, Play, Playbook, BoundTask} from './types.ts';
+import {sep} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import type {ModuleDef, Task, TaskContext, TaskOptions, Role, Play, Playbook, BoundTask, Vars, TaskResult} from './types.ts';
+import {fn, problems, z, type Exact} from './validate.ts';
 
 /** Module arguments, fixed or computed for each host from its context. */
 export type ArgsOf<A> = A | ((ctx: TaskContext) => A);
 
-export function makeTask<A, C>(module: ModuleDef<A, C>, args: ArgsOf<A>, options: TaskOptions = {}): Task {
+/** Task options as a schema: an unknown option (`notfiy`) is refused. */
+export const taskOptionsSchema = z.strictObject({
+  name: z.string().optional(),
+  when: fn<(ctx: TaskContext) => boolean>().optional(),
+  notify: z.union([z.string(), z.array(z.string())]).optional(),
+  tags: z.array(z.string()).optional(),
+  become: z.boolean().optional(),
+  becomeUser: z.string().optional(),
+  register: z.string().optional(),
+  ignoreErrors: z.boolean().optional(),
+  changedWhen: fn<(result: TaskResult) => boolean>().optional(),
+  failedWhen: fn<(result: TaskResult) => boolean>().optional(),
+  noLog: z.boolean().optional(),
+  diff: z.boolean().optional(),
+});
+const optionsInSync: Exact<z.infer<typeof taskOptionsSchema>, TaskOptions> = true;
+void optionsInSync;
+
+/**
+ * How a task function turns what the user writes (`I`) into a module's arguments (`A`): `template`
+ * takes `{src, dest}` and gives `copy` its content. A plain module is its own kind (I = A).
+ */
+export interface TaskKind<I, A, C> {
+  readonly module: ModuleDef<A, C>;
+  /** The name shown for the task (default: the module's). */
+  readonly name?: string;
+  /** What the user writes, checked at run time (default: the module's schema). */
+  readonly schema?: z.ZodType<I>;
+  /** The module's arguments from the user's (default: the same object). */
+  toArgs?(input: I, ctx: TaskContext): A;
+  /** What the task acts on, from the user's arguments (default: the module's `describe`). */
+  describe?(input: I): string;
+}
+
+/** An argument or option of a task is wrong; the message names the field. */
+export class TaskArgumentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TaskArgumentError';
+  }
+}
+
+/** Where the user wrote a task: their file, line and column (set by makeTask from the call stack). */
+export interface TaskSource {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+const ownDirs = [fileURLToPath(new URL('..', import.meta.url))];
+/** Files of provision's own that never count as where a user wrote a task (the bundle, when running from it). */
+export function addOwnDir(dir: string): void {
+  ownDirs.push(dir.endsWith(sep) ? dir : dir + sep);
+}
+
+/**
+ * The first frame of `trace` outside provision's own code: the line of the user's file that made the
+ * task. V8 formats a captured stack only when it is read, so tasks that never need it cost a capture.
+ */
+function callerSource(trace: {stack?: string}): TaskSource | undefined {
+  const stack = trace.stack ?? '';
+  for (const line of stack.split('\n').slice(1)) {
+    const m = /(?:\(|at )((?:file:\/\/)?\/[^()]+?):(\d+):(\d+)\)?\s*$/.exec(line);
+    if (!m) continue;
+    const file = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
+    if (ownDirs.some((d) => file.startsWith(d)) || file.includes(`${sep}node_modules${sep}`)) continue;
+    return {file, line: Number(m[2]), column: Number(m[3])};
+  }
+  return undefined;
+}
+
+function isModule<A, C>(k: ModuleDef<A, C> | TaskKind<unknown, A, C>): k is ModuleDef<A, C> {
+  return typeof (k as ModuleDef<A, C>).plan === 'function';
+}
+
+export function makeTask<A, C>(module: ModuleDef<A, C>, args: ArgsOf<A>, options?: TaskOptions): Task;
+export function makeTask<I, A, C>(kind: TaskKind<I, A, C>, args: ArgsOf<I>, options?: TaskOptions): Task;
+export function makeTask<I, A, C>(kindOrModule: ModuleDef<A, C> | TaskKind<I, A, C>, args: ArgsOf<I>, options: TaskOptions = {}): Task {
+  const kind: TaskKind<I, A, C> = isModule(kindOrModule) ? {module: kindOrModule} : kindOrModule;
+  const module = kind.module;
+  const schema = (kind.schema ?? module.schema) as z.ZodType<I> | undefined;
+  const toArgs = kind.toArgs ?? ((i: I) => i as unknown as A);
+  const describe = kind.describe ?? ((i: I) => module.describe(i as unknown as A));
+  const name = kind.name ?? module.name;
+  const computed = typeof args === 'function';
+  const input = (ctx: TaskContext): I => (computed ? (args as (ctx: TaskContext) => I)(ctx) : args);
+  const check = (i: I): void => {
+    const found = schema ? problems(schema, i) : [];
+    if (found.length > 0) throw new TaskArgumentError(found.join('; '));
+  };
+  const argProblems = computed || !schema ? [] : problems(schema, args);
+  const staticProblems = [...problems(taskOptionsSchema, options, 'task option'), ...argProblems];
+  let label: string | undefined;
+  if (!computed && staticProblems.length === 0) label = describe(args as I);
+  const trace: {stack?: string} = {};
+  Error.captureStackTrace(trace, makeTask);
+  let source: TaskSource | undefined | null = null;
   return {
-    module: module.name,
+    module: name,
     options,
-    label: typeof args === 'function' ? undefined : module.describe(args),
+    label,
+    get source() {
+      if (source === null) source = callerSource(trace);
+      return source;
+    },
+    problems: () => staticProblems,
+    describe(ctx: TaskContext): string | undefined {
+      if (label !== undefined) return label;
+      try {
+        const i = input(ctx);
+        return schema && !schema.safeParse(i).success ? undefined : describe(i);
+      } catch {
+        return undefined;
+      }
+    },
     bind(ctx: TaskContext): BoundTask {
-      const a = typeof args === 'function' ? (args as (ctx: TaskContext) => A)(ctx) : args;
+      const i = input(ctx);
+      if (computed) check(i);
+      else if (argProblems.length > 0) throw new TaskArgumentError(argProblems.join('; '));
+      const a = toArgs(i, ctx);
       const probe = module.probe?.(a);
       return {
-        label: module.describe(a),
+        label: describe(i),
         probe: probe as BoundTask['probe'],
         plan: (current: unknown) => module.plan(current as C, a),
       };
@@ -30,7 +150,7 @@ export function defineTask<A, C>(module: ModuleDef<A, C>): (args: ArgsOf<A>, opt
 }
 
 /** Identity helpers that give playbooks and roles their types. */
-export function defineRole(role: Role): Role {
+export function defineRole<D extends Vars = Vars>(role: Role<D>): Role<D> {
   return role;
 }
 export function definePlay(play: Play): Play {

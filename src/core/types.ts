@@ -5,6 +5,7 @@
 import type {Cmd} from './cmd.ts';
 import type {Secret} from './secret.ts';
 import type {Facts} from '../facts/host.ts';
+import type {z} from 'zod';
 
 /** What a probe printed on the host: its stdout and exit status. */
 export interface ProbeOutput {
@@ -70,6 +71,8 @@ export interface ModuleDef<Args, Current> {
   plan(current: Current, args: Args): Plan;
   /** A short label for the task when the user gave no name, e.g. the path or package list. */
   describe(args: Args): string;
+  /** The arguments' schema, checked at run time (unknown keys, enums, required fields). */
+  readonly schema?: z.ZodType<Args>;
 }
 
 export type Vars = Readonly<Record<string, unknown>>;
@@ -108,9 +111,13 @@ export interface TaskContext {
   readonly results: Readonly<Record<string, TaskResult>>;
   /** True under --check. Only for `when` conditions and args; modules never see it. */
   readonly check: boolean;
-  /** Render a mustache template of the current role (`roles/<role>/templates/<name>`) with `vars`. */
-  render(name: string, extra?: Vars): string;
-  /** Read a file of the current role (`roles/<role>/files/<name>`). */
+  /**
+   * Render a mustache template of the current role (`roles/<role>/templates/<name>`; for a play's own
+   * tasks, `templates/<name>` beside the playbook) with `vars`. A variable the template uses and no
+   * one defines fails, naming the template's file and line, unless `allowMissingVars`.
+   */
+  render(name: string, extra?: Vars, options?: {readonly allowMissingVars?: boolean}): string;
+  /** Read a file of the current role (`roles/<role>/files/<name>`; for a play's own tasks, `files/<name>` beside the playbook). */
   readFile(name: string): Buffer;
 }
 
@@ -150,18 +157,27 @@ export interface BoundTask {
 
 /** A task: a module with its arguments (fixed, or computed per host) and its options. */
 export interface Task {
+  /** The name shown for the task's kind: `file`, `template`, `apt`. */
   readonly module: string;
   readonly options: TaskOptions;
-  /** `module target`, when the arguments are fixed (not computed per host). */
+  /** What the task acts on (`/etc/nginx/nginx.conf`), when the arguments are fixed (not computed per host). */
   readonly label?: string;
-  /** Compute this host's arguments and bind the module to them. */
+  /** Where the user wrote the task, when known. */
+  readonly source?: {readonly file: string; readonly line: number; readonly column: number};
+  /** What is wrong with the options and the fixed arguments as written, one line each (empty: nothing). */
+  problems(): readonly string[];
+  /** What the task acts on for this host (computing the arguments), when that can be known. */
+  describe(ctx: TaskContext): string | undefined;
+  /** Compute this host's arguments, check them and bind the module to them. */
   bind(ctx: TaskContext): BoundTask;
 }
 
 /** A role: defaults, tasks and handlers; templates and files live in `roles/<name>/`. */
-export interface Role {
+export interface Role<D extends Vars = Vars> {
   readonly name: string;
-  readonly defaults?: Vars;
+  readonly defaults?: D;
+  /** The folder holding its `templates/` and `files/` (set for roles loaded by name and provision's own). */
+  readonly dir?: string;
   readonly tasks: readonly Task[];
   readonly handlers?: readonly Task[];
 }

@@ -5,12 +5,12 @@
 import {readFileSync} from 'node:fs';
 import {isAbsolute, join, resolve} from 'node:path';
 import {parse} from 'yaml';
-import {projectRoot as root} from '../core/paths.ts';
+import {currentProject} from '../core/paths.ts';
 import {UserError, parseError} from '../core/errors.ts';
 
-/** The directory holding package.json (provision's own). */
+/** The project the lab belongs to (its state is `.lab/` there): the current one, provision's own in its repository. */
 export function projectRoot(): string {
-  return root;
+  return currentProject();
 }
 
 /** Every path the lab writes, under `<project root>/.lab/`. */

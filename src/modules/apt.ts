@@ -6,6 +6,7 @@
  */
 import {argv, q} from '../core/cmd.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
+import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions} from '../core/types.ts';
 
 export interface AptArgs {
@@ -32,6 +33,16 @@ export interface AptArgs {
   /** With `state: 'absent'`: purge configuration files too (also purges packages left in `config-files` state). */
   readonly purge?: boolean;
 }
+
+const aptArgs = z.strictObject({
+  packages: z.union([z.string(), z.array(z.string())]),
+  state: z.enum(['present', 'absent', 'latest']).optional(),
+  updateCache: z.boolean().optional(),
+  cacheValidTime: z.number().int().nonnegative('expected 0 or more').optional(),
+  installRecommends: z.boolean().optional(),
+  purge: z.boolean().optional(),
+});
+const aptInSync: Exact<z.infer<typeof aptArgs>, AptArgs> = true;
 
 /** dpkg's view of one package. */
 export type PackageState =
@@ -256,6 +267,7 @@ const updateStep: Step = {kind: 'exec', cmd: {shell: APT_UPDATE_SCRIPT}};
 
 export const aptModule: ModuleDef<AptArgs, AptState> = {
   name: 'apt',
+  schema: aptArgs,
   describe(a) {
     const specs = specsOf(a);
     const what = typeof specs === 'string' ? String(a.packages) : specs.length > 0 ? specs.map(label).join(', ') : 'package lists';
@@ -360,3 +372,5 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
 
 /** Install, upgrade or remove Debian packages with apt-get. */
 export const apt = (args: ArgsOf<AptArgs>, options?: TaskOptions): Task => makeTask(aptModule, args, options);
+
+void aptInSync;

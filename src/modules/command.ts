@@ -3,7 +3,9 @@
  * `creates`, `removes` and `unless` are checked by the probe, so a no-op costs no extra round trip.
  */
 import {q, render, type Cmd, type Word} from '../core/cmd.ts';
+import {Secret} from '../core/secret.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
+import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Task, TaskOptions} from '../core/types.ts';
 
 interface Guards {
@@ -17,15 +19,28 @@ interface Guards {
   readonly chdir?: string;
 }
 
+const guards = {
+  creates: z.string().optional(),
+  removes: z.string().optional(),
+  unless: z.string().optional(),
+  chdir: z.string().optional(),
+};
+
 export interface CommandArgs extends Guards {
   /** The program and its arguments; no shell is involved, so nothing needs quoting. */
   readonly argv: readonly Word[];
 }
 
+const commandArgs = z.strictObject({...guards, argv: z.array(z.union([z.string(), z.instanceof(Secret)]))});
+const commandInSync: Exact<z.infer<typeof commandArgs>, CommandArgs> = true;
+
 export interface ShellArgs extends Guards {
   /** A POSIX shell snippet, run with `sh -c`. */
   readonly script: string;
 }
+
+const shellArgs = z.strictObject({...guards, script: z.string()});
+const shellInSync: Exact<z.infer<typeof shellArgs>, ShellArgs> = true;
 
 type GuardState = {readonly creates: boolean; readonly removes: boolean; readonly unless: boolean};
 
@@ -55,6 +70,7 @@ function guardedPlan(g: Guards, s: GuardState | undefined, cmd: Cmd, what: strin
 
 export const commandModule: ModuleDef<CommandArgs, GuardState | undefined> = {
   name: 'command',
+  schema: commandArgs,
   describe: (a) => a.argv.map(String).join(' '),
   probe: (a) => guardProbe(a) ?? {script: 'true', parse: () => undefined},
   plan: (s, a) => guardedPlan(a, s, {argv: a.argv}, a.argv.map(String).join(' ')),
@@ -62,6 +78,7 @@ export const commandModule: ModuleDef<CommandArgs, GuardState | undefined> = {
 
 export const shellModule: ModuleDef<ShellArgs, GuardState | undefined> = {
   name: 'shell',
+  schema: shellArgs,
   describe: (a) => a.script.split('\n')[0],
   probe: (a) => guardProbe(a) ?? {script: 'true', parse: () => undefined},
   plan: (s, a) => guardedPlan(a, s, {shell: a.script}, a.script.split('\n')[0]),
@@ -71,3 +88,5 @@ export const shellModule: ModuleDef<ShellArgs, GuardState | undefined> = {
 export const command = (args: ArgsOf<CommandArgs>, options?: TaskOptions): Task => makeTask(commandModule, args, options);
 /** Run a shell snippet. */
 export const shell = (args: ArgsOf<ShellArgs>, options?: TaskOptions): Task => makeTask(shellModule, args, options);
+
+void [commandInSync, shellInSync];

@@ -7,6 +7,7 @@ import {createHash} from 'node:crypto';
 import {argv, type Cmd} from '../core/cmd.ts';
 import {Secret} from '../core/secret.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
+import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Step, TaskContext, TaskOptions, Task, Vars} from '../core/types.ts';
 import {fileProbeScript, formatMode, parseFileState, parseMode, type Attrs, type FileState} from '../facts/file.ts';
 
@@ -19,6 +20,12 @@ export interface FileAttrs {
   /** Owner group name. Unset: leave as is. */
   readonly group?: string;
 }
+
+const fileAttrs = {
+  mode: z.string().optional(),
+  owner: z.string().optional(),
+  group: z.string().optional(),
+};
 
 function requireAbsolute(path: string, field: string): void {
   if (!path.startsWith('/')) throw new Error(`${field} must be an absolute path, got '${path}'`);
@@ -54,8 +61,17 @@ export interface FileArgs extends FileAttrs {
   readonly src?: string;
 }
 
+const fileArgs = z.strictObject({
+  ...fileAttrs,
+  path: z.string(),
+  state: z.enum(['file', 'directory', 'link', 'absent', 'touch']),
+  src: z.string().optional(),
+});
+const fileInSync: Exact<z.infer<typeof fileArgs>, FileArgs> = true;
+
 export const fileModule: ModuleDef<FileArgs, FileState> = {
   name: 'file',
+  schema: fileArgs,
   describe: (a) => `${a.path} (${a.state})`,
   probe: (a) => ({script: fileProbeScript(a.path), parse: (out) => parseFileState(out.stdout)}),
   plan(have, a): Plan {
@@ -113,6 +129,10 @@ export interface CopyArgs extends FileAttrs {
   readonly validate?: string;
 }
 
+const content = z.union([z.string(), z.instanceof(Buffer), z.instanceof(Secret)]);
+const copyArgs = z.strictObject({...fileAttrs, dest: z.string(), content, validate: z.string().optional()});
+const copyInSync: Exact<z.infer<typeof copyArgs>, CopyArgs> = true;
+
 function contentBuffer(c: CopyArgs['content']): Buffer {
   if (c instanceof Secret) return Buffer.from(c.reveal());
   return typeof c === 'string' ? Buffer.from(c) : c;
@@ -124,6 +144,7 @@ function isText(b: Buffer): boolean {
 
 export const copyModule: ModuleDef<CopyArgs, FileState> = {
   name: 'copy',
+  schema: copyArgs,
   describe: (a) => a.dest,
   // The sha256 wanted goes with the probe (not for secrets): a merged probe then reads back only files that differ.
   probe: (a) => ({
@@ -164,32 +185,55 @@ export const copyModule: ModuleDef<CopyArgs, FileState> = {
 /** Copy arguments as a playbook writes them: inline `content`, or `src`, a file of the role. */
 export type CopyInput = Omit<CopyArgs, 'content'> & ({readonly content: CopyArgs['content']; readonly src?: never} | {readonly src: string; readonly content?: never});
 
-function resolve<A>(args: ArgsOf<A>, ctx: TaskContext): A {
-  return typeof args === 'function' ? (args as (ctx: TaskContext) => A)(ctx) : args;
-}
+const copyInput = z.union([
+  z.strictObject({...copyArgs.shape, src: z.undefined().optional()}),
+  z.strictObject({...copyArgs.shape, content: z.undefined().optional(), src: z.string()}),
+]);
 
-/** Write a file with the given content, or with a file of the role (`roles/<role>/files/<src>`). */
+/**
+ * Write a file with the given content, or with a file of the role (`roles/<role>/files/<src>`; in a
+ * play's own tasks, `files/<src>` beside the playbook).
+ */
 export function copy(args: ArgsOf<CopyInput>, options?: TaskOptions): Task {
-  return makeTask(copyModule, (ctx) => {
-    const a = resolve(args, ctx);
-    const {src, ...rest} = a;
-    return src !== undefined ? {...rest, content: ctx.readFile(src)} : (rest as CopyArgs);
-  }, options);
+  return makeTask<CopyInput, CopyArgs, FileState>({
+    module: copyModule,
+    schema: copyInput as z.ZodType<CopyInput>,
+    describe: (a) => a.dest,
+    toArgs: (a, ctx) => {
+      const {src, ...rest} = a;
+      return src !== undefined ? {...rest, content: ctx.readFile(src)} : (rest as CopyArgs);
+    },
+  }, args, options);
 }
 
 export interface TemplateArgs extends Omit<CopyArgs, 'content'> {
-  /** Template name under the role's `templates/` (mustache). */
+  /** Template name under the role's `templates/` (in a play's own tasks, `templates/` beside the playbook), mustache. */
   readonly src: string;
   /** Extra variables for this template, over the host's. */
   readonly vars?: Vars;
+  /** Render a variable nobody defines as empty instead of failing the task (default false, as Ansible). */
+  readonly allowMissingVars?: boolean;
 }
+
+const templateArgs = z.strictObject({
+  ...fileAttrs,
+  dest: z.string(),
+  validate: z.string().optional(),
+  src: z.string(),
+  vars: z.record(z.string(), z.unknown()).optional(),
+  allowMissingVars: z.boolean().optional(),
+});
+const templateInSync: Exact<z.infer<typeof templateArgs>, TemplateArgs> = true;
 
 /** Render a mustache template of the role with the host's variables and write it like `copy`. */
 export function template(args: ArgsOf<TemplateArgs>, options?: TaskOptions): Task {
-  return makeTask(copyModule, (ctx) => {
-    const {src, vars, ...rest} = resolve(args, ctx);
-    return {...rest, content: ctx.render(src, vars)};
-  }, options);
+  return makeTask<TemplateArgs, CopyArgs, FileState>({
+    module: copyModule,
+    name: 'template',
+    schema: templateArgs,
+    describe: (a) => a.dest,
+    toArgs: ({src, vars, allowMissingVars, ...rest}, ctx) => ({...rest, content: ctx.render(src, vars, {allowMissingVars})}),
+  }, args, options);
 }
 
 export const file = (args: ArgsOf<FileArgs>, options?: TaskOptions): Task => makeTask(fileModule, args, options);
@@ -247,8 +291,22 @@ export function editLines(text: string, a: LineInFileArgs): string {
   return lines.join('\n') + (endsWithNewline || lines.length ? '\n' : '');
 }
 
+const lineInFileArgs = z.strictObject({
+  ...fileAttrs,
+  path: z.string(),
+  line: z.string().optional(),
+  regexp: z.string().optional(),
+  state: z.enum(['present', 'absent']).optional(),
+  insertAfter: z.string().optional(),
+  insertBefore: z.string().optional(),
+  create: z.boolean().optional(),
+  validate: z.string().optional(),
+});
+const lineInFileInSync: Exact<z.infer<typeof lineInFileArgs>, LineInFileArgs> = true;
+
 export const lineInFileModule: ModuleDef<LineInFileArgs, FileState> = {
   name: 'lineinfile',
+  schema: lineInFileArgs,
   describe: (a) => `${a.path}: ${a.line ?? a.regexp ?? ''}`,
   probe: (a) => ({script: fileProbeScript(a.path, 'always'), parse: (out) => parseFileState(out.stdout)}),
   plan(have, a): Plan {
@@ -269,3 +327,4 @@ export const lineInFileModule: ModuleDef<LineInFileArgs, FileState> = {
 export const lineinfile = (args: ArgsOf<LineInFileArgs>, options?: TaskOptions): Task => makeTask(lineInFileModule, args, options);
 
 export type {Cmd};
+void [fileInSync, copyInSync, templateInSync, lineInFileInSync];

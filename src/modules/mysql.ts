@@ -15,10 +15,13 @@ import {createHash} from 'node:crypto';
 import {argv} from '../core/cmd.ts';
 import {registerSecretValue, Secret} from '../core/secret.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
+import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions} from '../core/types.ts';
 
 /** The server family: the SQL for replication differs. */
 export type MysqlFlavor = 'mariadb' | 'mysql';
+
+const password = z.union([z.instanceof(Secret), z.string()]);
 
 // ---------------------------------------------------------------- SQL helpers (pure)
 
@@ -115,6 +118,14 @@ export interface MysqlDatabaseArgs {
   readonly collation?: string;
 }
 
+const mysqlDatabaseArgs = z.strictObject({
+  name: z.string(),
+  state: z.enum(['present', 'absent']).optional(),
+  charset: z.string().optional(),
+  collation: z.string().optional(),
+});
+const mysqlDatabaseInSync: Exact<z.infer<typeof mysqlDatabaseArgs>, MysqlDatabaseArgs> = true;
+
 export type MysqlDatabaseState =
   | {readonly kind: 'unavailable'; readonly message: string}
   | {readonly kind: 'missing'}
@@ -143,6 +154,7 @@ function charsetClause(a: MysqlDatabaseArgs): string {
 
 export const mysqlDatabaseModule: ModuleDef<MysqlDatabaseArgs, MysqlDatabaseState> = {
   name: 'mysql.database',
+  schema: mysqlDatabaseArgs,
   describe: (a) => (a.state === 'absent' ? `${a.name} (absent)` : a.name),
   probe: (a): Probe<MysqlDatabaseState> => ({script: databaseProbeScript(a.name), parse: (out) => parseDatabaseState(out.stdout)}),
   plan(have, a): Plan {
@@ -199,6 +211,16 @@ export interface MysqlUserArgs {
   /** `present` (default) or `absent` (DROP USER of every listed host; with `exclusive`, of every host). */
   readonly state?: 'present' | 'absent';
 }
+
+const mysqlUserArgs = z.strictObject({
+  name: z.string(),
+  host: z.union([z.string(), z.array(z.string())]).optional(),
+  password: password.optional(),
+  privileges: z.array(z.string()).optional(),
+  exclusive: z.boolean().optional(),
+  state: z.enum(['present', 'absent']).optional(),
+});
+const mysqlUserInSync: Exact<z.infer<typeof mysqlUserArgs>, MysqlUserArgs> = true;
 
 /** Privileges by object (`*.*`, `app.*`, `app.notes`), canonical names; USAGE dropped. */
 export type Grants = Readonly<Record<string, readonly string[]>>;
@@ -389,6 +411,7 @@ function describeGrants(g: Grants): string {
 
 export const mysqlUserModule: ModuleDef<MysqlUserArgs, MysqlUserState> = {
   name: 'mysql.user',
+  schema: mysqlUserArgs,
   describe: (a) => `${hostsOf(a).map((h) => `${a.name}@${h}`).join(', ')}${a.state === 'absent' ? ' (absent)' : ''}`,
   probe(a): Probe<MysqlUserState> {
     protect(a.password);
@@ -472,6 +495,17 @@ export interface MysqlReplicaArgs {
   /** MariaDB's GTID mode (default `slave_pos`). */
   readonly useGtid?: 'slave_pos' | 'current_pos';
 }
+
+const mysqlReplicaArgs = z.strictObject({
+  primaryHost: z.string(),
+  primaryPort: z.number().int().optional(),
+  user: z.string(),
+  password,
+  connectRetry: z.number().int().optional(),
+  flavor: z.enum(['mariadb', 'mysql']).optional(),
+  useGtid: z.enum(['slave_pos', 'current_pos']).optional(),
+});
+const mysqlReplicaInSync: Exact<z.infer<typeof mysqlReplicaArgs>, MysqlReplicaArgs> = true;
 
 export type MysqlReplicaState =
   | {readonly kind: 'unavailable'; readonly message: string}
@@ -560,6 +594,7 @@ function replicaSql(a: MysqlReplicaArgs): {change: string; start: string; stop: 
 
 export const mysqlReplicaModule: ModuleDef<MysqlReplicaArgs, MysqlReplicaState> = {
   name: 'mysql.replica',
+  schema: mysqlReplicaArgs,
   describe: (a) => `replica of ${a.user}@${a.primaryHost}:${a.primaryPort ?? 3306}`,
   probe(a): Probe<MysqlReplicaState> {
     protect(a.password);
@@ -601,3 +636,5 @@ export const mysqlReplicaModule: ModuleDef<MysqlReplicaArgs, MysqlReplicaState> 
 
 /** Replication from a primary configured and running, set up only when it is not (never reset). */
 export const mysqlReplica = (args: ArgsOf<MysqlReplicaArgs>, options?: TaskOptions): Task => makeTask(mysqlReplicaModule, args, options);
+
+void [mysqlDatabaseInSync, mysqlUserInSync, mysqlReplicaInSync];

@@ -5,6 +5,7 @@
  */
 import {argv, q} from '../core/cmd.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
+import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions} from '../core/types.ts';
 
 export interface ServiceArgs {
@@ -25,6 +26,15 @@ export interface ServiceArgs {
   /** Masked (`systemctl mask`: cannot be started at all) or not (`unmask`). Unset: leave as is. */
   readonly masked?: boolean;
 }
+
+const serviceArgs = z.strictObject({
+  name: z.string(),
+  state: z.enum(['started', 'stopped', 'restarted', 'reloaded']).optional(),
+  enabled: z.boolean().optional(),
+  daemonReload: z.boolean().optional(),
+  masked: z.boolean().optional(),
+});
+const serviceInSync: Exact<z.infer<typeof serviceArgs>, ServiceArgs> = true;
 
 /** What `systemctl show` says about a unit. */
 export type UnitState =
@@ -90,6 +100,7 @@ function sysctl(...words: string[]): Step {
 
 export const serviceModule: ModuleDef<ServiceArgs, UnitState> = {
   name: 'service',
+  schema: serviceArgs,
   describe: (a) => [a.name, a.state, a.enabled === undefined ? '' : a.enabled ? 'enabled' : 'disabled', a.masked ? 'masked' : ''].filter(Boolean).join(' '),
   probe: (a): Probe<UnitState> => ({script: serviceProbeScript(a.name), parse: (out) => parseUnitState(out.stdout)}),
   plan(have, a): Plan {
@@ -188,3 +199,5 @@ export const serviceModule: ModuleDef<ServiceArgs, UnitState> = {
 
 /** Manage a systemd unit: running or not, enabled at boot or not, masked or not. */
 export const service = (args: ArgsOf<ServiceArgs>, options?: TaskOptions): Task => makeTask(serviceModule, args, options);
+
+void serviceInSync;

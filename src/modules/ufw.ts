@@ -18,6 +18,7 @@
  */
 import {argv, type Cmd} from '../core/cmd.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
+import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions} from '../core/types.ts';
 
 export type UfwAction = 'allow' | 'deny' | 'reject' | 'limit';
@@ -25,6 +26,11 @@ export type UfwAction = 'allow' | 'deny' | 'reject' | 'limit';
 export type UfwProto = 'any' | 'tcp' | 'udp' | 'vrrp' | 'esp' | 'ah' | 'gre' | 'igmp' | 'ipv6';
 export type UfwPolicy = 'allow' | 'deny' | 'reject';
 export type UfwDirection = 'incoming' | 'outgoing' | 'routed';
+
+const ufwAction = z.enum(['allow', 'deny', 'reject', 'limit']);
+const ufwProto = z.enum(['any', 'tcp', 'udp', 'vrrp', 'esp', 'ah', 'gre', 'igmp', 'ipv6']);
+const ufwPolicy = z.enum(['allow', 'deny', 'reject']);
+const ufwDirection = z.enum(['incoming', 'outgoing', 'routed']);
 
 const portless: readonly UfwProto[] = ['vrrp', 'esp', 'ah', 'gre', 'igmp', 'ipv6'];
 
@@ -47,6 +53,18 @@ export interface UfwRuleArgs {
   readonly state?: 'present' | 'absent';
 }
 
+const ufwRuleArgs = z.strictObject({
+  rule: ufwAction,
+  port: z.union([z.number().int(), z.string()]).optional(),
+  proto: ufwProto.optional(),
+  from: z.string().optional(),
+  to: z.string().optional(),
+  direction: z.enum(['in', 'out']).optional(),
+  comment: z.string().optional(),
+  state: z.enum(['present', 'absent']).optional(),
+});
+const ufwRuleInSync: Exact<z.infer<typeof ufwRuleArgs>, UfwRuleArgs> = true;
+
 export interface UfwRulesArgs {
   /** The rules wanted. Duplicates (same match, same action) are merged. */
   readonly rules: readonly UfwRuleArgs[];
@@ -59,10 +77,19 @@ export interface UfwRulesArgs {
   readonly prune?: boolean | {readonly commentPrefix: string};
 }
 
+const ufwRulesArgs = z.strictObject({
+  rules: z.array(ufwRuleArgs),
+  prune: z.union([z.boolean(), z.strictObject({commentPrefix: z.string()})]).optional(),
+});
+const ufwRulesInSync: Exact<z.infer<typeof ufwRulesArgs>, UfwRulesArgs> = true;
+
 export interface UfwDefaultArgs {
   readonly direction: UfwDirection;
   readonly policy: UfwPolicy;
 }
+
+const ufwDefaultArgs = z.strictObject({direction: ufwDirection, policy: ufwPolicy});
+const ufwDefaultInSync: Exact<z.infer<typeof ufwDefaultArgs>, UfwDefaultArgs> = true;
 
 export interface UfwStateArgs {
   /** Loaded now and at boot (`ufw --force enable`), or not (`ufw disable`). */
@@ -74,6 +101,12 @@ export interface UfwStateArgs {
    */
   readonly requirePort?: number | false;
 }
+
+const ufwStateArgs = z.strictObject({
+  enabled: z.boolean(),
+  requirePort: z.union([z.number().int(), z.literal(false)]).optional(),
+});
+const ufwStateInSync: Exact<z.infer<typeof ufwStateArgs>, UfwStateArgs> = true;
 
 /** One rule as ufw stores it (one per address family), from a `### tuple ###` line. */
 export interface UfwTuple {
@@ -468,6 +501,7 @@ export function planState(have: UfwState, a: UfwStateArgs): Plan {
 
 export const ufwRulesModule: ModuleDef<UfwRulesArgs, UfwState> = {
   name: 'ufw.rules',
+  schema: ufwRulesArgs,
   describe: (a) => `${a.rules.length} rule(s)${a.prune ? ', prune' : ''}`,
   probe: () => probe,
   plan: planRules,
@@ -475,6 +509,7 @@ export const ufwRulesModule: ModuleDef<UfwRulesArgs, UfwState> = {
 
 export const ufwRuleModule: ModuleDef<UfwRuleArgs, UfwState> = {
   name: 'ufw.rule',
+  schema: ufwRuleArgs,
   describe: (a) => `${describeArgs(a)}${a.state === 'absent' ? ' (absent)' : ''}`,
   probe: () => probe,
   plan: (have, a) => planRules(have, {rules: [a]}),
@@ -482,6 +517,7 @@ export const ufwRuleModule: ModuleDef<UfwRuleArgs, UfwState> = {
 
 export const ufwDefaultModule: ModuleDef<UfwDefaultArgs, UfwState> = {
   name: 'ufw.default',
+  schema: ufwDefaultArgs,
   describe: (a) => `${a.direction} ${a.policy}`,
   probe: () => probe,
   plan: planDefault,
@@ -489,6 +525,7 @@ export const ufwDefaultModule: ModuleDef<UfwDefaultArgs, UfwState> = {
 
 export const ufwStateModule: ModuleDef<UfwStateArgs, UfwState> = {
   name: 'ufw.state',
+  schema: ufwStateArgs,
   describe: (a) => (a.enabled ? 'enabled' : 'disabled'),
   probe: () => probe,
   plan: planState,
@@ -502,3 +539,5 @@ export const ufwRules = (args: ArgsOf<UfwRulesArgs>, options?: TaskOptions): Tas
 export const ufwDefault = (args: ArgsOf<UfwDefaultArgs>, options?: TaskOptions): Task => makeTask(ufwDefaultModule, args, options);
 /** ufw enabled (loaded now and at boot) or disabled. */
 export const ufwState = (args: ArgsOf<UfwStateArgs>, options?: TaskOptions): Task => makeTask(ufwStateModule, args, options);
+
+void [ufwRuleInSync, ufwRulesInSync, ufwDefaultInSync, ufwStateInSync];

@@ -5,6 +5,7 @@
  */
 import {argv, q} from '../core/cmd.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
+import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Probe, Task, TaskOptions} from '../core/types.ts';
 
 /** User and group names the shadow tools accept (a trailing `$` is for Samba machine accounts). */
@@ -66,6 +67,21 @@ export interface UserArgs {
   readonly comment?: string;
 }
 
+const userArgs = z.strictObject({
+  name: z.string(),
+  state: z.enum(['present', 'absent']).optional(),
+  uid: z.number().int().nonnegative('expected 0 or more').optional(),
+  group: z.union([z.string(), z.number().int().nonnegative('expected 0 or more')]).optional(),
+  groups: z.array(z.string()).optional(),
+  append: z.boolean().optional(),
+  home: z.string().optional(),
+  shell: z.string().optional(),
+  system: z.boolean().optional(),
+  createHome: z.boolean().optional(),
+  comment: z.string().optional(),
+});
+const userInSync: Exact<z.infer<typeof userArgs>, UserArgs> = true;
+
 export type UserState =
   | {readonly kind: 'missing'; /** A group with the user's name exists. */ readonly ownGroup: boolean}
   | {
@@ -119,6 +135,7 @@ export function parseUserState(stdout: string): UserState {
 
 export const userModule: ModuleDef<UserArgs, UserState> = {
   name: 'user',
+  schema: userArgs,
   describe: (a) => ((a.state ?? 'present') === 'present' ? a.name : `${a.name} (absent)`),
   probe: (a): Probe<UserState> => ({script: userProbeScript(a.name), parse: (out) => parseUserState(out.stdout)}),
   plan(have, a): Plan {
@@ -208,6 +225,14 @@ export interface GroupArgs {
   readonly system?: boolean;
 }
 
+const groupArgs = z.strictObject({
+  name: z.string(),
+  state: z.enum(['present', 'absent']).optional(),
+  gid: z.number().int().nonnegative('expected 0 or more').optional(),
+  system: z.boolean().optional(),
+});
+const groupInSync: Exact<z.infer<typeof groupArgs>, GroupArgs> = true;
+
 export type GroupState = {readonly kind: 'missing'} | ({readonly kind: 'present'} & GroupEntry);
 
 /** The probe: `group <getent line>` when the group exists, nothing otherwise. */
@@ -224,6 +249,7 @@ export function parseGroupState(stdout: string): GroupState {
 
 export const groupModule: ModuleDef<GroupArgs, GroupState> = {
   name: 'group',
+  schema: groupArgs,
   describe: (a) => ((a.state ?? 'present') === 'present' ? a.name : `${a.name} (absent)`),
   probe: (a): Probe<GroupState> => ({script: groupProbeScript(a.name), parse: (out) => parseGroupState(out.stdout)}),
   plan(have, a): Plan {
@@ -249,3 +275,5 @@ export const groupModule: ModuleDef<GroupArgs, GroupState> = {
 export const user = (args: ArgsOf<UserArgs>, options?: TaskOptions): Task => makeTask(userModule, args, options);
 /** A local group. */
 export const group = (args: ArgsOf<GroupArgs>, options?: TaskOptions): Task => makeTask(groupModule, args, options);
+
+void [userInSync, groupInSync];

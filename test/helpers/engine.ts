@@ -29,7 +29,7 @@ export interface FakeRun {
 
 export async function runFake(
   playbook: Playbook,
-  opts: Partial<RunOptions> & {groups?: Record<string, string[]>; hostVars?: Record<string, Vars>; handler?: Handler; roles?: Record<string, {role: Role; dir: string}>; unreachable?: string[]; signal?: AbortSignal} = {},
+  opts: Partial<RunOptions> & {groups?: Record<string, string[]>; hostVars?: Record<string, Vars>; handler?: Handler; roles?: Record<string, {role: Role; dir: string}>; unreachable?: string[]; signal?: AbortSignal; playDirs?: string[]} = {},
 ): Promise<FakeRun> {
   const inv = fakeInventory(opts.groups ?? {all_hosts: ['h1']}, opts.hostVars);
   const events: RunEvent[] = [];
@@ -55,6 +55,7 @@ export async function runFake(
     readFile: readRoleFileContent,
     emit: (e) => events.push(e),
     signal: opts.signal,
+    playDirs: opts.playDirs,
   });
   return {
     events, summary, transports,
