@@ -61,9 +61,14 @@ function isPlaybook(v: unknown): v is Playbook {
   return typeof v === 'object' && v !== null && Array.isArray((v as Playbook).plays);
 }
 
-export async function loadPlaybook(path: string): Promise<Playbook> {
+/**
+ * Import a playbook. `before` runs on what the module exported, before its shape is checked (the type
+ * check, whose messages say more than "every play needs a name").
+ */
+export async function loadPlaybook(path: string, before?: (exported: unknown) => Promise<void>): Promise<Playbook> {
   const mod = (await importUserModule(path)) as {default?: unknown};
   const pb = mod.default;
+  await before?.(pb);
   if (!isPlaybook(pb)) throw parseError('the default export must be a playbook: export default definePlaybook({name, plays: [...]})', {file: relative(process.cwd(), path), field: 'default'});
   pb.plays.forEach((p, i) => {
     if (typeof p?.hosts !== 'string' || typeof p?.name !== 'string') throw parseError('every play needs a name and a hosts pattern', {file: relative(process.cwd(), path), field: `plays[${i}]`});
@@ -104,9 +109,10 @@ function roleDir(roots: readonly string[], name: string): string | undefined {
 }
 
 /** The files of the roles a playbook names by string (what the type check must see besides the playbook's imports). */
-export function roleFiles(playbook: Playbook, playbookPath: string): string[] {
+export function roleFiles(exported: unknown, playbookPath: string): string[] {
   const roots = roleRoots(playbookPath);
-  const names = new Set(playbook.plays.flatMap((p) => (p.roles ?? []).filter((r): r is string => typeof r === 'string')));
+  const plays: unknown = (exported as {plays?: unknown} | undefined)?.plays;
+  const names = new Set((Array.isArray(plays) ? plays : []).flatMap((p: {roles?: unknown} | undefined) => (Array.isArray(p?.roles) ? p.roles : []).filter((r): r is string => typeof r === 'string')));
   return [...names].map((n) => roleDir(roots, n)).filter((d) => d !== undefined).map((d) => join(d, 'index.ts'));
 }
 

@@ -152,13 +152,13 @@ async function pickRenderer(flags: RunFlags, live: {playbook: string; inventory:
  * content), a wrong task option or fixed argument, a notify naming no handler. Exit 4, one line each.
  */
 async function checkedPlaybook(playbookPath: string, typecheck = true): Promise<{playbook: Playbook; loadRole: ReturnType<typeof roleLoader>}> {
-  const playbook = await loadPlaybook(playbookPath);
-  const loadRole = roleLoader(playbookPath);
-  if (typecheck) {
-    const roots = [playbookPath, ...roleFiles(playbook, playbookPath)];
+  const playbook = await loadPlaybook(playbookPath, async (exported) => {
+    if (!typecheck) return;
+    const roots = [playbookPath, ...roleFiles(exported, playbookPath)];
     const {errors} = await typecheckUserCode(roots, {cacheDir: userCacheDir('typecheck'), salt: provisionVersionKey()});
     if (errors.length > 0) throw new UserErrors(errors);
-  }
+  });
+  const loadRole = roleLoader(playbookPath);
   const problems = await playbookProblems(playbook, playbookPath, loadRole);
   if (problems.length > 0) throw new UserErrors(problems);
   return {playbook, loadRole};

@@ -275,16 +275,17 @@ export class Engine {
   }
 
   /**
-   * Before any host is touched: bind every template task without a `when`, for every host of its play, with what
-   * is known before the run (variables), so a template printing a variable nobody defines is refused
-   * now instead of failing half-way through the run. A task whose arguments read the host's facts,
-   * results or other hosts' variables (not known yet), and variables under `facts`, are left to the run.
+   * Before any host is touched, what can be known of the tasks whose arguments are computed per host,
+   * for every host of their play, with what is known before the run (variables): arguments that break
+   * their schema (`file((ctx) => ({pth: ...}))`), and templates printing a variable nobody defines. A
+   * task with a `when`, or whose arguments read the host's facts, results or other hosts' variables
+   * (not known yet), is left to the run, and so are variables under `facts`.
    */
   async preflight(playbook: Playbook): Promise<string[]> {
     const out = new Set<string>();
     for (const plan of await Promise.all(playbook.plays.map((p) => this.planPlay(p)))) {
       for (const e of [...plan.entries, ...plan.handlers]) {
-        if (e.task.options.when || e.task.module !== 'template') continue;
+        if (e.task.options.when || (e.task.label !== undefined && e.task.module !== 'template')) continue;
         for (const host of plan.hosts) {
           let runtime = false;
           const ctx = new Proxy(plan.ctxOf(this.state(host), e), {
@@ -293,14 +294,18 @@ export class Engine {
               return Reflect.get(target, key, receiver) as unknown;
             },
           });
+          const where = `${taskSource(e.task) ?? (e.role?.file ? relative(process.cwd(), e.role.file) : plan.play.name)}: task '${taskName(e.task, () => ctx)}'`;
+          let found: string[] = [];
           try {
-            e.task.bind(ctx);
+            found = [...e.task.problemsFor(ctx)];
+            if (found.length === 0 && e.task.module === 'template') e.task.bind(ctx);
           } catch (err) {
             const v = (err as {variable?: unknown}).variable;
-            if (runtime || (err as Error).name !== 'MissingVariableError' || typeof v !== 'string' || v === 'facts' || v.startsWith('facts.')) continue;
-            out.add(`${taskSource(e.task) ?? (e.role?.file ? relative(process.cwd(), e.role.file) : plan.play.name)}: task '${taskName(e.task, () => ctx)}': ${errorMessage(err)} (host ${host})`);
-            break;
+            if ((err as Error).name === 'MissingVariableError' && typeof v === 'string' && v !== 'facts' && !v.startsWith('facts.')) found = [errorMessage(err)];
           }
+          if (runtime || found.length === 0) continue;
+          for (const f of found) out.add(`${where}: ${f} (host ${host})`);
+          break;
         }
       }
     }

@@ -107,7 +107,7 @@ export function makeTask<I, A, C>(kindOrModule: ModuleDef<A, C> | TaskKind<I, A,
   const argProblems = computed || !schema ? [] : problems(schema, args);
   const staticProblems = [...problems(taskOptionsSchema, options, 'task option'), ...argProblems];
   let label: string | undefined;
-  if (!computed && staticProblems.length === 0) label = describe(args as I);
+  if (!computed && argProblems.length === 0) label = describe(args as I);
   const trace: {stack?: string} = {};
   Error.captureStackTrace(trace, makeTask);
   let source: TaskSource | undefined | null = null;
@@ -120,6 +120,7 @@ export function makeTask<I, A, C>(kindOrModule: ModuleDef<A, C> | TaskKind<I, A,
       return source;
     },
     problems: () => staticProblems,
+    problemsFor: (ctx) => (computed && schema ? problems(schema, input(ctx)) : []),
     describe(ctx: TaskContext): string | undefined {
       if (label !== undefined) return label;
       try {

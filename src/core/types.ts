@@ -166,6 +166,8 @@ export interface Task {
   readonly source?: {readonly file: string; readonly line: number; readonly column: number};
   /** What is wrong with the options and the fixed arguments as written, one line each (empty: nothing). */
   problems(): readonly string[];
+  /** What is wrong with the arguments computed for this host (empty: nothing, or fixed arguments). Throws what the arguments function throws. */
+  problemsFor(ctx: TaskContext): readonly string[];
   /** What the task acts on for this host (computing the arguments), when that can be known. */
   describe(ctx: TaskContext): string | undefined;
   /** Compute this host's arguments, check them and bind the module to them. */

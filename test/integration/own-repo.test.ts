@@ -147,6 +147,64 @@ async function ownProject(t: ExecutionContext, type: 'module' | 'commonjs'): Pro
   t.true(recap(check).web1.changed > 0, 'the new message is reported as a change');
   t.true(jsonEvents(check.stdout).some((e) => e.type === 'result' && e.task === 'hello.conf' && e.status === 'changed'), check.stdout);
   t.deepEqual(fingerprint(target), before, '--check wrote nothing');
+
+  await typos(t, dir, run, target);
+}
+
+/** One edit of a scaffolded file: `from` (which must be there) replaced by `to`. */
+interface Typo {
+  readonly what: string;
+  readonly file: string;
+  readonly from: string;
+  readonly to: string;
+  /** The error line(s) expected on stderr. */
+  readonly error: RegExp;
+  readonly args?: readonly string[];
+}
+
+const typos_: readonly Typo[] = [
+  // Computed arguments: TypeScript does not check excess keys of an arrow's object literal; provision
+  // computes them before the run from what it knows (variables) and checks them against the schema.
+  {what: 'an argument key', file: 'roles/hello/index.ts', from: "state: 'directory', mode: '0755'", to: "state: 'directory', mdoe: '0755'", error: /roles\/hello\/index\.ts:23: task 'site directory': unknown argument 'mdoe' \(did you mean 'mode'\?\) \(host web1\)/},
+  {what: 'an enum value', file: 'roles/hello/index.ts', from: "state: 'directory'", to: "state: 'dirctory'", error: /roles\/hello\/index\.ts:23:\d+: TS2345: .*'"dirctory"' is not assignable/},
+  {what: 'a task option', file: 'roles/hello/index.ts', from: "{name: 'hello.conf', notify:", to: "{name: 'hello.conf', notfiy:", error: /roles\/hello\/index\.ts:25:\d+: TS2561?: .*'notfiy'/},
+  {what: 'a handler name', file: 'roles/hello/index.ts', from: "notify: 'hello.conf changed'", to: "notify: 'hello.conf chnaged'", error: /roles\/hello\/index\.ts:25: task 'hello\.conf': notify: no handler named 'hello\.conf chnaged' in play 'hello on every host' \(did you mean 'hello\.conf changed'\?\)/},
+  {what: 'a template variable', file: 'roles/hello/templates/hello.conf.mustache', from: 'message={{hello_message}}', to: 'message={{hello_mesage}}', error: /roles\/hello\/index\.ts:25: task 'hello\.conf': roles\/hello\/templates\/hello\.conf\.mustache:3: variable 'hello_mesage' is not defined/},
+  {what: 'a syntax error', file: 'playbooks/site.ts', from: "roles: ['hello']},", to: "roles: ['hello'},", error: /playbooks\/site\.ts:1[0-9]: Expected "\]" but found "\}"/},
+  {what: 'a type error', file: 'playbooks/site.ts', from: "hosts: 'all'", to: 'hosts: 1', error: /playbooks\/site\.ts:1[0-9]:\d+: TS2322: /},
+  // JavaScript users and casts: the same mistakes caught at run time, without the type check.
+  {what: 'an argument key, --no-typecheck', file: 'playbooks/site.ts', from: "roles: ['hello']},", to: "roles: ['hello'], tasks: [file({pth: '/tmp/x', state: 'directory'} as never)]},", error: /playbooks\/site\.ts:1[0-9]: task 'file': unknown argument 'pth' \(did you mean 'path'\?\)/, args: ['--no-typecheck']},
+  {what: 'an enum value, --no-typecheck', file: 'playbooks/site.ts', from: "roles: ['hello']},", to: "roles: ['hello'], tasks: [file({path: '/tmp/x', state: 'tuoch'} as never)]},", error: /playbooks\/site\.ts:1[0-9]: task 'file': state: expected one of 'file', 'directory', 'link', 'absent', 'touch', got 'tuoch'/, args: ['--no-typecheck']},
+  {what: 'a task option, --no-typecheck', file: 'playbooks/site.ts', from: "roles: ['hello']},", to: "roles: ['hello'], tasks: [file({path: '/tmp/x', state: 'directory'}, {notfiy: 'x'} as never)]},", error: /playbooks\/site\.ts:1[0-9]: task 'file \/tmp\/x \(directory\)': unknown task option 'notfiy' \(did you mean 'notify'\?\)/, args: ['--no-typecheck']},
+];
+
+/**
+ * Each typo is refused before any host is touched: exit 4, one line naming the file and line, and the
+ * target is byte for byte what it was. The file is restored after each.
+ */
+async function typos(t: ExecutionContext, dir: string, run: (...args: string[]) => Promise<Run>, target: string): Promise<void> {
+  const before = fingerprint(target);
+  for (const typo of typos_) {
+    const path = join(dir, typo.file);
+    const original = readFileSync(path, 'utf8');
+    t.true(original.includes(typo.from), `${typo.file} holds ${typo.from}`);
+    let text = original.replace(typo.from, typo.to);
+    if (typo.to.includes('file({') && !text.includes('import {definePlaybook, file}')) text = text.replace('import {definePlaybook}', 'import {definePlaybook, file}');
+    writeFileSync(path, text);
+    try {
+      const r = await run(...(typo.args ?? []));
+      t.is(r.code, 4, `${typo.what}: exit 4\n${r.stderr}${r.stdout}`);
+      t.regex(r.stderr, typo.error, typo.what);
+      t.notRegex(r.stderr, /TypeError|    at /, `${typo.what}: no JavaScript error or stack`);
+      t.is(r.stdout, '', `${typo.what}: no run started`);
+    } finally {
+      writeFileSync(path, original);
+    }
+    t.deepEqual(fingerprint(target), before, `${typo.what}: nothing touched`);
+  }
+  const check = await npx(dir, 'provision', 'check', 'site');
+  t.is(check.code, 0, check.stderr);
+  t.regex(check.stdout, /playbooks\/site\.ts: ok/);
 }
 
 test.serial('a "module" project: npm install, provision init, tsc, converge, idempotent, --check', async (t) => {
