@@ -9,10 +9,6 @@ import {existsSync} from 'node:fs';
 import {dirname, join} from 'node:path';
 import {fileURLToPath, pathToFileURL} from 'node:url';
 
-// Compiled user code carries source maps: stack traces (and so where each task was written,
-// src/core/task.ts) name the user's .ts file and line. Enabled before any user code is loaded.
-process.setSourceMapsEnabled(true);
-
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 let dir;
 if (!existsSync(join(root, 'src')) && existsSync(join(root, 'dist', 'cli', 'main.mjs'))) {

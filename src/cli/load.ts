@@ -3,17 +3,16 @@
  * (`roles/<name>/index.ts`), TypeScript loaded at run time (see importUserModule).
  */
 import {existsSync, readFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
 import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {ExitCode, UserError, parseError} from '../core/errors.ts';
-import {currentProject, projectRoot} from '../core/paths.ts';
+import {currentProject, projectRoot, userCacheDir} from '../core/paths.ts';
 import {compiledUserModule} from './usercode.ts';
 import {taskName, taskSource, type LoadedRole} from '../core/engine.ts';
 import {didYouMean} from '../core/validate.ts';
 import type {Playbook, Role, Task} from '../core/types.ts';
 
-export {currentProject, projectRoot};
+export {currentProject, projectRoot, userCacheDir};
 
 /** Where a path given by the user or found in an inventory is, trying the cwd, then `base`, then the project root. */
 export function resolveUserPath(path: string, base?: string): string {
@@ -114,17 +113,6 @@ export function roleFiles(exported: unknown, playbookPath: string): string[] {
   const plays: unknown = (exported as {plays?: unknown} | undefined)?.plays;
   const names = new Set((Array.isArray(plays) ? plays : []).flatMap((p: {roles?: unknown} | undefined) => (Array.isArray(p?.roles) ? p.roles : []).filter((r): r is string => typeof r === 'string')));
   return [...names].map((n) => roleDir(roots, n)).filter((d) => d !== undefined).map((d) => join(d, 'index.ts'));
-}
-
-/**
- * A cache folder of the current project's (compiled user code, type-check results):
- * `node_modules/.cache/provision/<name>` of the nearest node_modules, else one in the system's temp folder.
- */
-export function userCacheDir(name: string): string {
-  for (let dir = currentProject(); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'node_modules'))) return join(dir, 'node_modules', '.cache', 'provision', name);
-    if (dirname(dir) === dir) return join(tmpdir(), `provision-cache-${process.getuid?.() ?? 'user'}`, name);
-  }
 }
 
 /** What makes provision's own declarations differ: its version and the bundle running (a new build: checked again). */

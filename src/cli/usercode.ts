@@ -9,22 +9,18 @@
  * running bundle's index.mjs, `'provision/roles'` of its roles.mjs: one copy of provision's modules for
  * the CLI and user code, whatever provision the user's project has installed and whatever its package
  * type. Other packages stay imports, resolved from the user file's folder; `import.meta.url`,
- * `.dirname` and `.filename` keep naming the source file. The output carries an inline source map
- * (bin/provision.js enables source maps), so a stack trace through user code names the user's .ts file
- * and line: that is where src/core/task.ts finds where each task was written.
+ * `.dirname` and `.filename` keep naming the source file. The output carries an inline source map,
+ * which src/core/task.ts reads to say where (the user's .ts file and line) a task was written.
  *
- * The cache: beside the repository's own bundle (node_modules/.cache/provision/user/); for an
- * installed package, node_modules/.cache/provision/user/ of the project it is installed in, else (not
- * writable: a global install) a folder under the system's temp directory.
+ * The cache: node_modules/.cache/provision/user/ of the current project (src/core/paths.ts userCacheDir).
  */
 import {createHash} from 'node:crypto';
-import {accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync} from 'node:fs';
+import {existsSync, readFileSync, readdirSync, rmSync, statSync} from 'node:fs';
 import {createRequire} from 'node:module';
-import {tmpdir, userInfo} from 'node:os';
-import {basename, dirname, join, relative, resolve} from 'node:path';
+import {dirname, join, relative, resolve} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {parseError} from '../core/errors.ts';
-import {projectRoot} from '../core/paths.ts';
+import {projectRoot, userCacheDir} from '../core/paths.ts';
 import {writeFileAtomic} from '../core/localfs.ts';
 
 interface Manifest {
@@ -50,27 +46,6 @@ function fresh(m: Manifest, bundle: string, dir: string): boolean {
   });
 }
 
-function writable(dir: string): boolean {
-  try {
-    mkdirSync(dir, {recursive: true});
-    accessSync(dir, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Where compiled user code for `bundle` is kept (see the header). */
-function compiledCacheDir(bundle: string): string {
-  const parent = dirname(bundle);
-  // The repository's bundle: node_modules/.cache/provision/<key>/.
-  if (basename(parent) === 'provision' && basename(dirname(parent)) === '.cache') return join(parent, 'user');
-  // An installed package's dist/: <project>/node_modules/provision/dist/.
-  const modules = dirname(parent);
-  const candidates = basename(modules) === 'node_modules' ? [join(modules, '.cache', 'provision', 'user')] : [join(parent, '.cache', 'user')];
-  return candidates.find(writable) ?? join(tmpdir(), `provision-${userInfo().uid}`, 'user');
-}
-
 /** Where `import ... from spec` goes when it names provision: the bundle's entry (undefined: not provision). */
 function provisionEntry(spec: string, resolveDir: string, bundle: string): string | undefined {
   if (spec === 'provision') return join(bundle, 'index.mjs');
@@ -84,7 +59,7 @@ function provisionEntry(spec: string, resolveDir: string, bundle: string): strin
 
 /** The file URL to import for user TypeScript `path`, compiled first when it (or an import) changed. */
 export async function compiledUserModule(path: string, bundle: string): Promise<string> {
-  const dir = compiledCacheDir(bundle);
+  const dir = userCacheDir('user');
   const id = createHash('sha256').update(path).digest('hex').slice(0, 16);
   const manifestPath = join(dir, `${id}.json`);
   try {
@@ -101,9 +76,9 @@ export async function compiledUserModule(path: string, bundle: string): Promise<
       bundle: true,
       write: false,
       metafile: true,
-      // Source paths in the map relative to `dir`, where the output is written.
+      // The map is made absolute and inlined below (the cache folder may be reached through a link).
       outfile: join(dir, `${id}.mjs`),
-      sourcemap: 'inline',
+      sourcemap: 'external',
       sourcesContent: false,
       format: 'esm',
       platform: 'node',
@@ -143,13 +118,27 @@ export async function compiledUserModule(path: string, bundle: string): Promise<
     if (err) throw parseError(err.text, err.location ? {file: shown(resolve(dirname(path), err.location.file)), line: err.location.line} : {file: shown(path)});
     throw e;
   }
-  const code = result.outputFiles[0].text;
+  const code = withInlineMap(result.outputFiles, join(dir, `${id}.mjs`));
   const out = `${id}-${createHash('sha256').update(code).digest('hex').slice(0, 12)}.mjs`;
   if (!existsSync(join(dir, out))) writeFileAtomic(join(dir, out), code);
   pruneOlder(dir, id, out);
   const inputs = Object.keys(result.metafile.inputs).map((f) => stamp(resolve(dirname(path), f))).filter((s) => s !== undefined);
   writeFileAtomic(manifestPath, JSON.stringify({bundle, inputs, out} satisfies Manifest));
   return pathToFileURL(join(dir, out)).href;
+}
+
+/**
+ * The compiled code with its source map inline, the map's sources absolute: a frame of this file maps
+ * to the user's own .ts path (src/core/task.ts), wherever the cache folder really is.
+ */
+function withInlineMap(files: readonly {path: string; text: string}[], outfile: string): string {
+  const js = files.find((f) => f.path.endsWith('.mjs'))!;
+  const map = files.find((f) => f.path.endsWith('.map'));
+  const code = js.text.replace(/\n\/\/# sourceMappingURL=.*\n?$/, '\n');
+  if (!map) return code;
+  const json = JSON.parse(map.text) as {sources: string[]};
+  json.sources = json.sources.map((s) => pathToFileURL(resolve(dirname(outfile), s)).href);
+  return `${code}//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(json)).toString('base64')}\n`;
 }
 
 /** Drop earlier compilations of the same file, those over 10 minutes old (a newer one may be what a concurrent run is about to import). */

@@ -3,7 +3,8 @@
  * lab inventory), found by walking up from this module. That works from src/ and from the prebuilt
  * bundle under node_modules/.cache/provision/ alike (bin/build.mjs).
  */
-import {existsSync} from 'node:fs';
+import {accessSync, constants, existsSync, mkdirSync} from 'node:fs';
+import {tmpdir} from 'node:os';
 import {dirname, join, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
 
@@ -30,4 +31,26 @@ export function currentProject(cwd = process.cwd()): string {
     if (existsSync(join(dir, 'package.json'))) return dir;
     if (dirname(dir) === dir) return resolve(cwd);
   }
+}
+
+/**
+ * A cache folder of the current project's (compiled user code, type-check results):
+ * `node_modules/.cache/provision/<name>` of the nearest node_modules (in provision's repository, its
+ * own), else (none, or not writable) one under the system's temp folder.
+ */
+export function userCacheDir(name: string): string {
+  for (let dir = currentProject(); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'node_modules'))) {
+      const cache = join(dir, 'node_modules', '.cache', 'provision', name);
+      try {
+        mkdirSync(cache, {recursive: true});
+        accessSync(cache, constants.W_OK);
+        return cache;
+      } catch {
+        break;
+      }
+    }
+    if (dirname(dir) === dir) break;
+  }
+  return join(tmpdir(), `provision-cache-${process.getuid?.() ?? 'user'}`, name);
 }

@@ -6,7 +6,9 @@
  * the task is made (the CLI reports them before any host is touched), arguments computed per host when
  * the task is bound (the task fails with the same one-line message, never a TypeError).
  */
-import {sep} from 'node:path';
+import {readFileSync} from 'node:fs';
+import {SourceMap} from 'node:module';
+import {dirname, resolve, sep} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import type {ModuleDef, Task, TaskContext, TaskOptions, Role, Play, Playbook, BoundTask, Vars, TaskResult} from './types.ts';
 import {fn, problems, z, type Exact} from './validate.ts';
@@ -16,18 +18,18 @@ export type ArgsOf<A> = A | ((ctx: TaskContext) => A);
 
 /** Task options as a schema: an unknown option (`notfiy`) is refused. */
 export const taskOptionsSchema = z.strictObject({
-  name: z.string().optional(),
-  when: fn<(ctx: TaskContext) => boolean>().optional(),
-  notify: z.union([z.string(), z.array(z.string())]).optional(),
-  tags: z.array(z.string()).optional(),
-  become: z.boolean().optional(),
-  becomeUser: z.string().optional(),
-  register: z.string().optional(),
-  ignoreErrors: z.boolean().optional(),
-  changedWhen: fn<(result: TaskResult) => boolean>().optional(),
-  failedWhen: fn<(result: TaskResult) => boolean>().optional(),
-  noLog: z.boolean().optional(),
-  diff: z.boolean().optional(),
+  name: z.optional(z.string()),
+  when: z.optional(fn<(ctx: TaskContext) => boolean>()),
+  notify: z.optional(z.union([z.string(), z.array(z.string())])),
+  tags: z.optional(z.array(z.string())),
+  become: z.optional(z.boolean()),
+  becomeUser: z.optional(z.string()),
+  register: z.optional(z.string()),
+  ignoreErrors: z.optional(z.boolean()),
+  changedWhen: z.optional(fn<(result: TaskResult) => boolean>()),
+  failedWhen: z.optional(fn<(result: TaskResult) => boolean>()),
+  noLog: z.optional(z.boolean()),
+  diff: z.optional(z.boolean()),
 });
 const optionsInSync: Exact<z.infer<typeof taskOptionsSchema>, TaskOptions> = true;
 void optionsInSync;
@@ -41,7 +43,7 @@ export interface TaskKind<I, A, C> {
   /** The name shown for the task (default: the module's). */
   readonly name?: string;
   /** What the user writes, checked at run time (default: the module's schema). */
-  readonly schema?: z.ZodType<I>;
+  readonly schema?: z.core.$ZodType<I>;
   /** The module's arguments from the user's (default: the same object). */
   toArgs?(input: I, ctx: TaskContext): A;
   /** What the task acts on, from the user's arguments (default: the module's `describe`). */
@@ -78,11 +80,38 @@ function callerSource(trace: {stack?: string}): TaskSource | undefined {
   for (const line of stack.split('\n').slice(1)) {
     const m = /(?:\(|at )((?:file:\/\/)?\/[^()]+?):(\d+):(\d+)\)?\s*$/.exec(line);
     if (!m) continue;
-    const file = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
-    if (ownDirs.some((d) => file.startsWith(d)) || file.includes(`${sep}node_modules${sep}`)) continue;
-    return {file, line: Number(m[2]), column: Number(m[3])};
+    const frame = original(m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1], Number(m[2]), Number(m[3]));
+    if (ownDirs.some((d) => frame.file.startsWith(d)) || frame.file.includes(`${sep}node_modules${sep}`)) continue;
+    return frame;
   }
   return undefined;
+}
+
+const inlineMaps = new Map<string, SourceMap | null>();
+
+/**
+ * A frame of compiled user code (src/cli/usercode.ts writes an inline source map) mapped back to the
+ * user's .ts file and line. Done here, on demand, rather than by Node's --enable-source-maps, which
+ * costs every run about 0.1 s (it scans every module loaded for a map).
+ */
+function original(file: string, line: number, column: number): TaskSource {
+  let map = inlineMaps.get(file);
+  if (map === undefined) {
+    map = null;
+    try {
+      const text = readFileSync(file, 'utf8');
+      const marker = '//# sourceMappingURL=data:application/json;base64,';
+      const at = text.lastIndexOf(marker);
+      if (at >= 0) map = new SourceMap(JSON.parse(Buffer.from(text.slice(at + marker.length).trim(), 'base64').toString('utf8')) as ConstructorParameters<typeof SourceMap>[0]);
+    } catch {
+      map = null;
+    }
+    inlineMaps.set(file, map);
+  }
+  const entry = map?.findEntry(line - 1, column - 1) as {originalSource?: string; originalLine?: number; originalColumn?: number} | undefined;
+  if (!entry?.originalSource || entry.originalLine === undefined) return {file, line, column};
+  const src = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : resolve(dirname(file), entry.originalSource);
+  return {file: src, line: entry.originalLine + 1, column: (entry.originalColumn ?? 0) + 1};
 }
 
 function isModule<A, C>(k: ModuleDef<A, C> | TaskKind<unknown, A, C>): k is ModuleDef<A, C> {
@@ -94,7 +123,7 @@ export function makeTask<I, A, C>(kind: TaskKind<I, A, C>, args: ArgsOf<I>, opti
 export function makeTask<I, A, C>(kindOrModule: ModuleDef<A, C> | TaskKind<I, A, C>, args: ArgsOf<I>, options: TaskOptions = {}): Task {
   const kind: TaskKind<I, A, C> = isModule(kindOrModule) ? {module: kindOrModule} : kindOrModule;
   const module = kind.module;
-  const schema = (kind.schema ?? module.schema) as z.ZodType<I> | undefined;
+  const schema = (kind.schema ?? module.schema) as z.core.$ZodType<I> | undefined;
   const toArgs = kind.toArgs ?? ((i: I) => i as unknown as A);
   const describe = kind.describe ?? ((i: I) => module.describe(i as unknown as A));
   const name = kind.name ?? module.name;
@@ -108,6 +137,11 @@ export function makeTask<I, A, C>(kindOrModule: ModuleDef<A, C> | TaskKind<I, A,
   const staticProblems = [...problems(taskOptionsSchema, options, 'task option'), ...argProblems];
   let label: string | undefined;
   if (!computed && argProblems.length === 0) label = describe(args as I);
+  const argsFor = (ctx: TaskContext, i = input(ctx)): A => {
+    if (computed) check(i);
+    else if (argProblems.length > 0) throw new TaskArgumentError(argProblems.join('; '));
+    return toArgs(i, ctx);
+  };
   const trace: {stack?: string} = {};
   Error.captureStackTrace(trace, makeTask);
   let source: TaskSource | undefined | null = null;
@@ -125,16 +159,15 @@ export function makeTask<I, A, C>(kindOrModule: ModuleDef<A, C> | TaskKind<I, A,
       if (label !== undefined) return label;
       try {
         const i = input(ctx);
-        return schema && !schema.safeParse(i).success ? undefined : describe(i);
+        return schema && !z.safeParse(schema, i).success ? undefined : describe(i);
       } catch {
         return undefined;
       }
     },
+    argsFor,
     bind(ctx: TaskContext): BoundTask {
       const i = input(ctx);
-      if (computed) check(i);
-      else if (argProblems.length > 0) throw new TaskArgumentError(argProblems.join('; '));
-      const a = toArgs(i, ctx);
+      const a = argsFor(ctx, i);
       const probe = module.probe?.(a);
       return {
         label: describe(i),

@@ -5,7 +5,7 @@
 import type {Cmd} from './cmd.ts';
 import type {Secret} from './secret.ts';
 import type {Facts} from '../facts/host.ts';
-import type {z} from 'zod';
+import type * as z from 'zod/mini';
 
 /** What a probe printed on the host: its stdout and exit status. */
 export interface ProbeOutput {
@@ -72,7 +72,7 @@ export interface ModuleDef<Args, Current> {
   /** A short label for the task when the user gave no name, e.g. the path or package list. */
   describe(args: Args): string;
   /** The arguments' schema, checked at run time (unknown keys, enums, required fields). */
-  readonly schema?: z.ZodType<Args>;
+  readonly schema?: z.core.$ZodType<Args>;
 }
 
 export type Vars = Readonly<Record<string, unknown>>;
@@ -170,6 +170,8 @@ export interface Task {
   problemsFor(ctx: TaskContext): readonly string[];
   /** What the task acts on for this host (computing the arguments), when that can be known. */
   describe(ctx: TaskContext): string | undefined;
+  /** Compute this host's arguments and check them, as `bind` does, without binding (templates are rendered). */
+  argsFor(ctx: TaskContext): unknown;
   /** Compute this host's arguments, check them and bind the module to them. */
   bind(ctx: TaskContext): BoundTask;
 }

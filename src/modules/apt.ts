@@ -36,11 +36,11 @@ export interface AptArgs {
 
 const aptArgs = z.strictObject({
   packages: z.union([z.string(), z.array(z.string())]),
-  state: z.enum(['present', 'absent', 'latest']).optional(),
-  updateCache: z.boolean().optional(),
-  cacheValidTime: z.number().int().nonnegative('expected 0 or more').optional(),
-  installRecommends: z.boolean().optional(),
-  purge: z.boolean().optional(),
+  state: z.optional(z.enum(['present', 'absent', 'latest'])),
+  updateCache: z.optional(z.boolean()),
+  cacheValidTime: z.optional(z.int().check(z.nonnegative({error: 'expected 0 or more'}))),
+  installRecommends: z.optional(z.boolean()),
+  purge: z.optional(z.boolean()),
 });
 const aptInSync: Exact<z.infer<typeof aptArgs>, AptArgs> = true;
 

@@ -20,10 +20,10 @@ interface Guards {
 }
 
 const guards = {
-  creates: z.string().optional(),
-  removes: z.string().optional(),
-  unless: z.string().optional(),
-  chdir: z.string().optional(),
+  creates: z.optional(z.string()),
+  removes: z.optional(z.string()),
+  unless: z.optional(z.string()),
+  chdir: z.optional(z.string()),
 };
 
 export interface CommandArgs extends Guards {

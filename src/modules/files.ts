@@ -22,9 +22,9 @@ export interface FileAttrs {
 }
 
 const fileAttrs = {
-  mode: z.string().optional(),
-  owner: z.string().optional(),
-  group: z.string().optional(),
+  mode: z.optional(z.string()),
+  owner: z.optional(z.string()),
+  group: z.optional(z.string()),
 };
 
 function requireAbsolute(path: string, field: string): void {
@@ -65,7 +65,7 @@ const fileArgs = z.strictObject({
   ...fileAttrs,
   path: z.string(),
   state: z.enum(['file', 'directory', 'link', 'absent', 'touch']),
-  src: z.string().optional(),
+  src: z.optional(z.string()),
 });
 const fileInSync: Exact<z.infer<typeof fileArgs>, FileArgs> = true;
 
@@ -130,7 +130,7 @@ export interface CopyArgs extends FileAttrs {
 }
 
 const content = z.union([z.string(), z.instanceof(Buffer), z.instanceof(Secret)]);
-const copyArgs = z.strictObject({...fileAttrs, dest: z.string(), content, validate: z.string().optional()});
+const copyArgs = z.strictObject({...fileAttrs, dest: z.string(), content, validate: z.optional(z.string())});
 const copyInSync: Exact<z.infer<typeof copyArgs>, CopyArgs> = true;
 
 function contentBuffer(c: CopyArgs['content']): Buffer {
@@ -186,8 +186,8 @@ export const copyModule: ModuleDef<CopyArgs, FileState> = {
 export type CopyInput = Omit<CopyArgs, 'content'> & ({readonly content: CopyArgs['content']; readonly src?: never} | {readonly src: string; readonly content?: never});
 
 const copyInput = z.union([
-  z.strictObject({...copyArgs.shape, src: z.undefined().optional()}),
-  z.strictObject({...copyArgs.shape, content: z.undefined().optional(), src: z.string()}),
+  z.strictObject({...copyArgs.shape, src: z.optional(z.undefined())}),
+  z.strictObject({...copyArgs.shape, content: z.optional(z.undefined()), src: z.string()}),
 ]);
 
 /**
@@ -197,7 +197,7 @@ const copyInput = z.union([
 export function copy(args: ArgsOf<CopyInput>, options?: TaskOptions): Task {
   return makeTask<CopyInput, CopyArgs, FileState>({
     module: copyModule,
-    schema: copyInput as z.ZodType<CopyInput>,
+    schema: copyInput as z.ZodMiniType<CopyInput>,
     describe: (a) => a.dest,
     toArgs: (a, ctx) => {
       const {src, ...rest} = a;
@@ -218,10 +218,10 @@ export interface TemplateArgs extends Omit<CopyArgs, 'content'> {
 const templateArgs = z.strictObject({
   ...fileAttrs,
   dest: z.string(),
-  validate: z.string().optional(),
+  validate: z.optional(z.string()),
   src: z.string(),
-  vars: z.record(z.string(), z.unknown()).optional(),
-  allowMissingVars: z.boolean().optional(),
+  vars: z.optional(z.record(z.string(), z.unknown())),
+  allowMissingVars: z.optional(z.boolean()),
 });
 const templateInSync: Exact<z.infer<typeof templateArgs>, TemplateArgs> = true;
 
@@ -294,13 +294,13 @@ export function editLines(text: string, a: LineInFileArgs): string {
 const lineInFileArgs = z.strictObject({
   ...fileAttrs,
   path: z.string(),
-  line: z.string().optional(),
-  regexp: z.string().optional(),
-  state: z.enum(['present', 'absent']).optional(),
-  insertAfter: z.string().optional(),
-  insertBefore: z.string().optional(),
-  create: z.boolean().optional(),
-  validate: z.string().optional(),
+  line: z.optional(z.string()),
+  regexp: z.optional(z.string()),
+  state: z.optional(z.enum(['present', 'absent'])),
+  insertAfter: z.optional(z.string()),
+  insertBefore: z.optional(z.string()),
+  create: z.optional(z.boolean()),
+  validate: z.optional(z.string()),
 });
 const lineInFileInSync: Exact<z.infer<typeof lineInFileArgs>, LineInFileArgs> = true;
 

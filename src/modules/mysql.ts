@@ -120,9 +120,9 @@ export interface MysqlDatabaseArgs {
 
 const mysqlDatabaseArgs = z.strictObject({
   name: z.string(),
-  state: z.enum(['present', 'absent']).optional(),
-  charset: z.string().optional(),
-  collation: z.string().optional(),
+  state: z.optional(z.enum(['present', 'absent'])),
+  charset: z.optional(z.string()),
+  collation: z.optional(z.string()),
 });
 const mysqlDatabaseInSync: Exact<z.infer<typeof mysqlDatabaseArgs>, MysqlDatabaseArgs> = true;
 
@@ -214,11 +214,11 @@ export interface MysqlUserArgs {
 
 const mysqlUserArgs = z.strictObject({
   name: z.string(),
-  host: z.union([z.string(), z.array(z.string())]).optional(),
-  password: password.optional(),
-  privileges: z.array(z.string()).optional(),
-  exclusive: z.boolean().optional(),
-  state: z.enum(['present', 'absent']).optional(),
+  host: z.optional(z.union([z.string(), z.array(z.string())])),
+  password: z.optional(password),
+  privileges: z.optional(z.array(z.string())),
+  exclusive: z.optional(z.boolean()),
+  state: z.optional(z.enum(['present', 'absent'])),
 });
 const mysqlUserInSync: Exact<z.infer<typeof mysqlUserArgs>, MysqlUserArgs> = true;
 
@@ -498,12 +498,12 @@ export interface MysqlReplicaArgs {
 
 const mysqlReplicaArgs = z.strictObject({
   primaryHost: z.string(),
-  primaryPort: z.number().int().optional(),
+  primaryPort: z.optional(z.int()),
   user: z.string(),
   password,
-  connectRetry: z.number().int().optional(),
-  flavor: z.enum(['mariadb', 'mysql']).optional(),
-  useGtid: z.enum(['slave_pos', 'current_pos']).optional(),
+  connectRetry: z.optional(z.int()),
+  flavor: z.optional(z.enum(['mariadb', 'mysql'])),
+  useGtid: z.optional(z.enum(['slave_pos', 'current_pos'])),
 });
 const mysqlReplicaInSync: Exact<z.infer<typeof mysqlReplicaArgs>, MysqlReplicaArgs> = true;
 

@@ -29,10 +29,10 @@ export interface ServiceArgs {
 
 const serviceArgs = z.strictObject({
   name: z.string(),
-  state: z.enum(['started', 'stopped', 'restarted', 'reloaded']).optional(),
-  enabled: z.boolean().optional(),
-  daemonReload: z.boolean().optional(),
-  masked: z.boolean().optional(),
+  state: z.optional(z.enum(['started', 'stopped', 'restarted', 'reloaded'])),
+  enabled: z.optional(z.boolean()),
+  daemonReload: z.optional(z.boolean()),
+  masked: z.optional(z.boolean()),
 });
 const serviceInSync: Exact<z.infer<typeof serviceArgs>, ServiceArgs> = true;
 

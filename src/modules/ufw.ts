@@ -55,13 +55,13 @@ export interface UfwRuleArgs {
 
 const ufwRuleArgs = z.strictObject({
   rule: ufwAction,
-  port: z.union([z.number().int(), z.string()]).optional(),
-  proto: ufwProto.optional(),
-  from: z.string().optional(),
-  to: z.string().optional(),
-  direction: z.enum(['in', 'out']).optional(),
-  comment: z.string().optional(),
-  state: z.enum(['present', 'absent']).optional(),
+  port: z.optional(z.union([z.int(), z.string()])),
+  proto: z.optional(ufwProto),
+  from: z.optional(z.string()),
+  to: z.optional(z.string()),
+  direction: z.optional(z.enum(['in', 'out'])),
+  comment: z.optional(z.string()),
+  state: z.optional(z.enum(['present', 'absent'])),
 });
 const ufwRuleInSync: Exact<z.infer<typeof ufwRuleArgs>, UfwRuleArgs> = true;
 
@@ -79,7 +79,7 @@ export interface UfwRulesArgs {
 
 const ufwRulesArgs = z.strictObject({
   rules: z.array(ufwRuleArgs),
-  prune: z.union([z.boolean(), z.strictObject({commentPrefix: z.string()})]).optional(),
+  prune: z.optional(z.union([z.boolean(), z.strictObject({commentPrefix: z.string()})])),
 });
 const ufwRulesInSync: Exact<z.infer<typeof ufwRulesArgs>, UfwRulesArgs> = true;
 
@@ -104,7 +104,7 @@ export interface UfwStateArgs {
 
 const ufwStateArgs = z.strictObject({
   enabled: z.boolean(),
-  requirePort: z.union([z.number().int(), z.literal(false)]).optional(),
+  requirePort: z.optional(z.union([z.int(), z.literal(false)])),
 });
 const ufwStateInSync: Exact<z.infer<typeof ufwStateArgs>, UfwStateArgs> = true;
 

@@ -69,16 +69,16 @@ export interface UserArgs {
 
 const userArgs = z.strictObject({
   name: z.string(),
-  state: z.enum(['present', 'absent']).optional(),
-  uid: z.number().int().nonnegative('expected 0 or more').optional(),
-  group: z.union([z.string(), z.number().int().nonnegative('expected 0 or more')]).optional(),
-  groups: z.array(z.string()).optional(),
-  append: z.boolean().optional(),
-  home: z.string().optional(),
-  shell: z.string().optional(),
-  system: z.boolean().optional(),
-  createHome: z.boolean().optional(),
-  comment: z.string().optional(),
+  state: z.optional(z.enum(['present', 'absent'])),
+  uid: z.optional(z.int().check(z.nonnegative({error: 'expected 0 or more'}))),
+  group: z.optional(z.union([z.string(), z.int().check(z.nonnegative({error: 'expected 0 or more'}))])),
+  groups: z.optional(z.array(z.string())),
+  append: z.optional(z.boolean()),
+  home: z.optional(z.string()),
+  shell: z.optional(z.string()),
+  system: z.optional(z.boolean()),
+  createHome: z.optional(z.boolean()),
+  comment: z.optional(z.string()),
 });
 const userInSync: Exact<z.infer<typeof userArgs>, UserArgs> = true;
 
@@ -227,9 +227,9 @@ export interface GroupArgs {
 
 const groupArgs = z.strictObject({
   name: z.string(),
-  state: z.enum(['present', 'absent']).optional(),
-  gid: z.number().int().nonnegative('expected 0 or more').optional(),
-  system: z.boolean().optional(),
+  state: z.optional(z.enum(['present', 'absent'])),
+  gid: z.optional(z.int().check(z.nonnegative({error: 'expected 0 or more'}))),
+  system: z.optional(z.boolean()),
 });
 const groupInSync: Exact<z.infer<typeof groupArgs>, GroupArgs> = true;
 

@@ -7,7 +7,8 @@
  */
 import test from 'ava';
 import {execFile} from 'node:child_process';
-import {readFileSync} from 'node:fs';
+import {mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
 import {request as httpRequest} from 'node:http';
 import {request as httpsRequest} from 'node:https';
 import {Socket} from 'node:net';
@@ -147,6 +148,55 @@ t('the second run changes nothing on any host', async (tt) => {
   figures.push(`site no-op re-run: ${(r.ms / 1000).toFixed(2)} s wall (engine ${(rc.duration_ms / 1000).toFixed(2)} s)`);
   const changed = r.stdout.split('\n').filter((l) => l.includes('"status":"changed"'));
   for (const h of cfg.hosts) tt.is(rc.hosts[h.name].changed, 0, `${h.name}: ${changed.filter((l) => l.includes(`"host":"${h.name}"`)).join('\n')}`);
+});
+
+t('provision init --example site, in a project of its own with provision installed from its tarball, converges the lab', async (tt) => {
+  // As a user: pack, install into an empty project, scaffold the reference site on the shipped roles.
+  const dir = mkdtempSync(join(tmpdir(), 'prov-site-'));
+  try {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && !k.startsWith('PROVISION_')));
+    const sh = (cmd: string, args: string[], cwd: string): Promise<Out> => new Promise((resolve) => {
+      const t0 = Date.now();
+      execFile(cmd, args, {cwd, env: {...env, NO_COLOR: '1'}, maxBuffer: 256 << 20, encoding: 'utf8', timeout: 600_000}, (err, stdout, stderr) => {
+        resolve({code: err ? (typeof (err as {code?: unknown}).code === 'number' ? (err as {code: number}).code : 1) : 0, stdout, stderr, ms: Date.now() - t0});
+      });
+    });
+    const pack = await sh('npm', ['pack', '--pack-destination', dir], root);
+    tt.is(pack.code, 0, pack.stderr);
+    const tarball = join(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
+    const project = join(dir, 'infra');
+    mkdirSync(project);
+    writeFileSync(join(project, 'package.json'), '{"name": "infra", "private": true, "type": "module"}\n');
+    const install = await sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], project);
+    tt.is(install.code, 0, install.stderr);
+    const init = await sh('npx', ['--no', '--', 'provision', 'init', '--example', 'site'], project);
+    tt.is(init.code, 0, init.stderr);
+    // The lab's state (keys, known_hosts, the vault passphrase, the ACME CA) is where the lab was
+    // brought up: this repository's .lab/, seen from the user's project as its own.
+    symlinkSync(paths.lab, join(project, '.lab'));
+
+    // Drift for the scaffolded site to repair: a stopped exporter on web1, a hand edit on lb2.
+    await ssh(host('web1'), 'systemctl stop prometheus-node-exporter');
+    await ssh(host('lb2'), 'echo "# hand edit" >> /etc/haproxy/haproxy.cfg');
+    const site = (): Promise<Out> => sh('npx', ['--no', '--', 'provision', 'run', 'site', '-i', inventory, '--json'], project);
+    const first = await site();
+    tt.is(first.code, 0, first.stderr + first.stdout.split('\n').filter((l) => l.includes('"status":"failed"')).join('\n'));
+    const rc = recapOf(first.stdout).hosts;
+    figures.push(`init --example site, installed from the tarball, on the converged lab with 2 drifts: ${(first.ms / 1000).toFixed(1)} s (pack ${(pack.ms / 1000).toFixed(1)} s, install ${(install.ms / 1000).toFixed(1)} s)`);
+    for (const h of cfg.hosts) tt.like(rc[h.name], {failed: 0, unreachable: 0});
+    tt.true(rc.web1.changed > 0 && rc.lb2.changed > 0, JSON.stringify(rc));
+    tt.is((await ssh(host('web1'), 'systemctl is-active prometheus-node-exporter')).stdout.trim(), 'active');
+    tt.notRegex((await ssh(host('lb2'), 'cat /etc/haproxy/haproxy.cfg')).stdout, /# hand edit/);
+    const second = await site();
+    tt.is(second.code, 0, second.stderr);
+    const rc2 = recapOf(second.stdout).hosts;
+    for (const h of cfg.hosts) tt.is(rc2[h.name].changed, 0, `${h.name}: the scaffolded site leaves the lab as the repository's site does`);
+    // And the repository's own site agrees: nothing to change.
+    const ours = await provision('run', 'site', '-i', inventory, '--json');
+    for (const h of cfg.hosts) tt.is(recapOf(ours.stdout).hosts[h.name].changed, 0, `${h.name}: playbooks/site.ts sees nothing to change`);
+  } finally {
+    rmSync(dir, {recursive: true, force: true});
+  }
 });
 
 t('HTTP on the VIP redirects to HTTPS; HTTPS answers with a certificate from the ACME server', async (tt) => {
