@@ -7,13 +7,14 @@ import {dirname, join, relative} from 'node:path';
 import {Command, CommanderError, Option} from 'commander';
 import {parse as parseYaml} from 'yaml';
 import {ExitCode, UserError, UserErrors, badOption, type ExitCodeValue} from '../core/errors.ts';
-import {preflight, runPlaybook, type EngineDeps, type RunOptions, type RunSummary} from '../core/engine.ts';
+import {batches, preflight, runPlaybook, type EngineDeps, type RunOptions, type RunSummary} from '../core/engine.ts';
 import type {Playbook} from '../core/types.ts';
+import type {Transport} from '../transport/types.ts';
 import {typecheck as typecheckUserCode} from './typecheck.ts';
 import type {Emit, RunEvent} from '../core/events.ts';
 import type {Vars} from '../core/types.ts';
 import {mask} from '../core/secret.ts';
-import {loadInventory, selectHosts} from '../inventory/index.ts';
+import {loadInventory, selectHosts, type Inventory} from '../inventory/index.ts';
 import {registerInventory} from './inventory.ts';
 import {registerLab} from './lab.ts';
 import {currentProject, findPlaybook, loadPlaybook, playbookProblems, provisionVersionKey, roleFiles, roleLoader, userCacheDir} from './load.ts';
@@ -146,36 +147,21 @@ async function pickRenderer(flags: RunFlags, live: {playbook: string; inventory:
   return {emit: plainWriter(out, {verbose: flags.verbose, color: !!process.stdout.isTTY && !process.env.NO_COLOR}), done: async () => undefined};
 }
 
-/**
- * Load a playbook and refuse it, before any host is touched, for anything that can be known without
- * one: a syntax error, a type error in it or any file it loads (unless `typecheck` is false; cached by
- * content), a wrong task option or fixed argument, a notify naming no handler. Exit 4, one line each.
- */
-async function checkedPlaybook(playbookPath: string, typecheck = true): Promise<{playbook: Playbook; loadRole: ReturnType<typeof roleLoader>}> {
-  const playbook = await loadPlaybook(playbookPath, async (exported) => {
+/** Load a playbook, refusing (exit 4, a `file:line:col` line each) a syntax error or a type error in it or any file it loads (unless `typecheck` is false; cached by content). */
+function typecheckedPlaybook(playbookPath: string, typecheck = true): Promise<Playbook> {
+  return loadPlaybook(playbookPath, async (exported) => {
     if (!typecheck) return;
     const roots = [playbookPath, ...roleFiles(exported, playbookPath)];
     const {errors} = await typecheckUserCode(roots, {cacheDir: userCacheDir('typecheck'), salt: provisionVersionKey()});
     if (errors.length > 0) throw new UserErrors(errors);
   });
-  const loadRole = roleLoader(playbookPath);
-  const problems = await playbookProblems(playbook, playbookPath, loadRole);
-  if (problems.length > 0) throw new UserErrors(problems);
-  return {playbook, loadRole};
 }
 
-async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue> {
-  const playbookPath = findPlaybook(playbookArg);
-  const invPath = flags.inventory ?? defaultInventory();
-  if (flags.vaultPasswordFile !== undefined) setVaultPasswordFile(flags.vaultPasswordFile);
-  installVaultPrompt();
-  await primeExtraVarsVault(flags.extraVars);
-  const [inventory, {playbook, loadRole}] = await Promise.all([loadInventory(invPath), checkedPlaybook(playbookPath, flags.typecheck)]);
-  const extraVars = parseExtraVars(flags.extraVars);
-  const limit = flags.limit !== undefined ? new Set(selectHosts(inventory, flags.limit, process.cwd())) : undefined;
-  if (limit && limit.size === 0) throw badOption(`--limit '${flags.limit}' matches no host of ${relative(process.cwd(), inventory.source)}`);
-  const opts: RunOptions = {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars, lockTimeoutS: flags.lockTimeout};
-  const deps: Omit<EngineDeps, 'emit' | 'connect'> = {
+/** What the engine needs besides the connections and the event sink. */
+type StaticDeps = Omit<EngineDeps, 'emit' | 'connect' | 'signal'>;
+
+function staticDeps(playbookPath: string, inventory: Inventory, limit: ReadonlySet<string> | undefined, loadRole = roleLoader(playbookPath)): StaticDeps {
+  return {
     inventory,
     select: (p) => selectHosts(inventory, p),
     limit,
@@ -184,9 +170,67 @@ async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue>
     readFile: readRoleFileContent,
     playDirs: [...new Set([dirname(playbookPath), dirname(dirname(playbookPath))])],
   };
-  // Still before any host is touched: a template printing a variable nobody defines.
-  const missing = await preflight(playbook, opts, {...deps, emit: () => undefined, connect: () => Promise.reject(new Error('no connection before the run'))});
+}
+
+/**
+ * The checks after the type check, all before any command runs on a host (exit 4, one line each): task
+ * options and fixed arguments, notify naming no handler, and (with an inventory) arguments computed
+ * from variables and templates printing a variable nobody defines (the engine's preflight).
+ */
+async function checkPlaybook(playbook: Playbook, playbookPath: string, loadRole: StaticDeps['loadRole'], pre?: {readonly deps: StaticDeps; readonly opts: RunOptions}): Promise<void> {
+  const problems = await playbookProblems(playbook, playbookPath, loadRole);
+  if (problems.length > 0) throw new UserErrors(problems);
+  if (!pre) return;
+  const missing = await preflight(playbook, pre.opts, {...pre.deps, emit: () => undefined, connect: () => Promise.reject(new Error('no connection before the run'))});
   if (missing.length > 0) throw new UserErrors(missing);
+}
+
+/**
+ * SSH connections to the first hosts the run will start with, opened while the checks run (their
+ * handshakes overlap the checks, as they overlapped loading the roles before there were checks). No
+ * command runs on a host before the checks pass; when they fail, the connections are closed unused.
+ */
+function earlyConnections(playbook: Playbook, deps: StaticDeps, forks: number, open: (host: string, vars: Vars) => Promise<Transport>): {connect(host: string, vars: Vars): Promise<Transport>; close(): Promise<void>} {
+  const first = playbook.plays[0];
+  const hosts = first ? batches(deps.select(first.hosts).filter((h) => !deps.limit || deps.limit.has(h)), first.serial)[0].slice(0, forks) : [];
+  const early = new Map(hosts.map((h) => {
+    const p = open(h, deps.inventory.hostVars(h));
+    p.catch(() => undefined); // reported when the engine takes it
+    return [h, p] as const;
+  }));
+  return {
+    connect(host, vars) {
+      const p = early.get(host);
+      early.delete(host);
+      return p ?? open(host, vars);
+    },
+    async close() {
+      await Promise.all([...early.values()].map((p) => p.then((t) => t.close(), () => undefined).catch(() => undefined)));
+      early.clear();
+    },
+  };
+}
+
+async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue> {
+  const playbookPath = findPlaybook(playbookArg);
+  const invPath = flags.inventory ?? defaultInventory();
+  if (flags.vaultPasswordFile !== undefined) setVaultPasswordFile(flags.vaultPasswordFile);
+  installVaultPrompt();
+  await primeExtraVarsVault(flags.extraVars);
+  const [inventory, playbook] = await Promise.all([loadInventory(invPath), typecheckedPlaybook(playbookPath, flags.typecheck)]);
+  const extraVars = parseExtraVars(flags.extraVars);
+  const limit = flags.limit !== undefined ? new Set(selectHosts(inventory, flags.limit, process.cwd())) : undefined;
+  if (limit && limit.size === 0) throw badOption(`--limit '${flags.limit}' matches no host of ${relative(process.cwd(), inventory.source)}`);
+  const opts: RunOptions = {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars, lockTimeoutS: flags.lockTimeout};
+  const deps = staticDeps(playbookPath, inventory, limit);
+  const connectOpts: ConnectOptions = {acceptNewHostKeys: !!flags.acceptNewHostKeys, inventoryDir: inventory.source, connectTimeoutMs: flags.timeout ? flags.timeout * 1000 : undefined};
+  const connections = earlyConnections(playbook, deps, flags.forks, (host, vars) => connectHost(host, vars, connectOpts));
+  try {
+    await checkPlaybook(playbook, playbookPath, deps.loadRole, {deps, opts});
+  } catch (e) {
+    await connections.close();
+    throw e;
+  }
 
   const ac = new AbortController();
   let interrupts = 0;
@@ -207,11 +251,10 @@ async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue>
 
   const renderer = await pickRenderer(flags, {playbook: playbookArg, inventory: invPath, onInterrupt: () => interrupt(true)});
   const emit = (e: RunEvent): void => renderer.emit(e);
-  const connectOpts: ConnectOptions = {acceptNewHostKeys: !!flags.acceptNewHostKeys, inventoryDir: inventory.source, connectTimeoutMs: flags.timeout ? flags.timeout * 1000 : undefined};
   const allHosts = inventory.hostNames.filter((h) => !limit || limit.has(h));
   emit({type: 'start', playbook: playbook.name, inventory: inventory.source, check: !!flags.check, diff: !!flags.diff, hosts: allHosts});
   try {
-    const summary = await runPlaybook(playbook, opts, {...deps, connect: (host, vars) => connectHost(host, vars, connectOpts), emit, signal: ac.signal});
+    const summary = await runPlaybook(playbook, opts, {...deps, connect: connections.connect, emit, signal: ac.signal});
     await renderer.done();
     const hint = writeRetryFile(playbookPath, summary, (m) => process.stderr.write(`[WARNING]: ${m}\n`));
     if (hint) process.stderr.write(`${hint}\n`);
@@ -266,10 +309,23 @@ export function buildProgram(): Command {
     .command('check')
     .description("check a playbook without touching any host (Ansible's --syntax-check): syntax, types, task arguments and options, handlers")
     .argument('<playbook>', 'playbook name or path')
+    .option('-i, --inventory <file>', 'also check the arguments computed from its variables and the templates (default: as for run, when there is one)')
+    .option('-e, --extra-vars <vars>', 'key=value, JSON, or @file.yml (repeatable)', collect, [])
     .option('--no-typecheck', 'skip the type check')
-    .action(async (pb: string, flags: {typecheck: boolean}) => {
+    .action(async (pb: string, flags: {typecheck: boolean; inventory?: string; extraVars: string[]}) => {
       const path = findPlaybook(pb);
-      const {playbook} = await checkedPlaybook(path, flags.typecheck);
+      const playbook = await typecheckedPlaybook(path, flags.typecheck);
+      let invPath = flags.inventory;
+      if (invPath === undefined) {
+        try {
+          invPath = defaultInventory();
+        } catch {
+          invPath = undefined; // no inventory: the checks that need one are skipped
+        }
+      }
+      const loadRole = roleLoader(path);
+      const inventory = invPath === undefined ? undefined : await loadInventory(invPath);
+      await checkPlaybook(playbook, path, loadRole, inventory && {deps: staticDeps(path, inventory, undefined, loadRole), opts: {check: true, diff: false, forks: 1, extraVars: parseExtraVars(flags.extraVars)}});
       process.stdout.write(`${relative(process.cwd(), path) || path}: ok (${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'})\n`);
       process.exitCode = ExitCode.ok;
     });
