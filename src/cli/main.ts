@@ -260,6 +260,7 @@ async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue>
     if (hint) process.stderr.write(`${hint}\n`);
     return exitCodeOf(summary);
   } finally {
+    await connections.close(); // any the run did not take (interrupted before it reached them)
     await renderer.done(); // gives the terminal back even when the run threw
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
