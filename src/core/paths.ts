@@ -38,8 +38,8 @@ export function currentProject(cwd = process.cwd()): string {
  * `node_modules/.cache/provision/<name>` of the nearest node_modules (in provision's repository, its
  * own), else (none, or not writable) one under the system's temp folder.
  */
-export function userCacheDir(name: string): string {
-  for (let dir = currentProject(); ; dir = dirname(dir)) {
+export function userCacheDir(name: string, cwd = process.cwd()): string {
+  for (let dir = currentProject(cwd); ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'node_modules'))) {
       const cache = join(dir, 'node_modules', '.cache', 'provision', name);
       try {

@@ -7,6 +7,7 @@ import {mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSy
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {buildKey, ensureBuild} from '../../bin/build.mjs';
+import {userCacheDir} from '../../src/core/paths.ts';
 import {projectRoot as root, runCli, type Cli} from '../helpers/cli.ts';
 
 
@@ -44,7 +45,7 @@ test('user TypeScript: relative imports and import.meta work; an edit is compile
   const start = JSON.parse(first.stdout.split('\n')[0]) as {playbook: string};
   t.is(start.playbook, `from ${join(dir, 'playbooks')}`, 'import.meta.dirname names the source folder');
 
-  const userCache = join(root, 'node_modules', '.cache', 'provision', 'user');
+  const userCache = userCacheDir('user', dir); // the project's (this one has no node_modules: the temp folder's)
   const before = new Set(readdirSync(userCache));
   const again = await cli(['run', 'playbooks/where.ts', '-i', 'inventory.yml', '--json'], dir);
   t.is(again.code, 0);
