@@ -17,7 +17,10 @@
  * the controller's CPU time (user + sys, children included) and peak RSS (the whole process tree,
  * sampled every 100 ms; Ansible forks a process per host) are measured too.
  *
- * Writes bench/results/<timestamp>.{md,svg,json} and latest.{md,svg,json}; prints the table.
+ * Writes bench/results/<timestamp>.{md,svg,json} (the tables, the chart, the measures behind them) and
+ * latest.{md,svg}; prints the table. The commands' raw output (each run's recap and log) goes to
+ * bench/results/raw/<timestamp>.json, which git ignores: look there when a row looks wrong.
+ * `--render bench/results/<timestamp>.json` writes the tables and chart of that run again.
  *
  *   npm run bench -- [--scenarios lab,scale] [--hosts 1,10,50,100] [--runs 3] [--site-first-runs 3]
  *                    [--ansible-runs N] [--ansible-change-max-hosts N] [--tools provision,ansible]
@@ -395,7 +398,19 @@ function labMd(lab: LabResults): string {
 // ---------------------------------------------------------------------------------------------------
 // The run
 
-const earlier = values.render !== undefined ? (JSON.parse(readFileSync(values.render, 'utf8')) as {started: string; machine: string; load: [number, number]; hosts: number[]; results: Results; lab?: LabResults}) : undefined;
+/** What bench/results/<timestamp>.json holds: the measures (no raw output), enough for `--render`. */
+interface Saved {
+  readonly started: string;
+  readonly machine: string;
+  readonly load: [number, number];
+  readonly hosts: number[];
+  readonly runs?: number;
+  /** `--ansible-change-max-hosts` (null: every host count). Missing in files written before it was kept. */
+  readonly ansibleChangeMax?: number | null;
+  readonly results: Results;
+  readonly lab?: LabResults;
+}
+const earlier = values.render !== undefined ? (JSON.parse(readFileSync(values.render, 'utf8')) as Saved) : undefined;
 if (earlier) {
   hostCounts.splice(0, hostCounts.length, ...earlier.hosts);
   maxHosts = hostCounts.length ? Math.max(...hostCounts) : 0;
@@ -474,6 +489,7 @@ try {
 // Results
 
 const load1 = earlier ? earlier.load[1] : loadavg()[0];
+const changeMax = earlier ? (earlier.ansibleChangeMax ?? Infinity) : ansibleChangeMax;
 const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
 const title = `30-task play on ${hostCounts.join(' / ')} loopback hosts: provision vs ansible-playbook`;
 const md = [
@@ -499,18 +515,37 @@ const md = [
     '',
   'Medians of the runs shown. No-op: nothing to change; 5 changes: every host gets 5 re-rendered templates (`-e value=N`). ' +
     'Ansible: pipelining on, forks = hosts, ControlPersist; from 50 hosts on it runs once per row unless `--ansible-runs` says otherwise' +
-    (Number.isFinite(ansibleChangeMax) ? `; its runs with changes were measured up to ${ansibleChangeMax} hosts only` : '') + '. ' +
+    (Number.isFinite(changeMax) ? `; its runs with changes were measured up to ${changeMax} hosts only` : '') + '. ' +
     'Hosts are one sshd on loopback (the controller and the "hosts" share the CPUs). CPU: user + system time of the tool and its children; ' +
     'RSS of the process tree sampled every 100 ms.',
     '',
   ] : []),
   ...(failures.length ? ['Failed (rows above hold what was measured before the failure):', '', ...failures.map((f) => `- ${f}`), ''] : []),
 ].join('\n');
+// The measures alone: each run's raw output (`out`, up to 20 KB a run, over 1 MB a bench) stays out
+// of the committed results.
+const numbers = (ms: readonly Measure[]): Measure[] => ms.map((m) => ({ms: m.ms, cpuS: m.cpuS, maxRssKb: m.maxRssKb, ...(m.treeRssKb !== undefined ? {treeRssKb: m.treeRssKb} : {})}));
+const scenarioNumbers = (s: Scenario): Scenario => ({first: numbers(s.first), noop: numbers(s.noop), change: numbers(s.change)});
+const perTool = <T>(byTool: Partial<Record<Tool, T>>, f: (t: T) => T): Partial<Record<Tool, T>> =>
+  Object.fromEntries((Object.entries(byTool) as [Tool, T][]).map(([tool, t]) => [tool, f(t)]));
+const saved: Saved = {
+  started: started.toISOString(), machine, load: [load0, load1], hosts: hostCounts, runs: earlier ? earlier.runs : runs,
+  ansibleChangeMax: Number.isFinite(changeMax) ? changeMax : null,
+  results: Object.fromEntries(Object.entries(results).map(([n, byTool]) => [n, perTool(byTool, scenarioNumbers)])),
+  ...(lab ? {lab: {...lab, tools: perTool(lab.tools, (t) => ({siteFirst: numbers(t.siteFirst), siteNoop: numbers(t.siteNoop), siteCheck: numbers(t.siteCheck), play30: scenarioNumbers(t.play30)}))}} : {}),
+};
 mkdirSync(values.out, {recursive: true});
-const base = join(values.out, values.label ?? stamp);
+const name = values.label ?? stamp;
+const base = join(values.out, name);
 writeFileSync(`${base}.md`, md);
 if (hostCounts.length) writeFileSync(`${base}.svg`, chartSvg(results, title));
-writeFileSync(`${base}.json`, JSON.stringify({started: started.toISOString(), machine, load: [load0, load1], hosts: hostCounts, runs, results, lab}, null, 1) + '\n');
-for (const ext of hostCounts.length ? ['md', 'svg', 'json'] : ['md', 'json']) copyFileSync(`${base}.${ext}`, join(values.out, `latest.${ext}`));
+writeFileSync(`${base}.json`, JSON.stringify(saved, null, 1) + '\n');
+// latest.{md,svg}: what README shows (no latest.json: it would only repeat <timestamp>.json).
+for (const ext of hostCounts.length ? ['md', 'svg'] : ['md']) copyFileSync(`${base}.${ext}`, join(values.out, `latest.${ext}`));
+if (!earlier) {
+  // Raw output, for a look after the run (git ignores raw/): results and lab as measured, `out` included.
+  mkdirSync(join(values.out, 'raw'), {recursive: true});
+  writeFileSync(join(values.out, 'raw', `${name}.json`), JSON.stringify({started: saved.started, results, lab}, null, 1) + '\n');
+}
 console.log(md);
-console.log(`written: ${relative(process.cwd(), base)}.{md,svg,json} and latest.*`);
+console.log(`written: ${relative(process.cwd(), base)}.{${hostCounts.length ? 'md,svg,json' : 'md,json'}} and latest.{${hostCounts.length ? 'md,svg' : 'md'}}${earlier ? '' : `; raw output: ${relative(process.cwd(), join(values.out, 'raw', `${name}.json`))}`}`);

@@ -7,6 +7,8 @@
  *   shared chunks: esbuild's bundle, the same build as the repository's own (bin/build.mjs), so the CLI
  *   and user code importing either entry share one copy of provision's modules.
  * - dist/types/: the declarations of the public API (tsconfig.build.json).
+ * - roles/app/files/app.js: the sample app's bundle (roles/app/build.mjs), built, not committed; the
+ *   shipped `app` role copies it to the web servers, so the package must hold it.
  *
  * A fresh clone has no node_modules: `npm ci` runs first. Everything is logged on stderr (npm pack
  * prints the tarball's name on stdout).
@@ -26,7 +28,7 @@ function run(cmd, args) {
 }
 
 const has = (pkg) => existsSync(join(root, 'node_modules', pkg, 'package.json'));
-if (!has('esbuild') || !has('typescript')) {
+if (!has('esbuild') || !has('typescript') || !has('mysql2')) {
   // npm sets npm_execpath to its own CLI when it runs a script.
   const npm = process.env.npm_execpath;
   if (npm) run(process.execPath, [npm, 'ci', '--no-audit', '--no-fund']);
@@ -46,3 +48,5 @@ try {
 }
 run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json']);
 process.stderr.write('prepack: dist/ ready\n');
+// Not --if-deps: a package without app.js would ship an `app` role that fails on every web server.
+run(process.execPath, [join(root, 'roles', 'app', 'build.mjs')]);

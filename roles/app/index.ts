@@ -1,8 +1,8 @@
 /**
  * The sample app (issue 4): Node.js from the distribution, the app bundled on the controller into one
- * file (`files/app.js`, built by `node roles/app/build.mjs` from `src/`), run by systemd as the
- * unprivileged system user `app`, listening on 127.0.0.1:3000 behind nginx. Restarted when the bundle,
- * its environment file or its unit changes.
+ * file (`files/app.js`, built by `node roles/app/build.mjs` from `src/` when `npm ci` or `npm pack`
+ * runs; never committed), run by systemd as the unprivileged system user `app`, listening on
+ * 127.0.0.1:3000 behind nginx. Restarted when the bundle, its environment file or its unit changes.
  *
  * The app writes notes to the primary (`db_primary_host`) and reads them from the replicas
  * (`db_replica_hosts`); `/health` never touches the database, so the load balancers' checks pass
@@ -43,6 +43,20 @@ export function envValue(value: string): string {
   return `"${value.replace(/[\\"$`]/g, (c) => `\\${c}`)}"`;
 }
 
+/**
+ * `files/app.js`, the bundle. It is built, not committed: a clone where nobody ran `npm ci` (or
+ * `npm run build:app`) has none, and the task fails with one line saying how to build it.
+ */
+export function appBundle(ctx: TaskContext): Buffer {
+  try {
+    return ctx.readFile('app.js');
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (!/not found/.test(msg)) throw err;
+    throw new Error(`app: ${msg}: build it with \`npm run build:app\` (npm ci builds it too)`);
+  }
+}
+
 function reveal(v: unknown, name: string): string {
   if (v instanceof Secret) return v.reveal();
   if (typeof v === 'string' && v !== '') return v;
@@ -74,7 +88,7 @@ export default defineRole({
     apt({packages: ['nodejs']}, {name: 'Node.js from the distribution'}),
     user((ctx) => ({name: String(ctx.vars.app_user), system: true, createHome: false, home: String(ctx.vars.app_dir), shell: '/usr/sbin/nologin', comment: 'sample app'}), {name: 'app user'}),
     file((ctx) => ({path: String(ctx.vars.app_dir), state: 'directory', owner: 'root', group: 'root', mode: '0755'}), {name: 'app directory'}),
-    copy((ctx) => ({src: 'app.js', dest: `${ctx.vars.app_dir}/app.js`, owner: 'root', group: 'root', mode: '0644'}), {name: 'app bundle', notify: 'restart app'}),
+    copy((ctx) => ({content: appBundle(ctx), dest: `${ctx.vars.app_dir}/app.js`, owner: 'root', group: 'root', mode: '0644'}), {name: 'app bundle', notify: 'restart app'}),
     file((ctx) => ({path: '/etc/app', state: 'directory', owner: 'root', group: String(ctx.vars.app_user), mode: '0750'}), {name: 'app config directory'}),
     copy(
       (ctx) => ({

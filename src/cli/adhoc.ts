@@ -3,9 +3,9 @@
  */
 import pLimit from 'p-limit';
 import {ExitCode, badOption, type ExitCodeValue} from '../core/errors.ts';
-import {mask} from '../core/secret.ts';
+import {mask, maskValue} from '../core/secret.ts';
 import {runCommand, type Identity} from '../core/remote.ts';
-import {truthy} from '../core/engine.ts';
+import {truthy} from '../shared/vars.ts';
 import {UnreachableError} from '../transport/types.ts';
 import {loadInventory, selectHosts} from '../inventory/index.ts';
 import {connectHost} from './connect.ts';
@@ -19,7 +19,8 @@ interface AdhocFlags {
   forks: number;
 }
 
-type Outcome = {host: string; status: 'ok' | 'changed' | 'failed' | 'unreachable'; rc?: number; stdout?: string; stderr?: string; msg?: string};
+/** What one host answered to `ping` or `exec`: raw, unmasked (`formatOutcome` masks). */
+export type Outcome = {host: string; status: 'ok' | 'changed' | 'failed' | 'unreachable'; rc?: number; stdout?: string; stderr?: string; msg?: string};
 
 export async function adhoc(kind: 'ping' | 'exec', pattern: string, command: string | undefined, flags: AdhocFlags, defaultInventory: () => string): Promise<ExitCodeValue> {
   const inv = await loadInventory(flags.inventory ?? defaultInventory());
@@ -46,7 +47,7 @@ export async function adhoc(kind: 'ping' | 'exec', pattern: string, command: str
         const r = await runCommand(t, who, 'echo pong');
         return r.code === 0 && r.stdout.trim() === 'pong'
           ? {host, status: 'ok', msg: wantBecome ? `pong (sudo to ${becomeUser} works)` : 'pong'}
-          : {host, status: 'failed', rc: r.code, msg: `sudo -n failed: ${r.stderr.trim() || r.stdout.trim()}`};
+          : {host, status: 'failed', rc: r.code, msg: `sudo -n failed: ${mask(r.stderr).trim() || mask(r.stdout).trim()}`};
       }
       const r = await runCommand(t, who, command ?? 'true');
       return {host, status: r.code === 0 ? 'changed' : 'failed', rc: r.code, stdout: r.stdout, stderr: r.stderr};
@@ -57,18 +58,23 @@ export async function adhoc(kind: 'ping' | 'exec', pattern: string, command: str
       await t.close();
     }
   })));
-  for (const o of outcomes) {
-    if (flags.json) {
-      process.stdout.write(mask(JSON.stringify({type: 'result', host: o.host, task: kind, status: o.status, rc: o.rc ?? null, stdout: o.stdout ?? '', stderr: o.stderr ?? '', msg: o.msg ?? ''})) + '\n');
-    } else if (o.status === 'unreachable') {
-      process.stdout.write(`${o.host} | UNREACHABLE! => ${mask(o.msg ?? '')}\n`);
-    } else if (kind === 'ping') {
-      process.stdout.write(`${o.host} | ${o.status === 'ok' ? 'SUCCESS' : 'FAILED'} => ${mask(o.msg ?? '')}\n`);
-    } else {
-      process.stdout.write(`${o.host} | ${o.status === 'failed' ? 'FAILED' : 'CHANGED'} | rc=${o.rc} >>\n${mask((o.stdout ?? '') + (o.stderr ?? ''))}${(o.stdout ?? '').endsWith('\n') || !o.stdout ? '' : '\n'}`);
-    }
-  }
+  for (const o of outcomes) process.stdout.write(formatOutcome(kind, o, !!flags.json));
   if (outcomes.some((o) => o.status === 'unreachable')) return ExitCode.unreachable;
   if (outcomes.some((o) => o.status === 'failed')) return ExitCode.hostFailed;
   return ExitCode.ok;
+}
+
+/**
+ * The output for one host: a JSON line under `--json`, Ansible's ad-hoc lines otherwise. Pure.
+ * The outcome's values are masked first, then shaped (serialised, joined, ended with a newline).
+ */
+export function formatOutcome(kind: 'ping' | 'exec', outcome: Outcome, json: boolean): string {
+  const o = maskValue(outcome);
+  if (json) return JSON.stringify({type: 'result', host: o.host, task: kind, status: o.status, rc: o.rc ?? null, stdout: o.stdout ?? '', stderr: o.stderr ?? '', msg: o.msg ?? ''}) + '\n';
+  if (o.status === 'unreachable') return `${o.host} | UNREACHABLE! => ${o.msg ?? ''}\n`;
+  if (kind === 'ping') return `${o.host} | ${o.status === 'ok' ? 'SUCCESS' : 'FAILED'} => ${o.msg ?? ''}\n`;
+  // Both streams, as a terminal shows them; a secret split across the two shows whole once they are
+  // joined, so the joined text (plain text, not yet shaped) is masked too.
+  const output = mask((o.stdout ?? '') + (o.stderr ?? ''));
+  return `${o.host} | ${o.status === 'failed' ? 'FAILED' : 'CHANGED'} | rc=${o.rc} >>\n${output}${output === '' || output.endsWith('\n') ? '' : '\n'}`;
 }

@@ -5,7 +5,7 @@
  */
 import type {Command} from 'commander';
 import {badOption} from '../core/errors.ts';
-import {mask} from '../core/secret.ts';
+import {maskValue} from '../core/secret.ts';
 import {inventoryGraph, inventoryList, loadInventory, sortKeys} from '../inventory/index.ts';
 
 interface InventoryOptions {
@@ -31,10 +31,10 @@ export function registerInventory(program: Command, defaultInventory: () => stri
       const inv = await loadInventory(options.inventory ?? defaultInventory());
       for (const w of inv.warnings) process.stderr.write(`[WARNING]: ${w}\n`);
       if (options.list) {
-        process.stdout.write(mask(JSON.stringify(inventoryList(inv), null, 2)) + '\n'); // vault values print as ***
+        process.stdout.write(JSON.stringify(maskValue(inventoryList(inv)), null, 2) + '\n'); // vault values print as ***
       } else if (options.host !== undefined) {
         if (!inv.hostNames.includes(options.host)) throw badOption(`inventory: no host ${options.host} in ${inv.source}`);
-        process.stdout.write(mask(JSON.stringify(sortKeys(inv.hostVars(options.host)), null, 2)) + '\n');
+        process.stdout.write(JSON.stringify(maskValue(sortKeys(inv.hostVars(options.host))), null, 2) + '\n');
       } else {
         const group = typeof options.graph === 'string' ? options.graph : 'all';
         process.stdout.write(inventoryGraph(inv, group) + '\n');

@@ -28,6 +28,7 @@ import {installVaultPrompt, primeExtraVarsVault, registerVault} from './vault.ts
 import {registerInit} from './init.ts';
 import {writeRetryFile} from './retry.ts';
 import {isAnsibleVaultText, isVaultText, openVaultFile, registerVaultValues, setVaultPasswordFile} from '../core/vault.ts';
+import {KvSyntaxError, parseKeyValues, type KeyValues} from './kv.ts';
 
 /**
  * The inventory used when none is given: $PROVISION_INVENTORY, else the current project's
@@ -56,7 +57,7 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** `-e key=value`, `-e '{"json": 1}'`, `-e @vars.yml`. */
+/** `-e key=value` (parsed as Ansible does: `msg='hello world' n=1`, values stay strings), `-e '{"json": 1}'`, `-e @vars.yml`. */
 export function parseExtraVars(items: readonly string[]): Vars {
   const out: Record<string, unknown> = {};
   for (const item of items) {
@@ -84,12 +85,21 @@ export function parseExtraVars(items: readonly string[]): Vars {
       } catch {
         throw badOption(`-e: not valid JSON: ${item}`);
       }
+    } else if (item.startsWith('/') || item.startsWith('.')) {
+      throw badOption(`-e ${item}: a vars file is given with @: -e @${item}`);
     } else {
-      for (const pair of item.split(/\s+/).filter(Boolean)) {
-        const eq = pair.indexOf('=');
-        if (eq <= 0) throw badOption(`-e: expected key=value, got '${pair}'`);
-        out[pair.slice(0, eq)] = pair.slice(eq + 1);
+      // Ansible's key=value (src/cli/kv.ts): msg='hello world' n=1 is two strings.
+      let kv: KeyValues;
+      try {
+        kv = parseKeyValues(item);
+      } catch (e) {
+        if (e instanceof KvSyntaxError) throw badOption(`-e ${item}: ${e.message}`);
+        throw e;
       }
+      if (kv.free.length > 0) {
+        throw badOption(`-e ${item}: expected key=value, got '${kv.free[0]}' (a value with spaces is quoted: key='a b')`);
+      }
+      Object.assign(out, kv.vars);
     }
   }
   return out;
@@ -379,12 +389,12 @@ export async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     if (e instanceof UserErrors) {
-      for (const line of e.lines) process.stderr.write(`provision: ${mask(line.replace(/[\r\n]+/g, ' '))}\n`);
+      for (const line of e.lines) process.stderr.write(`provision: ${mask(line).replace(/[\r\n]+/g, ' ')}\n`);
       process.exitCode = e.exitCode;
       return;
     }
     if (e instanceof UserError) {
-      process.stderr.write(`provision: ${mask(e.oneLine())}\n`);
+      process.stderr.write(`provision: ${e.oneLine(mask)}\n`);
       process.exitCode = e.exitCode;
       return;
     }

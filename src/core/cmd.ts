@@ -1,19 +1,16 @@
 /**
- * Commands are typed values quoted in exactly one place (here), never concatenated text.
+ * Commands are typed values quoted in exactly one place (`q`, from shared/quote.ts), never concatenated text.
  * `argv` words may be secrets: the real command gets the value, every display gets `***`.
  */
-import {quote} from 'shell-quote';
+import {q} from '../shared/quote.ts';
 import {Secret} from './secret.ts';
+
+export {q};
 
 export type Word = string | Secret;
 
 /** A command: an argv vector, or a shell snippet the user wrote (the `shell` module). */
 export type Cmd = {readonly argv: readonly Word[]} | {readonly shell: string};
-
-/** Quote one word for a POSIX shell. */
-export function q(word: string): string {
-  return quote([word]);
-}
 
 /** The command as the remote shell must run it (secrets revealed). */
 export function render(cmd: Cmd): string {

@@ -16,6 +16,7 @@ import type {Emit, HostCounts, Status} from './events.ts';
 import type {BoundTask, Diff, Plan, Play, Playbook, ProbeOutput, Role, Task, TaskContext, TaskResult, Vars} from './types.ts';
 import {UnreachableError, type Transport} from '../transport/types.ts';
 import {factsProbe, noFacts, type Facts} from '../facts/host.ts';
+import {truthy} from '../shared/vars.ts';
 import {TaskArgumentError} from './task.ts';
 
 /** What the engine needs of an inventory (src/inventory implements it). */
@@ -130,11 +131,6 @@ class HostState {
   control: Extract<Control, {ok: true}> | undefined;
   readonly counts: HostCounts = {ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0};
   constructor(readonly name: string) {}
-}
-
-/** Ansible's booleans in inventory variables: true, 'yes', 'true', 'on', '1', 1. */
-export function truthy(v: unknown): boolean {
-  return v === true || (typeof v === 'string' && ['true', 'yes', '1', 'on'].includes(v.toLowerCase())) || v === 1;
 }
 
 /** The task's name: its `name`, else its module and what it acts on (`file /srv/www`), for this host when it knows. */
@@ -688,18 +684,20 @@ export class Engine {
       if (this.opts.check) return finish('changed', {msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff});
       let last = {stdout: '', stderr: '', rc: null as number | null};
       auditWhat = o.noLog ? `(details hidden by noLog)${plan.diff?.path ? ` ${plan.diff.path}` : ''}` : changeSummary(plan);
+      const notes: string[] = [];
       for (const step of plan.steps) {
-        const r = await applyStep(transport, who, step);
+        const r = await applyStep(transport, who, step, h.control?.stepLock);
+        if (r.note) notes.push(r.note);
         last = {stdout: r.stdout, stderr: r.stderr, rc: r.code};
         const ok = step.kind === 'exec' ? (step.okCodes ?? [0]).includes(r.code) : r.code === 0;
         if (!ok) {
           this.dropProbes(h);
           const why = r.stderr.trim().split('\n').slice(-3).join(' ') || r.stdout.trim().split('\n').slice(-1)[0] || `exit ${r.code}`;
           const denied = who.become && /sudo: a password is required|sudo: .* not in the sudoers/.test(r.stderr);
-          return finish('failed', {msg: denied ? `become failed: ${why}` : `${describeStep(step)}: ${why}`, cmd: describeStep(step), diff: plan.diff, ...last});
+          return finish('failed', {msg: denied ? `become failed: ${why}` : `${describeStep(step)}: ${[why, ...notes].join('; ')}`, cmd: describeStep(step), diff: plan.diff, ...last});
         }
       }
-      return finish('changed', {msg: plan.reason ?? 'changed', diff: plan.diff, ...last});
+      return finish('changed', {msg: [plan.reason ?? 'changed', ...notes].join('; '), diff: plan.diff, ...last});
     } catch (err) {
       if (err instanceof UnreachableError) {
         h.unreachable = true;

@@ -35,13 +35,16 @@ export class UserError extends Error {
     this.exitCode = exitCode;
     this.where = where;
   }
-  /** `file:line: field: message`, the one line the CLI prints (line breaks in a name or value escaped). */
-  oneLine(): string {
-    const flat = (s: string): string => s.replace(/[\r\n\u2028\u2029]/g, (c) => JSON.stringify(c).slice(1, -1));
+  /**
+   * `file:line: field: message`, the one line the CLI prints (line breaks in a name or value escaped).
+   * `mask` hides secrets in the parts before they are escaped (an escaped secret no longer matches).
+   */
+  oneLine(mask: (s: string) => string = (s) => s): string {
+    const flat = (s: string): string => mask(s).replace(/[\r\n\u2028\u2029]/g, (c) => JSON.stringify(c).slice(1, -1));
     if (!this.where) return flat(this.message);
     const {file, line, field} = this.where;
-    const at = line === undefined ? file : `${file}:${line}`;
-    return flat(field ? `${at}: ${field}: ${this.message}` : `${at}: ${this.message}`);
+    const at = line === undefined ? flat(file) : `${flat(file)}:${line}`;
+    return field ? `${at}: ${flat(field)}: ${flat(this.message)}` : `${at}: ${flat(this.message)}`;
   }
 }
 

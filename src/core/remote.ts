@@ -109,13 +109,58 @@ export function describeStep(step: Step): string {
   return `write ${step.dest}${step.validate ? ` (validate: ${step.validate})` : ''}`;
 }
 
-/** Apply one step. Resolves with the command's result; the caller decides what a failure means. */
-export async function applyStep(t: Transport, who: Identity, step: Step): Promise<ExecResult> {
-  if (step.kind === 'exec') {
-    const stdin = step.stdin instanceof Secret ? step.stdin.reveal() : step.stdin;
-    return runCommand(t, who, render(step.cmd), stdin);
-  }
-  return runCommand(t, who, `sh -c ${q(writeScript(step))}`, step.content);
+/**
+ * A step that reads its own output for the task's message: `note` is a pure function of the result
+ * returning what is worth telling (`waited 12 s for /var/lib/dpkg/lock-frontend, held by process
+ * 4711 (unattended-upgr)`), or undefined. Steps are plain `Step`s to everyone else.
+ */
+export type NotedStep = Step & {readonly note?: (r: ExecResult) => string | undefined};
+
+/** A step's command result, with its note when it has one. */
+export type StepResult = ExecResult & {readonly note?: string};
+
+/**
+ * The lock every step of a run holds while it runs (from the control session, see `startControl`):
+ * a shared flock on the companion of the run lock file, taken by the shell that runs the step.
+ */
+export interface StepLock {
+  /** The companion file (`/run/provision.lock.steps`). */
+  readonly file: string;
+  /** The run lock's holder record and this run's id: the step runs only while the record names this run. */
+  readonly holder?: {readonly file: string; readonly runId: string};
+}
+
+/**
+ * `command` run by a shell that first takes a shared flock on `lock.file` and holds it until the
+ * command ends: in the same remote shell, so the lock lives as long as the step does, not as long as
+ * the connection (a killed controller's `apt-get` goes on, and so does its lock). The next run's
+ * control session waits for the exclusive lock, i.e. for every such step to end. Only this shell holds
+ * the lock: the command runs in a subshell without fd 7, so a daemon it leaves behind does not keep
+ * it. With `holder`, the step runs only while the run lock's record names this run: a step that
+ * arrives after its run lost the lock (control session gone) refuses to run (exit 75) rather than
+ * interleave with the next run. A user who cannot read the file runs the step without it.
+ */
+export function lockedCommand(command: string, lock: StepLock): string {
+  const check = lock.holder
+    ? ` && { IFS= read -r __h 2>/dev/null <${q(lock.holder.file)}; case $__h in ${q(`${lock.holder.runId} `)}*) ;; *) echo 'provision: this run no longer holds the run lock on this host; step not run' >&2; exit 75;; esac; }`
+    : '';
+  // `; exit`: the subshell is never the last command, which a shell may run without forking (and so
+  // with fd 7, the lock, closed).
+  return `[ -r ${q(lock.file)} ] && exec 7<${q(lock.file)} && flock -s 7${check}\n(\n${command}\n) 7<&-; exit`;
+}
+
+/**
+ * Apply one step, holding the run's step lock when there is one. Resolves with the command's result;
+ * the caller decides what a failure means.
+ */
+export async function applyStep(t: Transport, who: Identity, step: NotedStep, lock?: StepLock): Promise<StepResult> {
+  const [command, stdin] = step.kind === 'exec'
+    ? [render(step.cmd), step.stdin instanceof Secret ? step.stdin.reveal() : step.stdin]
+    : [`sh -c ${q(writeScript(step))}`, step.content];
+  const asWho = who.become ? becomeWrap(command, who.user) : command;
+  const r = await t.exec(lock ? lockedCommand(asWho, lock) : asWho, stdin === undefined ? {} : {stdin});
+  const note = step.note?.(r);
+  return note ? {...r, note} : r;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -140,20 +185,46 @@ export interface ControlOptions {
 /**
  * The control session, one long-lived command per host per run. It takes the lock (flock on a file,
  * held until the session ends: stdin reaching end of file, which also happens when the controller
- * dies or the connection drops), records who holds it in `<lock>.info`, prints `LOCKED own|shared`,
- * then appends every line it reads on stdin to the audit log. Failing, it prints one of
- * `BUSY <holder>`, `NOFLOCK`, `NOLOCKFILE <path>` and exits. `NOAUDIT <path>` is printed before
- * `LOCKED` when the audit log cannot be opened (the run goes on; lines are dropped).
+ * dies or the connection drops) and records who holds it in `<lock>.info`. Then it waits, within the
+ * same time limit, for the exclusive flock on the companion `<lock>.steps`: every step of a run holds
+ * it shared while it runs (`lockedCommand`), so this waits for the steps of an earlier run that are
+ * still running although their run is gone (controller killed, connection dropped); the companion is
+ * never removed (a new file would not see them) and names the last run that took the lock. It prints
+ * `STEPS <companion>`, `STEPCHECK <record>` when the record names this run, `LOCKED own|shared`, then
+ * appends every line it reads on stdin to the audit log. Failing, it prints one of `BUSY <holder>`,
+ * `HELD <processes>` and `BUSYSTEPS <the earlier run>`, `NOFLOCK`, `NOLOCKFILE <path>` and exits.
+ * `NOAUDIT <path>` is printed before `LOCKED` when the audit log cannot be opened (the run goes on;
+ * lines are dropped).
  */
 export const controlScript = `
 L=$1 T=$2 R=$3 INFO=$4 A=$5
 if [ -z "$L" ]; then
   if [ "$(id -u)" = 0 ]; then L=/run/provision.lock; else L=/tmp/provision.lock; fi
 fi
+# The processes holding the companion S open (the shells running an earlier run's steps, as root: all
+# of them), each as the command it runs: 'pid N (command line)'.
+held() {
+  out= seen=
+  for f in /proc/[0-9]*/fd/*; do
+    [ "$f" -ef "$S" ] || continue
+    p=\${f#/proc/}; p=\${p%%/*}
+    case " $$ $seen " in *" $p "*) continue;; esac
+    seen="$seen $p"
+    c=$p; k=$(cat "/proc/$p/task/$p/children" 2>/dev/null); k=\${k%% *}
+    [ -z "$k" ] || c=$k
+    cmd=$(tr '\\0' ' ' <"/proc/$c/cmdline" 2>/dev/null | cut -c1-72)
+    if [ "$c" != "$p" ] && [ "$cmd" = "$(tr '\\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-72)" ]; then
+      k=$(cat "/proc/$c/task/$c/children" 2>/dev/null); k=\${k%% *}
+      [ -z "$k" ] || { c=$k; cmd=$(tr '\\0' ' ' <"/proc/$c/cmdline" 2>/dev/null | cut -c1-72); }
+    fi
+    out="$out\${out:+, }pid $c (\${cmd% })"
+  done
+  printf '%s' "$out"
+}
 state=none
 if [ "$L" != - ]; then
   command -v flock >/dev/null 2>&1 || { echo NOFLOCK; exit 3; }
-  I="$L.info"
+  I="$L.info" S="$L.steps"
   [ -e "$L" ] || (umask 0; mkdir -p "\${L%/*}" 2>/dev/null; : >>"$L") 2>/dev/null
   [ -r "$L" ] || { echo "NOLOCKFILE $L"; exit 3; }
   exec 9<"$L"
@@ -170,6 +241,29 @@ if [ "$L" != - ]; then
   done
   if [ $state = own ]; then
     (umask 022; printf '%s %s\n' "$R" "$INFO" >"$I.$$" && mv -f "$I.$$" "$I") 2>/dev/null || rm -f "$I.$$" 2>/dev/null
+  fi
+  [ -e "$S" ] || (umask 0; : >>"$S") 2>/dev/null
+  if [ -r "$S" ]; then
+    exec 7<"$S"
+    waited=
+    until flock -n 7; do
+      if [ "$(date +%s)" -ge "$end" ]; then
+        # (\`exec 7<&-\`, not \`held 7<&-\`: a redirection of the call keeps a saved copy of fd 7 open.)
+        printf 'HELD %s\n' "$(exec 7<&-; held)"
+        IFS= read -r last 2>/dev/null <"$S" || true
+        printf 'BUSYSTEPS %s\n' "$last"
+        [ $state != own ] || rm -f "$I"
+        exit 75
+      fi
+      [ -n "$waited" ] || echo 'WAIT steps'
+      waited=1
+      sleep 0.2 2>/dev/null || sleep 1
+    done
+    [ $state != own ] || (printf '%s %s\n' "$R" "$INFO" >"$S") 2>/dev/null
+    exec 7<&-
+    echo "STEPS $S"
+    IFS= read -r rec 2>/dev/null <"$I" || true
+    case "$rec" in "$R "*) echo "STEPCHECK $I";; esac
   fi
 fi
 if [ -n "$A" ]; then
@@ -196,7 +290,15 @@ export function controlCommand(o: ControlOptions): string {
 
 /** The outcome of starting the control session. */
 export type Control =
-  | {readonly ok: true; readonly state: 'own' | 'shared' | 'none'; readonly audit: boolean; readonly session: RunningCommand; readonly auditNote?: string}
+  | {
+      readonly ok: true;
+      readonly state: 'own' | 'shared' | 'none';
+      readonly audit: boolean;
+      readonly session: RunningCommand;
+      readonly auditNote?: string;
+      /** The lock this run's steps hold while they run (none without a run lock). */
+      readonly stepLock?: StepLock;
+    }
   | {readonly ok: false; readonly msg: string};
 
 /** One info line of the lock file, as shown to people: the run id dropped. */
@@ -221,16 +323,31 @@ export async function startControl(t: Transport & {start: NonNullable<Transport[
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
       lines.push(line);
-      if (/^(LOCKED|BUSY|NOFLOCK|NOLOCKFILE)\b/.test(line)) signalled?.(line);
+      if (/^(LOCKED|BUSY|BUSYSTEPS|NOFLOCK|NOLOCKFILE)\b/.test(line)) signalled?.(line);
     }
   });
   const first = await Promise.race([gotLine, session.done.then((r) => `EXIT ${r.code} ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`)]);
   const noAudit = lines.find((l) => l.startsWith('NOAUDIT '));
   if (first.startsWith('LOCKED')) {
     const state = first.split(' ')[1] === 'own' ? 'own' : first.split(' ')[1] === 'shared' ? 'shared' : 'none';
-    return {ok: true, state, audit: o.auditLog !== undefined && !noAudit, session, ...(noAudit ? {auditNote: `cannot append to the audit log ${noAudit.slice(8)}`} : {})};
+    const steps = lines.find((l) => l.startsWith('STEPS '))?.slice(6);
+    const check = lines.find((l) => l.startsWith('STEPCHECK '))?.slice(10);
+    const stepLock: StepLock | undefined = steps ? {file: steps, ...(check ? {holder: {file: check, runId: o.runId}} : {})} : undefined;
+    return {
+      ok: true, state, audit: o.auditLog !== undefined && !noAudit, session,
+      ...(noAudit ? {auditNote: `cannot append to the audit log ${noAudit.slice(8)}`} : {}),
+      ...(stepLock ? {stepLock} : {}),
+    };
   }
   session.end();
+  if (first.startsWith('BUSYSTEPS')) {
+    const procs = lines.find((l) => l.startsWith('HELD '))?.slice(5).trim();
+    const run = first.slice(10).trim();
+    return {
+      ok: false,
+      msg: `locked by commands an earlier provision run left running: ${procs || 'processes not visible to this user'}${run ? `, started by ${holderText(run)}` : ''} (waited ${o.timeoutS} s; see --lock-timeout)`,
+    };
+  }
   if (first.startsWith('BUSY')) {
     return {ok: false, msg: `locked by another provision run: ${holderText(first.slice(5))} (waited ${o.timeoutS} s; see --lock-timeout)`};
   }

@@ -5,20 +5,10 @@
 import type {Cmd} from './cmd.ts';
 import type {Secret} from './secret.ts';
 import type {Facts} from '../facts/host.ts';
+import type {Probe} from '../shared/probe.ts';
 import type * as z from 'zod/mini';
 
-/** What a probe printed on the host: its stdout and exit status. */
-export interface ProbeOutput {
-  readonly stdout: string;
-  readonly code: number;
-}
-
-/** A read-only shell snippet plus a pure parser of its output. */
-export interface Probe<Current> {
-  /** POSIX shell, read-only. Runs inside a batch with other tasks' probes. */
-  readonly script: string;
-  parse(out: ProbeOutput): Current;
-}
+export type {Probe, ProbeOutput} from '../shared/probe.ts';
 
 /** One mutating action on the host. */
 export type Step =

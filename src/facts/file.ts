@@ -2,7 +2,7 @@
  * The state of one path on the host: a shell probe and a pure parser.
  */
 import {createHash} from 'node:crypto';
-import {q} from '../core/cmd.ts';
+import {q} from '../shared/quote.ts';
 
 export interface Attrs {
   /** Octal permission bits as a number (0o644). */

@@ -1,7 +1,7 @@
 /**
  * Host facts, gathered in one round trip: a shell probe and a pure parser.
  */
-import type {Probe} from '../core/types.ts';
+import type {Probe} from '../shared/probe.ts';
 
 export interface Facts {
   /** `Debian`, like Ansible's ansible_os_family (from ID_LIKE/ID). */

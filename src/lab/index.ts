@@ -6,7 +6,7 @@
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs';
 import {readFile} from 'node:fs/promises';
 import {dirname, join, relative, resolve} from 'node:path';
-import {ensureLabVault} from '../core/vault.ts';
+import {ensureLabVault} from './vault.ts';
 import {Listr, PRESET_TIMER, type ListrTask} from 'listr2';
 import {UserError} from '../core/errors.ts';
 import {labPaths, loadLabConfig, type LabConfig, type LabHost, type LabPaths} from './config.ts';

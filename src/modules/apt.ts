@@ -2,12 +2,15 @@
  * `apt`: Debian packages present, absent or at the candidate version, with an `apt-get update` only
  * when the package lists are older than `cacheValidTime`. One probe reads dpkg's status of every named
  * package, the age of the lists and (for `latest`) apt's candidate versions; the plan is one
- * `apt-get` call for every package that needs action.
+ * `apt-get` call for every package that needs action. Every apt-get call waits up to `lockTimeout`
+ * seconds for the locks of other package managers (unattended-upgrades, another apt-get), as Ansible's
+ * `lock_timeout`, and the task's message says what it waited for.
  */
 import {argv, q} from '../core/cmd.ts';
-import {makeTask, type ArgsOf} from '../core/task.ts';
+import type {NotedStep} from '../core/remote.ts';
+import {makeTask, TaskArgumentError, type ArgsOf} from '../core/task.ts';
 import {z, type Exact} from '../core/validate.ts';
-import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions} from '../core/types.ts';
+import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions, Vars} from '../core/types.ts';
 
 export interface AptArgs {
   /**
@@ -32,6 +35,13 @@ export interface AptArgs {
   readonly installRecommends?: boolean;
   /** With `state: 'absent'`: purge configuration files too (also purges packages left in `config-files` state). */
   readonly purge?: boolean;
+  /**
+   * Seconds every apt-get call waits for the package manager's locks held by another process
+   * (unattended-upgrades, another apt-get): `-o DPkg::Lock::Timeout`, and a retry loop for the lists
+   * lock of `apt-get update`, which that option does not cover. Default: the host variable
+   * `provision_apt_lock_timeout`, else 60 (Ansible's `lock_timeout`); 0 fails at once.
+   */
+  readonly lockTimeout?: number;
 }
 
 const aptArgs = z.strictObject({
@@ -41,6 +51,7 @@ const aptArgs = z.strictObject({
   cacheValidTime: z.optional(z.int().check(z.nonnegative({error: 'expected 0 or more'}))),
   installRecommends: z.optional(z.boolean()),
   purge: z.optional(z.boolean()),
+  lockTimeout: z.optional(z.int().check(z.nonnegative({error: 'expected 0 or more'}))),
 });
 const aptInSync: Exact<z.infer<typeof aptArgs>, AptArgs> = true;
 
@@ -257,13 +268,50 @@ function age(seconds: number): string {
 
 const aptGet = ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get'] as const;
 
+/** Seconds apt-get waits for another process's lock unless told otherwise (Ansible's `lock_timeout`). */
+export const DEFAULT_APT_LOCK_TIMEOUT = 60;
+
+/** apt-get's option to wait for the dpkg locks (frontend and dpkg's own) instead of failing at once. */
+const lockOption = (seconds: number): string[] => ['-o', `DPkg::Lock::Timeout=${seconds}`];
+
 /**
  * `apt-get update`, bounded: seen in containers, apt and its methods can both end up waiting on each
  * other forever (each polling its pipe) once in a few dozen updates. Updating the lists is safe to
- * retry, so a stalled update is killed after 120 s and tried again (three times at most).
+ * retry, so a stalled update is killed after 120 s and tried again (three times at most). The lists
+ * lock is not covered by `DPkg::Lock::Timeout` (apt 2.6 fails at once), so an update that finds it held
+ * is tried again each second until `lockTimeout` has passed, printing apt's own `Waiting for cache
+ * lock: …` line for each second waited (read by `aptLockNote`). apt's output is merged into stdout
+ * (stderr when it failed).
  */
-export const APT_UPDATE_SCRIPT = 'for i in 1 2 3; do timeout -k 5 120 apt-get update -q && exit 0; echo "apt-get update: attempt $i failed or stalled" >&2; sleep 2; done; exit 1';
-const updateStep: Step = {kind: 'exec', cmd: {shell: APT_UPDATE_SCRIPT}};
+export function aptUpdateScript(lockTimeout: number): string {
+  const n = lockTimeout;
+  return `end=$(($(date +%s)+${n})); s=0; i=1; while :; do`
+    + ` o=$(timeout -k 5 120 apt-get update -q -o DPkg::Lock::Timeout=${n} 2>&1) && { printf '%s\\n' "$o"; exit 0; };`
+    + ` w=$(printf '%s\\n' "$o" | sed -n 's/^E: \\(Could not get lock .*\\)$/Waiting for cache lock: \\1.../p');`
+    + ` if [ -n "$w" ] && [ "$(date +%s)" -lt $end ]; then while [ $s -le $(($(date +%s)+${n}-end)) ]; do printf '%s\\n' "$w"; s=$((s+1)); done; sleep 1;`
+    + ` else printf '%s\\n' "$o" >&2; [ -z "$w" ] && [ $i -lt 3 ] || exit 1; echo "apt-get update: attempt $i failed or stalled" >&2; i=$((i+1)); sleep 2; fi; done`;
+}
+
+/** The update script with the default lock timeout. */
+export const APT_UPDATE_SCRIPT = aptUpdateScript(DEFAULT_APT_LOCK_TIMEOUT);
+
+const aptLinePrefix = 'Waiting for cache lock: ';
+
+/**
+ * What an apt-get step waited for, read from its output (pure): while it waits, apt prints
+ * `Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4711
+ * (unattended-upgr)...` once a second (the update script prints the same for the lists lock).
+ * Undefined when it did not wait. Failing on a lock after waiting: it gave up after `lockTimeout`.
+ */
+export function aptLockNote(r: {readonly stdout: string; readonly stderr: string; readonly code: number}, lockTimeout: number): string | undefined {
+  const waits = r.stdout.split('\n').filter((l) => l.startsWith(aptLinePrefix));
+  if (waits.length === 0) return undefined;
+  const last = waits[waits.length - 1].slice(aptLinePrefix.length).replace(/\.\.\.$/, '').trim();
+  const m = /^Could not get lock (.+?)\. It is held by (process .*)$/.exec(last);
+  const what = m ? `${m[1]}, held by ${m[2]}` : last;
+  const gaveUp = r.code !== 0 && /^E: (Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock)/m.test(r.stderr);
+  return gaveUp ? `gave up after waiting ${lockTimeout} s (lockTimeout) for ${what}` : `waited ${waits.length} s for ${what}`;
+}
 
 export const aptModule: ModuleDef<AptArgs, AptState> = {
   name: 'apt',
@@ -287,6 +335,9 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
     const cacheNote = have.cacheAge === null ? 'no package lists' : `lists ${age(have.cacheAge)} old`;
     const noPackages = a.updateCache === true ? `cache fresh (${cacheNote})` : 'no packages given';
     const pkg = (s: PackageSpec): PackageState => have.packages[s.name] ?? {kind: 'missing'};
+    const lockTimeout = a.lockTimeout ?? DEFAULT_APT_LOCK_TIMEOUT;
+    const note = (r: {readonly stdout: string; readonly stderr: string; readonly code: number}): string | undefined => aptLockNote(r, lockTimeout);
+    const updateStep: NotedStep = {kind: 'exec', cmd: {shell: aptUpdateScript(lockTimeout)}, note};
 
     if (state === 'absent') {
       const verb = a.purge ? 'purge' : 'remove';
@@ -302,7 +353,8 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
         why.push(`update cache (${cacheNote})`);
       }
       if (gone.length > 0) {
-        steps.push({kind: 'exec', cmd: argv(...aptGet, verb, '-y', '-q', ...gone.map((s) => s.name))});
+        const step: NotedStep = {kind: 'exec', cmd: argv(...aptGet, verb, '-y', '-q', ...lockOption(lockTimeout), ...gone.map((s) => s.name)), note};
+        steps.push(step);
         why.push(`${verb} ${gone.map((s) => s.name).join(', ')}`);
       }
       if (steps.length === 0) return {steps, reason: specs.length > 0 ? `all absent: ${specs.map(label).join(', ')}` : noPackages};
@@ -359,10 +411,12 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
         ...aptGet, 'install', '-y', '-q',
         ...(a.installRecommends ? ['-o', 'APT::Install-Recommends=true'] : ['--no-install-recommends']),
         '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold',
+        ...lockOption(lockTimeout),
         ...(downgrade ? ['--allow-downgrades'] : []),
         ...install.map(label),
       ];
-      steps.push({kind: 'exec', cmd: argv(...words)});
+      const step: NotedStep = {kind: 'exec', cmd: argv(...words), note};
+      steps.push(step);
     }
     if (steps.length > 0) return {steps, reason: why.join('; ')};
     if (specs.length === 0) return {steps, reason: noPackages};
@@ -370,7 +424,23 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
   },
 };
 
+/** `lockTimeout` from the host variable `provision_apt_lock_timeout` (a number, or its text in an INI inventory). */
+export function hostLockTimeout(vars: Vars): number | undefined {
+  const v = vars.provision_apt_lock_timeout;
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new TaskArgumentError(`provision_apt_lock_timeout: expected a whole number of seconds (0 or more), got ${JSON.stringify(v)}`);
+  return n;
+}
+
 /** Install, upgrade or remove Debian packages with apt-get. */
-export const apt = (args: ArgsOf<AptArgs>, options?: TaskOptions): Task => makeTask(aptModule, args, options);
+export const apt = (args: ArgsOf<AptArgs>, options?: TaskOptions): Task => makeTask<AptArgs, AptArgs, AptState>({
+  module: aptModule,
+  toArgs(a, ctx) {
+    if (a.lockTimeout !== undefined) return a;
+    const fromHost = hostLockTimeout(ctx.vars);
+    return fromHost === undefined ? a : {...a, lockTimeout: fromHost};
+  },
+}, args, options);
 
 void aptInSync;

@@ -4,7 +4,7 @@
  * most ~20 times a second, so a burst of events costs one render, not one per event.
  */
 import type {HostCounts, RunEvent, Status} from '../core/events.ts';
-import {mask} from '../core/secret.ts';
+import {maskValue} from '../core/secret.ts';
 import {unifiedDiff} from './plain.ts';
 
 /** Where a host is in the run. */
@@ -139,10 +139,13 @@ export class LiveStore {
   /** Bumped by every change; the renderer skips a frame when nothing changed. */
   version = 0;
 
+  private info: RunInfo;
+
   constructor(
-    private info: RunInfo,
+    info: RunInfo,
     private readonly clock: () => number = Date.now,
   ) {
+    this.info = maskValue(info);
     this.startedAt = clock();
   }
 
@@ -167,7 +170,9 @@ export class LiveStore {
     }
   }
 
-  apply(e: RunEvent): void {
+  apply(event: RunEvent): void {
+    // Every string the store keeps comes from the masked event; labels and diffs are shaped after.
+    const e = maskValue(event);
     this.version++;
     const now = this.clock();
     switch (e.type) {
@@ -193,10 +198,10 @@ export class LiveStore {
           h.total = e.tasks;
           h.task = null;
         }
-        this.push({kind: 'play', id: this.nextId++, name: mask(e.name), hosts: e.hosts.length});
+        this.push({kind: 'play', id: this.nextId++, name: e.name, hosts: e.hosts.length});
         break;
       case 'task': {
-        const label = mask(taskLabel(e.role, e.name));
+        const label = taskLabel(e.role, e.name);
         if (!e.handler) this.taskIndex++;
         this.task = {label, index: this.taskIndex, handler: !!e.handler};
         // Tasks run in step: every live host of the batch (`hosts`; without it, of the play) starts
@@ -221,7 +226,7 @@ export class LiveStore {
       }
       case 'result': {
         const h = this.host(e.host);
-        const label = mask(taskLabel(e.role, e.task));
+        const label = taskLabel(e.role, e.task);
         const ignored = e.status === 'failed' && e.msg.endsWith('(ignored)');
         h.counts[ignored ? 'ok' : e.status]++;
         h.startedAt ??= now;
@@ -232,7 +237,7 @@ export class LiveStore {
           h.done++;
           if (h.done > h.total) h.total = h.done;
         }
-        h.log.push({task: label, status: e.status, msg: mask(e.msg), ms: e.duration_ms, pending: e.pending});
+        h.log.push({task: label, status: e.status, msg: e.msg, ms: e.duration_ms, pending: e.pending});
         if (h.log.length > LOG_CAP) h.log.splice(0, h.log.length - LOG_CAP);
         if (e.status === 'unreachable') h.phase = 'unreachable';
         else if (e.status === 'failed' && !ignored) h.phase = 'failed';
@@ -244,12 +249,12 @@ export class LiveStore {
             host: e.host,
             task: label,
             status: e.status,
-            msg: mask(e.msg),
+            msg: e.msg,
             pending: e.pending,
             ignored,
-            diff: this.info.diff && e.diff ? mask(unifiedDiff(e.diff)) : null,
+            diff: this.info.diff && e.diff ? unifiedDiff(e.diff) : null,
             ...(e.status === 'failed'
-              ? {cmd: e.cmd === undefined ? undefined : mask(e.cmd), stdout: mask(e.stdout ?? ''), stderr: mask(e.stderr ?? ''), rc: e.rc ?? null}
+              ? {cmd: e.cmd, stdout: e.stdout ?? '', stderr: e.stderr ?? '', rc: e.rc ?? null}
               : {}),
           });
         }

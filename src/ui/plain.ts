@@ -4,7 +4,7 @@
  */
 import {createTwoFilesPatch} from 'diff';
 import type {RunEvent} from '../core/events.ts';
-import {mask} from '../core/secret.ts';
+import {maskValue} from '../core/secret.ts';
 
 export interface PlainOptions {
   readonly verbose: number;
@@ -29,7 +29,10 @@ export function plainWriter(write: (text: string) => void, opts: PlainOptions): 
   const c = (code: string, s: string): string => (opts.color ? `\x1b[${code}m${s}\x1b[0m` : s);
   const colour = {ok: '32', changed: '33', failed: '31', unreachable: '31', skipped: '36'} as const;
   let check = false;
-  return (event) => {
+  return (raw) => {
+    // Mask the values, then shape them: a secret is split by the indenting of a multi-line output,
+    // or cut by a trim, once it is formatted.
+    const event = maskValue(raw);
     switch (event.type) {
       case 'start':
         check = event.check;
@@ -59,8 +62,8 @@ export function plainWriter(write: (text: string) => void, opts: PlainOptions): 
           const why = opts.verbose > 0 && event.msg ? ` (${event.msg})` : '';
           line = `${word}: [${event.host}]${why}${pending}`;
         }
-        write(c(colour[s], mask(line)) + '\n');
-        if (event.diff) write(mask(unifiedDiff(event.diff)) + '\n');
+        write(c(colour[s], line) + '\n');
+        if (event.diff) write(unifiedDiff(event.diff) + '\n');
         break;
       }
       case 'recap': {

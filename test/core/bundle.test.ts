@@ -18,6 +18,7 @@ function project(): string {
   const dir = mkdtempSync(join(tmpdir(), 'prov-user-'));
   mkdirSync(join(dir, 'playbooks'));
   mkdirSync(join(dir, 'roles', 'hello'), {recursive: true});
+  mkdirSync(join(dir, 'node_modules')); // its own cache (node_modules/.cache/provision), shared with no other test
   writeFileSync(join(dir, 'inventory.yml'), 'all:\n  hosts:\n    local: {ansible_host: 127.0.0.1}\n');
   writeFileSync(join(dir, 'playbooks', 'where.ts'), `import {definePlaybook} from ${JSON.stringify(join(root, 'src', 'index.ts'))};
 import {label} from './helper.ts';
@@ -45,7 +46,7 @@ test('user TypeScript: relative imports and import.meta work; an edit is compile
   const start = JSON.parse(first.stdout.split('\n')[0]) as {playbook: string};
   t.is(start.playbook, `from ${join(dir, 'playbooks')}`, 'import.meta.dirname names the source folder');
 
-  const userCache = userCacheDir('user', dir); // the project's (this one has no node_modules: the temp folder's)
+  const userCache = userCacheDir('user', dir); // the project's own
   const before = new Set(readdirSync(userCache));
   const again = await cli(['run', 'playbooks/where.ts', '-i', 'inventory.yml', '--json'], dir);
   t.is(again.code, 0);

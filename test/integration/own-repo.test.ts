@@ -97,7 +97,7 @@ test('the tarball holds what a user needs: compiled JS, declarations, the bin, t
     t.deepEqual(files.filter((f) => f.startsWith(dir)), [], `nothing under ${dir}`);
   }
   t.false(files.includes('inventory/group_vars/all/vault.yml'));
-  for (const f of ['dist/index.mjs', 'dist/roles.mjs', 'dist/cli/main.mjs', 'dist/types/src/index.d.ts', 'dist/types/roles/index.d.ts', 'bin/provision.js', 'roles/nginx/templates/site.conf.mustache', 'roles/nginx/files/index.html', 'inventory/lab.yml', 'init/basic/playbooks/site.ts', 'init/site/playbooks/site.ts', 'README.md', 'LICENSE', 'package.json']) {
+  for (const f of ['dist/index.mjs', 'dist/roles.mjs', 'dist/cli/main.mjs', 'dist/types/src/index.d.ts', 'dist/types/roles/index.d.ts', 'bin/provision.js', 'roles/nginx/templates/site.conf.mustache', 'roles/nginx/files/index.html', 'roles/app/files/app.js', 'inventory/lab.yml', 'init/basic/playbooks/site.ts', 'init/site/playbooks/site.ts', 'README.md', 'LICENSE', 'package.json']) {
     t.true(files.includes(f), f);
   }
 });

@@ -1,17 +1,20 @@
 /**
  * Reliability over a real loopback sshd: the per-host run lock (a second run waits, or fails naming
- * the holder), an upload cut by a killed connection (old or new content, never partial, no temp file
+ * the holder; it also waits for the commands a killed controller left running), an upload cut by a killed connection (old or new content, never partial, no temp file
  * left), the audit log (secrets masked, nothing in check mode), retry files with `--limit @file`,
  * and connect retries (a port that starts listening a second late).
  */
 import test from 'ava';
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync} from 'node:fs';
+import {spawn} from 'node:child_process';
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import {createServer, connect, type Server, type Socket} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {encrypt} from '../../src/core/vault.ts';
+import {lockedCommand} from '../../src/core/remote.ts';
+import {localExec} from '../../src/transport/fake.ts';
 import {startSshd, writeLoopbackInventory, type Sshd} from '../helpers/sshd.ts';
-import {jsonEvents, projectRoot as root, runCli, type Cli} from '../helpers/cli.ts';
+import {bin, jsonEvents, projectRoot as root, runCli, type Cli} from '../helpers/cli.ts';
 
 const playbook = join(root, 'test', 'fixtures', 'project', 'playbooks', 'reliability.ts');
 
@@ -120,6 +123,90 @@ test.serial('check mode takes the lock too', async (t) => {
   t.is(c.code, 2);
   t.regex(c.stdout, /locked by another provision run/);
   t.is((await a).code, 0);
+});
+
+/**
+ * Start a run of the reliability playbook's `trace` task (`echo "A start"`, sleep, `echo "A end"`) in
+ * a controller process of its own, and resolve once that command runs on the host; then SIGKILL the
+ * controller: its connection drops, its control session ends (the run lock goes), and the command
+ * goes on on the host. Resolves with the milliseconds the command still had to run.
+ */
+async function killControllerDuringStep(dir: string, inv: string, pauseS: number): Promise<number> {
+  const trace = join(dir, 't1', 'trace');
+  const a = spawn(process.execPath, [bin, 'run', playbook, '-i', inv, '-t', 'trace', '-e', `run=A pause=${pauseS}`, '--json'], {cwd: root, stdio: 'ignore', env: {...process.env, NO_COLOR: '1'}});
+  const exited = new Promise<void>((r) => a.once('exit', () => r()));
+  await waitFor(() => existsSync(trace) && readFileSync(trace, 'utf8') === 'A start\n', 30_000, 'run A\'s command to start');
+  const started = Date.now();
+  a.kill('SIGKILL');
+  await exited;
+  return pauseS * 1000 - (Date.now() - started);
+}
+
+test.serial('the controller killed during a step: the next run waits for the command it left running, then converges', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-orphan-'));
+  const inv = inventory(dir, {t1: {}});
+  const left = await killControllerDuringStep(dir, inv, 4);
+  // At once: without the step lock this run would take the run lock (its holder is gone) and start
+  // its command while A's still sleeps: "A start, B start, B end, A end".
+  const b = await cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=B pause=0', '--json', '--lock-timeout', '30']);
+  t.log(`run B took ${b.ms} ms; run A's command had ${left} ms left when its controller was killed`);
+  t.is(b.code, 0, b.stderr + b.stdout);
+  t.is(readFileSync(join(dir, 't1', 'trace'), 'utf8'), 'A start\nA end\nB start\nB end\n', 'A\'s command completed, then B ran');
+  t.true(b.ms >= left - 300, `run B waited for A's command (${b.ms} ms, ${left} ms left)`);
+  t.deepEqual(recap(b.stdout).t1, {ok: 0, changed: 1, failed: 0, skipped: 0, unreachable: 0}, 'converged');
+});
+
+test.serial('the controller killed during a step: a run that cannot wait long enough fails, naming the command left running and its run', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-orphanbusy-'));
+  const inv = inventory(dir, {t1: {}});
+  await killControllerDuringStep(dir, inv, 4);
+  const b = await cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=B', '--json', '--lock-timeout', '1']);
+  t.is(b.code, 2, b.stderr);
+  const failed = events(b.stdout).find((e) => e.type === 'result' && e.status === 'failed')!;
+  t.is(failed.task, 'Acquire run lock');
+  t.regex(String(failed.msg), /^locked by commands an earlier provision run left running: pid \d+ \(sleep 4\), started by root@\S+ pid=\d+ playbook=reliability since=\S+ \(waited 1 s; see --lock-timeout\)$/);
+  await waitFor(() => readFileSync(join(dir, 't1', 'trace'), 'utf8') === 'A start\nA end\n', 10_000, 'A\'s command to end');
+  const c = await cli(['run', playbook, '-i', inv, '-t', 'trace', '-e', 'run=C', '--json', '--lock-timeout', '0']);
+  t.is(c.code, 0, c.stderr + c.stdout);
+  t.is(readFileSync(join(dir, 't1', 'trace'), 'utf8'), 'A start\nA end\nC start\nC end\n', 'B never ran a task; C did not wait');
+});
+
+/** Whether `file` can be flocked exclusively right now (nobody holds it). */
+const free = async (file: string): Promise<boolean> => (await localExec(`flock -n -x ${file} true`)).code === 0;
+
+test('the step lock: held by the shell running the step, for as long as it runs, never by what it leaves behind', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-steplock-'));
+  const steps = join(dir, 'provision.lock.steps');
+  const info = join(dir, 'provision.lock.info');
+  writeFileSync(steps, '');
+  writeFileSync(info, '0123456789abcdef root@ctl pid=1 playbook=site since=2026-01-01T00:00:00Z\n');
+  const lock = {file: steps, holder: {file: info, runId: '0123456789abcdef'}};
+
+  // The command's status, stdin and shell are its own; while it runs, the run's next control session cannot have the lock.
+  const step = localExec(lockedCommand('read -r x; sleep 0.5; echo "got $x"; exit 3', lock), {stdin: 'input\n'});
+  await sleep(250);
+  t.false(await free(steps), 'held while the step runs');
+  t.deepEqual(await step, {code: 3, stdout: 'got input\n', stderr: ''});
+  t.true(await free(steps), 'released when it ends');
+
+  // A daemon the step starts does not keep the lock (it runs without fd 7).
+  const daemon = await localExec(lockedCommand(`sleep 2 >/dev/null 2>&1 & echo $! > ${dir}/daemon`, lock));
+  t.is(daemon.code, 0);
+  t.true(await free(steps), 'the daemon left behind holds nothing');
+  process.kill(Number(readFileSync(join(dir, 'daemon'), 'utf8')));
+
+  // A step that arrives when the record names another run (its run lost the lock) does not run.
+  writeFileSync(info, 'fedcba9876543210 bob@ctl pid=2 playbook=site since=2026-01-01T00:00:01Z\n');
+  const late = await localExec(lockedCommand(`touch ${dir}/ran`, lock));
+  t.is(late.code, 75);
+  t.regex(late.stderr, /this run no longer holds the run lock on this host; step not run/);
+  t.false(existsSync(join(dir, 'ran')));
+  rmSync(info);
+  t.is((await localExec(lockedCommand(`touch ${dir}/ran`, lock))).code, 75, 'no record: the lock was released');
+
+  // Without the record check (it could not be written) or without a readable companion: the step runs.
+  t.is((await localExec(lockedCommand(`touch ${dir}/ran`, {file: steps}))).code, 0);
+  t.is((await localExec(lockedCommand('echo unlocked', {file: join(dir, 'missing')}))).stdout, 'unlocked\n');
 });
 
 /** SIGKILL every sshd process serving a connection (the listener's children). */

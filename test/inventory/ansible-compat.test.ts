@@ -63,12 +63,8 @@ for (const file of cases) {
     t.is(inventoryGraph(inv), (await expected(file, ['--graph'], 'graph.txt')).trimEnd());
   });
 
-  test(`recorded outputs of ${file} are still ansible-inventory's`, async (t) => {
-    if (!live) {
-      t.log('ansible-inventory not installed: recordings not checked');
-      t.pass();
-      return;
-    }
+  // Without ansible-inventory the recordings cannot be checked: skipped, and the title says why.
+  (live ? test : test.skip)(`recorded outputs of ${file} are still ansible-inventory's${live ? '' : ' (skipped: ansible-inventory not installed)'}`, async (t) => {
     t.deepEqual(JSON.parse(await ansible(file, ['--list'])), JSON.parse(recorded(file, 'list.json')));
     t.is((await ansible(file, ['--graph'])).trimEnd(), recorded(file, 'graph.txt').trimEnd());
   });

@@ -78,14 +78,22 @@ test('error: a missing inventory file', async (t) => {
   t.regex(err!.oneLine(), /no such file/);
 });
 
-test('error: an unreadable inventory file', async (t) => {
-  if (process.getuid?.() === 0) {
-    t.pass('root reads every file');
-    return;
-  }
+test('error: an unreadable inventory file (a path through a plain file: unreadable by root too)', async (t) => {
+  const file = join(write('inv.yml', 'all: {}\n'), 'inv.yml');
+  const err = await t.throwsAsync(loadInventory(file), {instanceOf: UserError});
+  t.is(err!.exitCode, ExitCode.parseError);
+  t.is(err!.where?.file, file);
+  t.regex(err!.oneLine(), /cannot read inventory: ENOTDIR/);
+});
+
+// Root reads a file whatever its mode: this case can only fail for another user.
+const isRoot = process.getuid?.() === 0;
+(isRoot ? test.skip : test)(`error: an inventory file without read permission${isRoot ? ' (skipped: root reads every file)' : ''}`, async (t) => {
   const file = write('inv.yml', 'all: {}\n');
   chmodSync(file, 0o000);
   const err = await t.throwsAsync(loadInventory(file), {instanceOf: UserError});
+  t.is(err!.exitCode, ExitCode.parseError);
+  t.is(err!.where?.file, file);
   t.regex(err!.message, /permission denied/);
 });
 

@@ -1,10 +1,17 @@
 import test from 'ava';
 import {execFileSync} from 'node:child_process';
-import type {Plan} from '../../src/core/types.ts';
+import {chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {q} from '../../src/core/cmd.ts';
+import {definePlaybook} from '../../src/core/task.ts';
+import type {Plan, Task} from '../../src/core/types.ts';
 import {
-  groupModule, groupProbeScript, parseGroupLine, parseGroupState, parseUserState, userModule, userProbeScript,
+  group, groupModule, groupProbeScript, parseGroupLine, parseGroupState, parseUserState, user, userModule, userProbeScript,
   type GroupArgs, type GroupState, type UserArgs, type UserState,
 } from '../../src/modules/users.ts';
+import {localExec, type Handler, type Recorded} from '../../src/transport/fake.ts';
+import {runFake} from '../helpers/engine.ts';
 
 const cmds = (p: Plan): string[] => p.steps.map((s) => (s.kind === 'exec' && 'argv' in s.cmd ? s.cmd.argv.map(String).join(' ') : s.kind));
 
@@ -147,6 +154,141 @@ for (const c of groupCases) {
     t.deepEqual(cmds(plan), c.cmds);
     t.truthy(plan.reason);
     if (c.reason) t.regex(plan.reason ?? '', c.reason);
+  });
+}
+
+// ---- check mode through the engine, on a fake host
+
+/** The engine's probe batch (`sh -s` fed marker-fenced probes): the only command a check run may send. */
+const isProbeBatch = (r: Recorded): boolean => r.command === 'sh -s' && /^echo '__provision_[0-9a-f]+__ 0'\n/.test(r.stdin ?? '');
+
+/** A fake host's account databases: `passwd` and `group` lines, and what `id -gn`/`id -Gn` print (one user). */
+interface Accounts {
+  readonly passwd?: string;
+  readonly group?: string;
+  readonly primary?: string;
+  readonly groups?: string;
+}
+
+/**
+ * A host whose `getent` and `id` read the files of `accounts`. Probe batches run with the fake tools
+ * first on PATH; any other command is only recorded (the transport's log), never run.
+ */
+function fakeAccountsHost(accounts: Accounts): {handler: Handler; dir: string} {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-users-check-'));
+  const tools: Record<string, string> = {
+    // getent passwd|group -- NAME
+    getent: 'grep -- "^$3:" "$FAKE/$1" || exit 2',
+    // id -gn|-Gn -- NAME
+    id: 'grep -q -- "^$3:" "$FAKE/passwd" || exit 1\ncase "$1" in -gn) cat "$FAKE/primary";; -Gn) cat "$FAKE/groups";; esac',
+  };
+  mkdirSync(join(dir, 'bin'));
+  for (const [name, body] of Object.entries(tools)) {
+    writeFileSync(join(dir, 'bin', name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(dir, 'bin', name), 0o755);
+  }
+  for (const [name, body] of Object.entries({passwd: '', group: '', primary: '', groups: '', ...accounts})) writeFileSync(join(dir, name), body);
+  const handler: Handler = (command, stdin) => (isProbeBatch({command, stdin})
+    ? localExec(`PATH=${q(join(dir, 'bin'))}:$PATH FAKE=${q(dir)}; export PATH FAKE\n${command}`, {stdin})
+    : {code: 0, stdout: '', stderr: ''});
+  return {handler, dir};
+}
+
+/** alice as in `alice` above, on the fake host. */
+const aliceHost: Accounts = {
+  passwd: 'alice:x:1001:1001:Alice Liddell,,,:/home/alice:/bin/bash\n',
+  group: 'alice:x:1001:\nsudo:x:27:alice\ndocker:x:999:alice\n',
+  primary: 'alice\n',
+  groups: 'alice sudo docker\n',
+};
+
+/** An argv command as the host receives it (each word quoted; no word holds a space). */
+const sent = (words: string): string => words.split(' ').map(q).join(' ');
+
+interface CheckCase {
+  readonly title: string;
+  readonly host: Accounts;
+  readonly task: Task;
+  /** The --check result: status and message. */
+  readonly status: 'changed' | 'ok';
+  readonly msg: string;
+  /** What a run without --check sends besides probes. */
+  readonly cmds: readonly string[];
+}
+
+const checkCases: CheckCase[] = [
+  {
+    title: 'user missing → would create',
+    host: {group: 'sudo:x:27:\n'},
+    task: user({name: 'deploy', groups: ['sudo'], shell: '/bin/bash'}),
+    status: 'changed',
+    msg: 'would create user deploy',
+    cmds: [sent('useradd --groups sudo --shell /bin/bash --create-home -- deploy')],
+  },
+  {
+    title: 'user drifted → would usermod only what differs',
+    host: aliceHost,
+    task: user({name: 'alice', shell: '/bin/zsh', groups: ['sudo', 'adm']}),
+    status: 'changed',
+    msg: 'would groups +adm -docker, shell /bin/bash → /bin/zsh',
+    cmds: [sent('usermod --groups sudo,adm --shell /bin/zsh -- alice')],
+  },
+  {
+    title: 'user present, want absent → would remove',
+    host: aliceHost,
+    task: user({name: 'alice', state: 'absent'}),
+    status: 'changed',
+    msg: 'would remove user alice (uid 1001)',
+    cmds: [sent('userdel -- alice')],
+  },
+  {
+    title: 'user converged → ok',
+    host: aliceHost,
+    task: user({name: 'alice', uid: 1001, group: 'alice', groups: ['docker', 'sudo'], shell: '/bin/bash', home: '/home/alice'}),
+    status: 'ok',
+    msg: 'user alice present (uid 1001, group alice)',
+    cmds: [],
+  },
+  {
+    title: 'group missing → would create',
+    host: {},
+    task: group({name: 'app', gid: 1500}),
+    status: 'changed',
+    msg: 'would create group app',
+    cmds: [sent('groupadd --gid 1500 -- app')],
+  },
+  {
+    title: 'group drifted gid → would groupmod',
+    host: {group: 'app:x:1001:\n'},
+    task: group({name: 'app', gid: 1500}),
+    status: 'changed',
+    msg: 'would gid 1001 → 1500',
+    cmds: [sent('groupmod --gid 1500 -- app')],
+  },
+  {
+    title: 'group converged → ok',
+    host: {group: 'app:x:1500:alice\n'},
+    task: group({name: 'app', gid: 1500}),
+    status: 'ok',
+    msg: 'group app present (gid 1500)',
+    cmds: [],
+  },
+];
+
+for (const c of checkCases) {
+  test(`user/group check mode: ${c.title}`, async (t) => {
+    const host = fakeAccountsHost(c.host);
+    const pb = definePlaybook({name: 'accounts', plays: [{name: 'accounts', hosts: 'all_hosts', gatherFacts: false, tasks: [c.task]}]});
+    const check = await runFake(pb, {handler: host.handler, check: true});
+    t.deepEqual(check.results().map((r) => [r.status, r.msg]), [[c.status, c.msg]]);
+    const log = check.transports.get('h1')!.log;
+    t.is(log.length, 1, 'one probe batch');
+    t.true(log.every(isProbeBatch), `only probes: ${log.map((r) => r.command).join('; ')}`);
+    // The same host without --check: the mutating commands do reach it, so the assertion above can fail.
+    const real = await runFake(pb, {handler: host.handler});
+    t.is(real.results()[0].status, c.status);
+    t.deepEqual(real.transports.get('h1')!.log.filter((r) => !isProbeBatch(r)).map((r) => r.command), c.cmds);
+    rmSync(host.dir, {recursive: true});
   });
 }
 
