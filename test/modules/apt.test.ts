@@ -1,13 +1,12 @@
 import test from 'ava';
+import {assertCheckMode, fakeHost} from '../helpers/fakehost.ts';
 import {execFileSync} from 'node:child_process';
-import {chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {q} from '../../src/core/cmd.ts';
 import {definePlaybook} from '../../src/core/task.ts';
 import type {Plan} from '../../src/core/types.ts';
 import {APT_UPDATE_SCRIPT, apt, aptModule, aptProbeScript, parseAptProbe, parsePolicy, parseSpecs, type AptArgs, type AptState} from '../../src/modules/apt.ts';
-import {localExec, type Handler, type Recorded} from '../../src/transport/fake.ts';
+import {localExec, type Handler} from '../../src/transport/fake.ts';
 import {spawn} from 'node:child_process';
 import type {TaskContext} from '../../src/core/types.ts';
 import {aptLockNote, aptUpdateScript, hostLockTimeout} from '../../src/modules/apt.ts';
@@ -207,32 +206,15 @@ test('apt specs: split, pins, arch, dedupe', (t) => {
 
 // ---- check mode through the engine, on a fake host
 
-/** The engine's probe batch (`sh -s` fed marker-fenced probes): the only command a check run may send. */
-const isProbeBatch = (r: Recorded): boolean => r.command === 'sh -s' && /^echo '__provision_[0-9a-f]+__ 0'\n/.test(r.stdin ?? '');
-
 /**
  * A host whose dpkg, apt-cache and package lists are files: `dpkg` (dpkg-query's lines), `policy`
- * (apt-cache policy's output), `age` (seconds since the lists were updated). Probe batches run with
- * the fake tools first on PATH; any other command is only recorded (the transport's log), never run.
+ * (apt-cache policy's output), `age` (seconds since the lists were updated).
  */
-function fakeAptHost(files: Readonly<Record<string, string>>): {handler: Handler; dir: string} {
-  const dir = mkdtempSync(join(tmpdir(), 'prov-apt-check-'));
-  const tools: Record<string, string> = {
-    'dpkg-query': 'cat "$FAKE/dpkg"',
-    'apt-cache': 'cat "$FAKE/policy" 2>/dev/null',
-    stat: 'echo "mtime $(($(date +%s) - $(cat "$FAKE/age"))) /var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"',
-  };
-  mkdirSync(join(dir, 'bin'));
-  for (const [name, body] of Object.entries(tools)) {
-    writeFileSync(join(dir, 'bin', name), `#!/bin/sh\n${body}\n`);
-    chmodSync(join(dir, 'bin', name), 0o755);
-  }
-  for (const [name, body] of Object.entries({age: '60', dpkg: '', ...files})) writeFileSync(join(dir, name), body);
-  const handler: Handler = (command, stdin) => (isProbeBatch({command, stdin})
-    ? localExec(`PATH=${q(join(dir, 'bin'))}:$PATH FAKE=${q(dir)}; export PATH FAKE\n${command}`, {stdin})
-    : {code: 0, stdout: '', stderr: ''});
-  return {handler, dir};
-}
+const fakeAptHost = (files: Readonly<Record<string, string>>) => fakeHost('apt', {
+  'dpkg-query': 'cat "$FAKE/dpkg"',
+  'apt-cache': 'cat "$FAKE/policy" 2>/dev/null',
+  stat: 'echo "mtime $(($(date +%s) - $(cat "$FAKE/age"))) /var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"',
+}, {age: '60', dpkg: '', ...files});
 
 const row = (name: string, status: string, version: string): string => `dpkg ${name} amd64 install ok ${status} ${version}\n`;
 /** An argv command as the host receives it (each word quoted; no word holds a space). */
@@ -294,20 +276,7 @@ const checkCases: CheckCase[] = [
 ];
 
 for (const c of checkCases) {
-  test(`apt check mode: ${c.title}`, async (t) => {
-    const host = fakeAptHost(c.host);
-    const pb = definePlaybook({name: 'apt', plays: [{name: 'apt', hosts: 'all_hosts', gatherFacts: false, tasks: [apt(c.args)]}]});
-    const check = await runFake(pb, {handler: host.handler, check: true});
-    t.deepEqual(check.results().map((r) => [r.status, r.msg]), [[c.status, c.msg]]);
-    const log = check.transports.get('h1')!.log;
-    t.is(log.length, 1, 'one probe batch');
-    t.true(log.every(isProbeBatch), `only probes: ${log.map((r) => r.command).join('; ')}`);
-    // The same host without --check: the mutating commands do reach it, so the assertion above can fail.
-    const real = await runFake(pb, {handler: host.handler});
-    t.is(real.results()[0].status, c.status);
-    t.deepEqual(real.transports.get('h1')!.log.filter((r) => !isProbeBatch(r)).map((r) => r.command), c.cmds);
-    rmSync(host.dir, {recursive: true});
-  });
+  test(`apt check mode: ${c.title}`, (t) => assertCheckMode(t, fakeAptHost(c.host), apt(c.args), c));
 }
 
 // ---- parsers on realistic output

@@ -1,14 +1,9 @@
 import test from 'ava';
+import {assertCheckMode, fakeHost} from '../helpers/fakehost.ts';
 import {execFileSync} from 'node:child_process';
-import {chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {q} from '../../src/core/cmd.ts';
-import {definePlaybook} from '../../src/core/task.ts';
 import type {Plan} from '../../src/core/types.ts';
 import {parseUnitState, service, serviceModule, serviceProbeScript, type ServiceArgs, type UnitState} from '../../src/modules/systemd.ts';
-import {localExec, type Handler, type Recorded} from '../../src/transport/fake.ts';
-import {runFake} from '../helpers/engine.ts';
 
 const cmds = (p: Plan): string[] => p.steps.map((s) => (s.kind === 'exec' && 'argv' in s.cmd ? s.cmd.argv.map(String).join(' ') : s.kind));
 
@@ -82,24 +77,8 @@ for (const c of failures) {
 
 // ---- check mode through the engine, on a fake host
 
-/** The engine's probe batch (`sh -s` fed marker-fenced probes): the only command a check run may send. */
-const isProbeBatch = (r: Recorded): boolean => r.command === 'sh -s' && /^echo '__provision_[0-9a-f]+__ 0'\n/.test(r.stdin ?? '');
-
-/**
- * A host whose `systemctl show` prints `show` (its file). Probe batches run with the fake systemctl
- * first on PATH; any other command is only recorded (the transport's log), never run.
- */
-function fakeSystemdHost(show: string): {handler: Handler; dir: string} {
-  const dir = mkdtempSync(join(tmpdir(), 'prov-systemd-check-'));
-  mkdirSync(join(dir, 'bin'));
-  writeFileSync(join(dir, 'bin', 'systemctl'), '#!/bin/sh\n[ "$1" = show ] && cat "$FAKE/show"\n');
-  chmodSync(join(dir, 'bin', 'systemctl'), 0o755);
-  writeFileSync(join(dir, 'show'), show);
-  const handler: Handler = (command, stdin) => (isProbeBatch({command, stdin})
-    ? localExec(`PATH=${q(join(dir, 'bin'))}:$PATH FAKE=${q(dir)}; export PATH FAKE\n${command}`, {stdin})
-    : {code: 0, stdout: '', stderr: ''});
-  return {handler, dir};
-}
+/** A host whose `systemctl show` prints `show` (its file). */
+const fakeSystemdHost = (show: string) => fakeHost('systemd', {systemctl: '[ "$1" = show ] && cat "$FAKE/show"'}, {show});
 
 /** `systemctl show -p …` output. */
 const show = (active: string, sub: string, unitFile: string, needReload = 'no'): string =>
@@ -161,20 +140,7 @@ const checkCases: CheckCase[] = [
 ];
 
 for (const c of checkCases) {
-  test(`service check mode: ${c.title}`, async (t) => {
-    const host = fakeSystemdHost(c.show);
-    const pb = definePlaybook({name: 'svc', plays: [{name: 'svc', hosts: 'all_hosts', gatherFacts: false, tasks: [service(c.args)]}]});
-    const check = await runFake(pb, {handler: host.handler, check: true});
-    t.deepEqual(check.results().map((r) => [r.status, r.msg]), [[c.status, c.msg]]);
-    const log = check.transports.get('h1')!.log;
-    t.is(log.length, 1, 'one probe batch');
-    t.true(log.every(isProbeBatch), `only probes: ${log.map((r) => r.command).join('; ')}`);
-    // The same host without --check: the mutating commands do reach it, so the assertion above can fail.
-    const real = await runFake(pb, {handler: host.handler});
-    t.is(real.results()[0].status, c.status);
-    t.deepEqual(real.transports.get('h1')!.log.filter((r) => !isProbeBatch(r)).map((r) => r.command), c.cmds);
-    rmSync(host.dir, {recursive: true});
-  });
+  test(`service check mode: ${c.title}`, (t) => assertCheckMode(t, fakeSystemdHost(c.show), service(c.args), c));
 }
 
 // ---- parser on realistic output

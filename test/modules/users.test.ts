@@ -1,17 +1,10 @@
 import test from 'ava';
+import {assertCheckMode, fakeHost} from '../helpers/fakehost.ts';
 import {execFileSync} from 'node:child_process';
-import {chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {q} from '../../src/core/cmd.ts';
-import {definePlaybook} from '../../src/core/task.ts';
 import type {Plan, Task} from '../../src/core/types.ts';
-import {
-  group, groupModule, groupProbeScript, parseGroupLine, parseGroupState, parseUserState, user, userModule, userProbeScript,
-  type GroupArgs, type GroupState, type UserArgs, type UserState,
-} from '../../src/modules/users.ts';
-import {localExec, type Handler, type Recorded} from '../../src/transport/fake.ts';
-import {runFake} from '../helpers/engine.ts';
+import {group, groupModule, groupProbeScript, parseGroupLine, parseGroupState, parseUserState, user, userModule, userProbeScript, type GroupArgs, type GroupState, type UserArgs, type UserState} from '../../src/modules/users.ts';
 
 const cmds = (p: Plan): string[] => p.steps.map((s) => (s.kind === 'exec' && 'argv' in s.cmd ? s.cmd.argv.map(String).join(' ') : s.kind));
 
@@ -159,9 +152,6 @@ for (const c of groupCases) {
 
 // ---- check mode through the engine, on a fake host
 
-/** The engine's probe batch (`sh -s` fed marker-fenced probes): the only command a check run may send. */
-const isProbeBatch = (r: Recorded): boolean => r.command === 'sh -s' && /^echo '__provision_[0-9a-f]+__ 0'\n/.test(r.stdin ?? '');
-
 /** A fake host's account databases: `passwd` and `group` lines, and what `id -gn`/`id -Gn` print (one user). */
 interface Accounts {
   readonly passwd?: string;
@@ -170,29 +160,13 @@ interface Accounts {
   readonly groups?: string;
 }
 
-/**
- * A host whose `getent` and `id` read the files of `accounts`. Probe batches run with the fake tools
- * first on PATH; any other command is only recorded (the transport's log), never run.
- */
-function fakeAccountsHost(accounts: Accounts): {handler: Handler; dir: string} {
-  const dir = mkdtempSync(join(tmpdir(), 'prov-users-check-'));
-  const tools: Record<string, string> = {
-    // getent passwd|group -- NAME
-    getent: 'grep -- "^$3:" "$FAKE/$1" || exit 2',
-    // id -gn|-Gn -- NAME
-    id: 'grep -q -- "^$3:" "$FAKE/passwd" || exit 1\ncase "$1" in -gn) cat "$FAKE/primary";; -Gn) cat "$FAKE/groups";; esac',
-  };
-  mkdirSync(join(dir, 'bin'));
-  for (const [name, body] of Object.entries(tools)) {
-    writeFileSync(join(dir, 'bin', name), `#!/bin/sh\n${body}\n`);
-    chmodSync(join(dir, 'bin', name), 0o755);
-  }
-  for (const [name, body] of Object.entries({passwd: '', group: '', primary: '', groups: '', ...accounts})) writeFileSync(join(dir, name), body);
-  const handler: Handler = (command, stdin) => (isProbeBatch({command, stdin})
-    ? localExec(`PATH=${q(join(dir, 'bin'))}:$PATH FAKE=${q(dir)}; export PATH FAKE\n${command}`, {stdin})
-    : {code: 0, stdout: '', stderr: ''});
-  return {handler, dir};
-}
+/** A host whose `getent` and `id` read the files of `accounts`. */
+const fakeAccountsHost = (accounts: Accounts) => fakeHost('users', {
+  // getent passwd|group -- NAME
+  getent: 'grep -- "^$3:" "$FAKE/$1" || exit 2',
+  // id -gn|-Gn -- NAME
+  id: 'grep -q -- "^$3:" "$FAKE/passwd" || exit 1\ncase "$1" in -gn) cat "$FAKE/primary";; -Gn) cat "$FAKE/groups";; esac',
+}, {passwd: '', group: '', primary: '', groups: '', ...accounts});
 
 /** alice as in `alice` above, on the fake host. */
 const aliceHost: Accounts = {
@@ -276,20 +250,7 @@ const checkCases: CheckCase[] = [
 ];
 
 for (const c of checkCases) {
-  test(`user/group check mode: ${c.title}`, async (t) => {
-    const host = fakeAccountsHost(c.host);
-    const pb = definePlaybook({name: 'accounts', plays: [{name: 'accounts', hosts: 'all_hosts', gatherFacts: false, tasks: [c.task]}]});
-    const check = await runFake(pb, {handler: host.handler, check: true});
-    t.deepEqual(check.results().map((r) => [r.status, r.msg]), [[c.status, c.msg]]);
-    const log = check.transports.get('h1')!.log;
-    t.is(log.length, 1, 'one probe batch');
-    t.true(log.every(isProbeBatch), `only probes: ${log.map((r) => r.command).join('; ')}`);
-    // The same host without --check: the mutating commands do reach it, so the assertion above can fail.
-    const real = await runFake(pb, {handler: host.handler});
-    t.is(real.results()[0].status, c.status);
-    t.deepEqual(real.transports.get('h1')!.log.filter((r) => !isProbeBatch(r)).map((r) => r.command), c.cmds);
-    rmSync(host.dir, {recursive: true});
-  });
+  test(`user/group check mode: ${c.title}`, (t) => assertCheckMode(t, fakeAccountsHost(c.host), c.task, c));
 }
 
 // ---- parsers on realistic output
