@@ -14,6 +14,7 @@ import {mask} from './secret.ts';
 import {applyStep, describeStep, runProbes, runScript, startControl, type Control, type Identity} from './remote.ts';
 import type {Emit, HostCounts, Status} from './events.ts';
 import type {BoundTask, Diff, Plan, Play, Playbook, ProbeOutput, Role, Task, TaskContext, TaskResult, Vars} from './types.ts';
+import type {ProbeScript} from '../shared/probe.ts';
 import {UnreachableError, type Transport} from '../transport/types.ts';
 import {factsProbe, noFacts, type Facts} from '../facts/host.ts';
 import {truthy} from '../shared/vars.ts';
@@ -561,29 +562,29 @@ export class Engine {
    * hosts run O(tasks²) probes. A batch that follows tasks which changed nothing covers the rest again.
    */
   private async probeAhead(h: HostState, entries: readonly Ahead[], first: BoundTask, firstWho: Identity): Promise<void> {
-    const byWho = new Map<string, {who: Identity; scripts: string[]}>();
-    const add = (who: Identity, script: string): void => {
+    const byWho = new Map<string, {who: Identity; probes: ProbeScript[]}>();
+    const add = (who: Identity, probe: ProbeScript): void => {
       const key = who.become ? `sudo:${who.user}` : 'login';
-      const g = byWho.get(key) ?? {who, scripts: []};
-      if (!g.scripts.includes(script) && !h.probeCache.has(script)) g.scripts.push(script);
+      const g = byWho.get(key) ?? {who, probes: []};
+      if (!g.probes.some((p) => p.script === probe.script) && !h.probeCache.has(probe.script)) g.probes.push(probe);
       byWho.set(key, g);
     };
-    if (first.probe) add(firstWho, first.probe.script);
+    if (first.probe) add(firstWho, first.probe);
     for (const {e, ctxOf} of h.justChanged ? entries.slice(1, REPROBE_WINDOW) : entries.slice(1)) {
       try {
         const ctx = ctxOf(h, e);
         if (e.task.options.when && !e.task.options.when(ctx)) continue;
         const b = e.task.bind(ctx);
-        if (b.probe) add(this.identity(h, e.task), b.probe.script);
+        if (b.probe) add(this.identity(h, e.task), b.probe);
       } catch {
         // Arguments that depend on results not there yet: probed when the task runs.
       }
     }
     const transport = h.transport!;
-    await Promise.all([...byWho.values()].map(async ({who, scripts}) => {
+    await Promise.all([...byWho.values()].map(async ({who, probes}) => {
       const gen = this.generation;
-      const outs = await runProbes(transport, who, scripts);
-      scripts.forEach((s, i) => h.probeCache.set(s, {out: outs[i], gen}));
+      const outs = await runProbes(transport, who, probes);
+      probes.forEach((p, i) => h.probeCache.set(p.script, {out: outs[i], gen}));
     }));
   }
 

@@ -7,7 +7,8 @@ import {posix} from 'node:path';
 import {becomeWrap, display, q, render} from './cmd.ts';
 import {Secret} from './secret.ts';
 import type {ProbeOutput, Step} from './types.ts';
-import {mergedPathProbe, pathProbeOf, splitMergedPathProbe} from '../facts/file.ts';
+import type {ProbeScript} from '../shared/probe.ts';
+import {mergedPathProbe, splitMergedPathProbe} from '../facts/file.ts';
 import type {ExecResult, RunningCommand, Transport} from '../transport/types.ts';
 
 /** Who runs a command: the login user, or `sudo -n -u user`. */
@@ -55,16 +56,14 @@ async function runBatch(t: Transport, who: Identity, scripts: readonly string[])
   return parseBatch(r.stdout, scripts.length, marker);
 }
 
-/** Run many probes in one round trip. */
-export async function runProbes(t: Transport, who: Identity, scripts: readonly string[]): Promise<ProbeOutput[]> {
-  if (scripts.length === 0) return [];
+/** Run many probes in one round trip; their outputs in the same order. */
+export async function runProbes(t: Transport, who: Identity, probes: readonly ProbeScript[]): Promise<ProbeOutput[]> {
+  if (probes.length === 0) return [];
+  const scripts = probes.map((p) => p.script);
   // Path probes (files, copies, templates, lineinfile) are answered together by one merged script.
-  const paths = scripts.flatMap((s, i) => {
-    const p = pathProbeOf(s);
-    return p ? [{i, p}] : [];
-  });
+  const paths = probes.flatMap((s, i) => (s.path ? [{i, p: s.path}] : []));
   const merge = paths.length >= 2;
-  const rest = merge ? scripts.filter((s) => !pathProbeOf(s)) : scripts;
+  const rest = merge ? probes.filter((s) => !s.path).map((s) => s.script) : scripts;
   const outs = await runBatch(t, who, merge ? [...rest, mergedPathProbe(paths.map((x) => x.p))] : rest);
   if (!merge) return outs;
   // Output that does not add up (a file changed while it was read, other tools): the probes one by one.

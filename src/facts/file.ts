@@ -3,6 +3,7 @@
  */
 import {createHash} from 'node:crypto';
 import {q} from '../shared/quote.ts';
+import type {PathProbe, ProbeScript} from '../shared/probe.ts';
 
 export interface Attrs {
   /** Octal permission bits as a number (0o644). */
@@ -29,7 +30,7 @@ export const maxDiffBytes = 256 * 1024;
  * Few processes on purpose (one `stat`, then one `base64` or one `sha256sum`): a play's probes run in
  * one batch, and on a busy host every process started counts.
  */
-export function fileProbeScript(path: string, content: 'none' | 'small' | 'always' = 'none', expect?: string): string {
+export function fileProbe(path: string, content: 'none' | 'small' | 'always' = 'none', expect?: string): ProbeScript {
   const p = q(path);
   const body = content === 'always' ? `echo; base64 -w0 -- ${p}`
     : content === 'small' ? `if [ "\${s##* }" -le ${maxDiffBytes} ] 2>/dev/null; then echo; base64 -w0 -- ${p}; else sha256sum -- ${p}; fi`
@@ -42,28 +43,19 @@ export function fileProbeScript(path: string, content: 'none' | 'small' | 'alway
     ...(expect !== undefined && content === 'small' ? [`# expect sha256 ${expect}`] : []),
   ].join('\n');
   // Absolute, one-line paths without backslashes can be answered together (see mergedPathProbe).
-  if (path.startsWith('/') && !/[\n\\]/.test(path)) pathProbes.set(script, {path, content, ...(expect !== undefined && content === 'small' ? {expect} : {})});
-  return script;
+  const mergeable = path.startsWith('/') && !/[\n\\]/.test(path);
+  return mergeable ? {script, path: {path, content, ...(expect !== undefined && content === 'small' ? {expect} : {})}} : {script};
+}
+
+/** The script of `fileProbe` alone. */
+export function fileProbeScript(path: string, content: 'none' | 'small' | 'always' = 'none', expect?: string): string {
+  return fileProbe(path, content, expect).script;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Many paths in one go
 
-/** What a `fileProbeScript` reads: its path, how much content, the sha256 its task wants there. */
-export interface PathProbe {
-  readonly path: string;
-  readonly content: 'none' | 'small' | 'always';
-  /** `small` only: when the file's sha256 is this, its content is not needed (the task is a no-op). */
-  readonly expect?: string;
-}
-
-/** Every fileProbeScript made in this process, by script text (bounded by the tasks of one run). */
-const pathProbes = new Map<string, PathProbe>();
-
-/** The path probe a script is, when it is one that can be merged. */
-export function pathProbeOf(script: string): PathProbe | undefined {
-  return pathProbes.get(script);
-}
+export type {PathProbe};
 
 /**
  * One script answering many path probes with a handful of processes, where each probe alone starts two

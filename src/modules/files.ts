@@ -9,7 +9,7 @@ import {Secret} from '../core/secret.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
 import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Step, TaskContext, TaskOptions, Task, Vars} from '../core/types.ts';
-import {fileProbeScript, formatMode, parseFileState, parseMode, type Attrs, type FileState} from '../facts/file.ts';
+import {fileProbe, formatMode, parseFileState, parseMode, type Attrs, type FileState} from '../facts/file.ts';
 
 /** Ownership and permissions, shared by every file module. */
 export interface FileAttrs {
@@ -73,7 +73,7 @@ export const fileModule: ModuleDef<FileArgs, FileState> = {
   name: 'file',
   schema: fileArgs,
   describe: (a) => `${a.path} (${a.state})`,
-  probe: (a) => ({script: fileProbeScript(a.path), parse: (out) => parseFileState(out.stdout)}),
+  probe: (a) => ({...fileProbe(a.path), parse: (out) => parseFileState(out.stdout)}),
   plan(have, a): Plan {
     requireAbsolute(a.path, 'path');
     switch (a.state) {
@@ -148,7 +148,7 @@ export const copyModule: ModuleDef<CopyArgs, FileState> = {
   describe: (a) => a.dest,
   // The sha256 wanted goes with the probe (not for secrets): a merged probe then reads back only files that differ.
   probe: (a) => ({
-    script: fileProbeScript(a.dest, 'small', a.content instanceof Secret ? undefined : createHash('sha256').update(contentBuffer(a.content)).digest('hex')),
+    ...fileProbe(a.dest, 'small', a.content instanceof Secret ? undefined : createHash('sha256').update(contentBuffer(a.content)).digest('hex')),
     parse: (out) => parseFileState(out.stdout),
   }),
   plan(have, a): Plan {
@@ -308,7 +308,7 @@ export const lineInFileModule: ModuleDef<LineInFileArgs, FileState> = {
   name: 'lineinfile',
   schema: lineInFileArgs,
   describe: (a) => `${a.path}: ${a.line ?? a.regexp ?? ''}`,
-  probe: (a) => ({script: fileProbeScript(a.path, 'always'), parse: (out) => parseFileState(out.stdout)}),
+  probe: (a) => ({...fileProbe(a.path, 'always'), parse: (out) => parseFileState(out.stdout)}),
   plan(have, a): Plan {
     requireAbsolute(a.path, 'path');
     if ((a.state ?? 'present') === 'present' && a.line === undefined) return {steps: [], fail: "state 'present' needs line"};

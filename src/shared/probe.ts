@@ -9,9 +9,26 @@ export interface ProbeOutput {
   readonly code: number;
 }
 
-/** A read-only shell snippet plus a pure parser of its output. */
-export interface Probe<Current> {
+/** What a file probe reads: its path, how much content, the sha256 its task wants there. */
+export interface PathProbe {
+  readonly path: string;
+  readonly content: 'none' | 'small' | 'always';
+  /** `small` only: when the file's sha256 is this, its content is not needed (the task is a no-op). */
+  readonly expect?: string;
+}
+
+/** A probe's script with what a batch needs to know of it (no parser): what `runProbes` takes. */
+export interface ProbeScript {
   /** POSIX shell, read-only. Runs inside a batch with other tasks' probes. */
   readonly script: string;
+  /**
+   * Set when the script reads one path (src/facts/file.ts): a batch answers all such probes together
+   * with a few processes instead of two or three each. The probe carries it: no registry of scripts.
+   */
+  readonly path?: PathProbe;
+}
+
+/** A read-only shell snippet plus a pure parser of its output. */
+export interface Probe<Current> extends ProbeScript {
   parse(out: ProbeOutput): Current;
 }

@@ -8,7 +8,7 @@ import {execFileSync} from 'node:child_process';
 import {mkdirSync, mkdtempSync, symlinkSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {fileProbeScript, mergedPathProbe, parseFileState, pathProbeOf, splitMergedPathProbe, maxDiffBytes, type PathProbe} from '../../src/facts/file.ts';
+import {fileProbe, mergedPathProbe, parseFileState, splitMergedPathProbe, maxDiffBytes, type PathProbe} from '../../src/facts/file.ts';
 import {runProbes} from '../../src/core/remote.ts';
 import {FakeTransport, localExec} from '../../src/transport/fake.ts';
 
@@ -37,8 +37,8 @@ test('every kind of path and every content mode: the merged answer parses as the
   const probes: {script: string; p: PathProbe}[] = [];
   for (const path of Object.values(paths)) {
     for (const [mode, expect] of [['none', undefined], ['always', undefined], ['small', sha('hello\nworld\n')], ['small', sha('something else')], ['small', sha(Buffer.alloc(maxDiffBytes + 10, 'x'))]] as const) {
-      const script = fileProbeScript(path, mode, expect);
-      probes.push({script, p: pathProbeOf(script)!});
+      const probe = fileProbe(path, mode, expect);
+      probes.push({script: probe.script, p: probe.path!});
     }
   }
   t.true(probes.every((x) => x.p !== undefined));
@@ -73,9 +73,9 @@ test('output that does not add up (a file changed between stat and cat) is refus
 
 test('runProbes: path probes share one merged script among the other probes; answers in order', async (t) => {
   const {paths} = tree();
-  const scripts = [fileProbeScript(paths.small, 'small', sha('x')), 'echo other probe', fileProbeScript(paths.dir), fileProbeScript(paths.missing, 'always'), 'exit 3'];
+  const probes = [fileProbe(paths.small, 'small', sha('x')), {script: 'echo other probe'}, fileProbe(paths.dir), fileProbe(paths.missing, 'always'), {script: 'exit 3'}];
   const ft = new FakeTransport('h1');
-  const outs = await runProbes(ft, {become: false}, scripts);
+  const outs = await runProbes(ft, {become: false}, probes);
   t.is(ft.log.length, 1, 'one round trip');
   t.is((ft.log[0].stdin as string).match(/stat --printf/g)?.length, 1, 'one stat for every path');
   t.like(parseFileState(outs[0].stdout), {kind: 'file', size: 12});
@@ -85,4 +85,16 @@ test('runProbes: path probes share one merged script among the other probes; ans
   t.is(parseFileState(outs[2].stdout).kind, 'directory');
   t.deepEqual(parseFileState(outs[3].stdout), {kind: 'missing'});
   t.is(outs[4].code, 3);
+});
+
+test('runProbes: merging follows what a probe carries, not its script text (no registry of scripts)', async (t) => {
+  const {paths} = tree();
+  const bare = [{script: fileProbe(paths.small, 'small').script}, {script: fileProbe(paths.dir).script}];
+  const ft = new FakeTransport('h1');
+  const outs = await runProbes(ft, {become: false}, bare);
+  t.is((ft.log[0].stdin as string).match(/stat --printf/g), null, 'probes without path metadata run as they are');
+  t.is(parseFileState(outs[1].stdout).kind, 'directory');
+  const carried = new FakeTransport('h1');
+  await runProbes(carried, {become: false}, [fileProbe(paths.small, 'small'), fileProbe(paths.dir)]);
+  t.is((carried.log[0].stdin as string).match(/stat --printf/g)?.length, 1, 'the same probes with their metadata share one stat');
 });
