@@ -108,13 +108,6 @@ export function describeStep(step: Step): string {
   return `write ${step.dest}${step.validate ? ` (validate: ${step.validate})` : ''}`;
 }
 
-/**
- * A step that reads its own output for the task's message: `note` is a pure function of the result
- * returning what is worth telling (`waited 12 s for /var/lib/dpkg/lock-frontend, held by process
- * 4711 (unattended-upgr)`), or undefined. Steps are plain `Step`s to everyone else.
- */
-export type NotedStep = Step & {readonly note?: (r: ExecResult) => string | undefined};
-
 /** A step's command result, with its note when it has one. */
 export type StepResult = ExecResult & {readonly note?: string};
 
@@ -152,13 +145,13 @@ export function lockedCommand(command: string, lock: StepLock): string {
  * Apply one step, holding the run's step lock when there is one. Resolves with the command's result;
  * the caller decides what a failure means.
  */
-export async function applyStep(t: Transport, who: Identity, step: NotedStep, lock?: StepLock): Promise<StepResult> {
+export async function applyStep(t: Transport, who: Identity, step: Step, lock?: StepLock): Promise<StepResult> {
   const [command, stdin] = step.kind === 'exec'
     ? [render(step.cmd), step.stdin instanceof Secret ? step.stdin.reveal() : step.stdin]
     : [`sh -c ${q(writeScript(step))}`, step.content];
   const asWho = who.become ? becomeWrap(command, who.user) : command;
   const r = await t.exec(lock ? lockedCommand(asWho, lock) : asWho, stdin === undefined ? {} : {stdin});
-  const note = step.note?.(r);
+  const note = step.kind === 'exec' ? step.note?.(r) : undefined;
   return note ? {...r, note} : r;
 }
 

@@ -19,6 +19,11 @@ export type Step =
       readonly okCodes?: readonly number[];
       /** Bytes for the command's standard input (e.g. SQL holding a password); never displayed. */
       readonly stdin?: Buffer | Secret;
+      /**
+       * What is worth telling of the command's output, for the task's message (pure), e.g. `waited 12 s
+       * for /var/lib/dpkg/lock-frontend, held by process 4711 (unattended-upgr)`; undefined: nothing.
+       */
+      readonly note?: (result: {readonly stdout: string; readonly stderr: string; readonly code: number}) => string | undefined;
     }
   | {
       readonly kind: 'write';

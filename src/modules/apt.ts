@@ -7,7 +7,6 @@
  * `lock_timeout`, and the task's message says what it waited for.
  */
 import {argv, q} from '../core/cmd.ts';
-import type {NotedStep} from '../core/remote.ts';
 import {makeTask, TaskArgumentError, type ArgsOf} from '../core/task.ts';
 import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions, Vars} from '../core/types.ts';
@@ -337,7 +336,7 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
     const pkg = (s: PackageSpec): PackageState => have.packages[s.name] ?? {kind: 'missing'};
     const lockTimeout = a.lockTimeout ?? DEFAULT_APT_LOCK_TIMEOUT;
     const note = (r: {readonly stdout: string; readonly stderr: string; readonly code: number}): string | undefined => aptLockNote(r, lockTimeout);
-    const updateStep: NotedStep = {kind: 'exec', cmd: {shell: aptUpdateScript(lockTimeout)}, note};
+    const updateStep: Step = {kind: 'exec', cmd: {shell: aptUpdateScript(lockTimeout)}, note};
 
     if (state === 'absent') {
       const verb = a.purge ? 'purge' : 'remove';
@@ -353,7 +352,7 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
         why.push(`update cache (${cacheNote})`);
       }
       if (gone.length > 0) {
-        const step: NotedStep = {kind: 'exec', cmd: argv(...aptGet, verb, '-y', '-q', ...lockOption(lockTimeout), ...gone.map((s) => s.name)), note};
+        const step: Step = {kind: 'exec', cmd: argv(...aptGet, verb, '-y', '-q', ...lockOption(lockTimeout), ...gone.map((s) => s.name)), note};
         steps.push(step);
         why.push(`${verb} ${gone.map((s) => s.name).join(', ')}`);
       }
@@ -415,7 +414,7 @@ export const aptModule: ModuleDef<AptArgs, AptState> = {
         ...(downgrade ? ['--allow-downgrades'] : []),
         ...install.map(label),
       ];
-      const step: NotedStep = {kind: 'exec', cmd: argv(...words), note};
+      const step: Step = {kind: 'exec', cmd: argv(...words), note};
       steps.push(step);
     }
     if (steps.length > 0) return {steps, reason: why.join('; ')};
