@@ -7,7 +7,7 @@ import {dirname, join, relative} from 'node:path';
 import {Command, CommanderError, Option} from 'commander';
 import {parse as parseYaml} from 'yaml';
 import {ExitCode, UserError, UserErrors, badOption, type ExitCodeValue} from '../core/errors.ts';
-import {batches, preflight, runPlaybook, type EngineDeps, type RunOptions, type RunSummary} from '../core/engine.ts';
+import {firstHosts, preflight, runPlaybook, type EngineDeps, type RunOptions, type RunSummary} from '../core/engine.ts';
 import type {Playbook} from '../core/types.ts';
 import type {Transport} from '../transport/types.ts';
 import {typecheck as typecheckUserCode} from './typecheck.ts';
@@ -201,8 +201,7 @@ async function checkPlaybook(playbook: Playbook, playbookPath: string, loadRole:
  * command runs on a host before the checks pass; when they fail, the connections are closed unused.
  */
 function earlyConnections(playbook: Playbook, deps: StaticDeps, forks: number, open: (host: string, vars: Vars) => Promise<Transport>): {connect(host: string, vars: Vars): Promise<Transport>; close(): Promise<void>} {
-  const first = playbook.plays[0];
-  const hosts = first ? batches(deps.select(first.hosts).filter((h) => !deps.limit || deps.limit.has(h)), first.serial)[0].slice(0, forks) : [];
+  const hosts = firstHosts(playbook, deps).slice(0, forks);
   const early = new Map(hosts.map((h) => {
     const p = open(h, deps.inventory.hostVars(h));
     p.catch(() => undefined); // reported when the engine takes it

@@ -157,6 +157,13 @@ function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The hosts a run starts with: the first batch of its first play (pattern, --limit, serial). */
+export function firstHosts(playbook: Playbook, deps: Pick<EngineDeps, 'select' | 'limit'>): string[] {
+  const first = playbook.plays[0];
+  if (!first) return [];
+  return batches(deps.select(first.hosts).filter((n) => !deps.limit || deps.limit.has(n)), first.serial)[0] ?? [];
+}
+
 /** `serial` to batch sizes. */
 export function batches<T>(items: readonly T[], serial: Play['serial']): T[][] {
   if (serial === undefined || items.length === 0) return [items.slice()];
@@ -247,11 +254,8 @@ export class Engine {
       // Every play's roles are loaded first (the first probe batch of a host covers the later plays
       // too); meanwhile the first play's first hosts connect and gather facts.
       const planning = Promise.all(playbook.plays.map((play) => this.planPlay(play)));
-      const first = playbook.plays[0];
-      if (first) {
-        const hosts = this.deps.select(first.hosts).filter((n) => !this.deps.limit || this.deps.limit.has(n));
-        for (const n of batches(hosts, first.serial)[0]) void this.limiter(() => this.startHost(this.state(n), first.gatherFacts !== false));
-      }
+      const gather = playbook.plays[0]?.gatherFacts !== false;
+      for (const n of firstHosts(playbook, this.deps)) void this.limiter(() => this.startHost(this.state(n), gather));
       const plans = await planning;
       for (let i = 0; i < plans.length; i++) {
         if (this.interrupted) break;

@@ -65,11 +65,8 @@ export interface TaskSource {
   readonly column: number;
 }
 
-const ownDirs = [fileURLToPath(new URL('..', import.meta.url))];
-/** Files of provision's own that never count as where a user wrote a task (the bundle, when running from it). */
-export function addOwnDir(dir: string): void {
-  ownDirs.push(dir.endsWith(sep) ? dir : dir + sep);
-}
+/** provision's own code (src/, or the bundle's folder): never where a user wrote a task. */
+const ownDir = fileURLToPath(new URL('..', import.meta.url));
 
 /**
  * The first frame of `trace` outside provision's own code: the line of the user's file that made the
@@ -81,7 +78,7 @@ function callerSource(trace: {stack?: string}): TaskSource | undefined {
     const m = /(?:\(|at )((?:file:\/\/)?\/[^()]+?):(\d+):(\d+)\)?\s*$/.exec(line);
     if (!m) continue;
     const frame = original(m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1], Number(m[2]), Number(m[3]));
-    if (ownDirs.some((d) => frame.file.startsWith(d)) || frame.file.includes(`${sep}node_modules${sep}`)) continue;
+    if (frame.file.startsWith(ownDir) || frame.file.includes(`${sep}node_modules${sep}`)) continue;
     return frame;
   }
   return undefined;

@@ -8,7 +8,7 @@ import {argv, type Cmd} from '../core/cmd.ts';
 import {Secret} from '../core/secret.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
 import {z, type Exact} from '../core/validate.ts';
-import type {ModuleDef, Plan, Step, TaskContext, TaskOptions, Task, Vars} from '../core/types.ts';
+import type {ModuleDef, Plan, Step, TaskOptions, Task, Vars} from '../core/types.ts';
 import {fileProbe, formatMode, parseFileState, parseMode, type Attrs, type FileState} from '../facts/file.ts';
 
 /** Ownership and permissions, shared by every file module. */

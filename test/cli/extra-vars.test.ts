@@ -11,7 +11,8 @@
  * Without ansible the differential test is skipped and says so; the table test runs everywhere.
  */
 import test from 'ava';
-import {execFile, execFileSync} from 'node:child_process';
+import {commandWorks} from '../helpers/cli.ts';
+import {execFile} from 'node:child_process';
 import {mkdtempSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -56,15 +57,7 @@ test('-e given twice: the later value wins; JSON and key=value mix', (t) => {
 // ------------------------------------------------------------------------------------------------
 // Differential: the real ansible.
 
-function hasAnsible(): boolean {
-  try {
-    execFileSync('ansible', ['--version'], {stdio: 'ignore'});
-    return true;
-  } catch {
-    return false;
-  }
-}
-const live = hasAnsible();
+const live = commandWorks('ansible', ['--version']);
 
 const SEED = 20260512;
 const RANDOM_CASES = 160;

@@ -1,5 +1,5 @@
 /** Run `bin/provision.js` as a user would (a child process), capturing its exit code and output. */
-import {execFile} from 'node:child_process';
+import {execFile, execFileSync} from 'node:child_process';
 import {join, resolve} from 'node:path';
 
 export const projectRoot = resolve(import.meta.dirname, '..', '..');
@@ -25,4 +25,14 @@ export function runCli(args: readonly string[], opts: {cwd?: string; env?: Recor
 /** The `--json` stream: one event per line. */
 export function jsonEvents(out: string): Array<Record<string, unknown>> {
   return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Whether `file args…` runs and exits 0 here (a prerequisite a test skips visibly without). */
+export function commandWorks(file: string, args: readonly string[] = []): boolean {
+  try {
+    execFileSync(file, args, {stdio: 'ignore'});
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -4,7 +4,8 @@
  * in `test/fixtures/inventory/expected/`, and a test checks those recordings against the live tool.
  */
 import test from 'ava';
-import {execFile, execFileSync} from 'node:child_process';
+import {commandWorks} from '../helpers/cli.ts';
+import {execFile} from 'node:child_process';
 import {mkdtempSync, readFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -15,15 +16,7 @@ const run = promisify(execFile);
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'inventory');
 const expectedDir = join(fixtures, 'expected');
 
-function hasAnsible(): boolean {
-  try {
-    execFileSync('ansible-inventory', ['--version'], {stdio: 'ignore'});
-    return true;
-  } catch {
-    return false;
-  }
-}
-const live = hasAnsible();
+const live = commandWorks('ansible-inventory', ['--version']);
 const scratch = mkdtempSync(join(tmpdir(), 'provision-ansible-'));
 const env = {
   ...process.env,

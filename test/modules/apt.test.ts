@@ -1,4 +1,5 @@
 import test from 'ava';
+import {commandWorks} from '../helpers/cli.ts';
 import {assertCheckMode, fakeHost} from '../helpers/fakehost.ts';
 import {execFileSync} from 'node:child_process';
 import {join} from 'node:path';
@@ -379,15 +380,7 @@ test('apt probe script is valid sh and runs on any host (dpkg or not)', (t) => {
   t.deepEqual(probe.parse({stdout, code: 0}).packages['nosuchpkg-xyz'], {kind: 'missing'});
 });
 
-function hasDpkg(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v dpkg-query'], {stdio: 'ignore'});
-    return true;
-  } catch {
-    return false;
-  }
-}
-const dpkg = hasDpkg();
+const dpkg = commandWorks('sh', ['-c', 'command -v dpkg-query']);
 
 (dpkg ? test : test.skip)(`apt probe reads this host's dpkg database${dpkg ? '' : ' (skipped: no dpkg-query here)'}`, (t) => {
   const a: AptArgs = {packages: ['bash', 'nosuchpkg-xyz']};
@@ -515,12 +508,7 @@ function holdDpkgLock(path: string, seconds: number): Promise<{pid: number; done
 
 function canHoldDpkgLock(): string | undefined {
   if (process.getuid?.() !== 0) return 'not root';
-  try {
-    execFileSync('sh', ['-c', 'command -v apt-get && command -v python3'], {stdio: 'ignore'});
-  } catch {
-    return 'no apt-get or python3 here';
-  }
-  return undefined;
+  return commandWorks('sh', ['-c', 'command -v apt-get && command -v python3']) ? undefined : 'no apt-get or python3 here';
 }
 const noRealLock = canHoldDpkgLock();
 

@@ -3,6 +3,7 @@
  * glibc's crypt() (which HAProxy calls) and `openssl passwd -6` make, byte for byte.
  */
 import test from 'ava';
+import {commandWorks} from '../helpers/cli.ts';
 import fc from 'fast-check';
 import {execFileSync} from 'node:child_process';
 import {sha512Crypt} from '../../roles/haproxy/sha512crypt.ts';
@@ -17,15 +18,7 @@ test('sha512Crypt: the example of Drepper\'s specification ("Hello world!", 5000
   t.throws(() => sha512Crypt('x', 'salt$'), {message: /1-16 characters/});
 });
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], {stdio: 'ignore'});
-    return true;
-  } catch {
-    return false;
-  }
-}
-const openssl = hasOpenssl();
+const openssl = commandWorks('openssl', ['version']);
 
 const opensslCrypt = (password: string, salt: string): string =>
   execFileSync('openssl', ['passwd', '-6', '-salt', salt, '--', password], {encoding: 'utf8'}).trimEnd();
