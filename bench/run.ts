@@ -37,6 +37,7 @@ import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync,
 import {cpus, loadavg, tmpdir} from 'node:os';
 import {join, relative, resolve} from 'node:path';
 import {parseArgs} from 'node:util';
+import {group} from '../src/shared/match.ts';
 import {startSshd} from '../test/helpers/sshd.ts';
 
 const root = resolve(import.meta.dirname, '..');
@@ -145,7 +146,7 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, sample: bool
       let maxRssKb = 0;
       try {
         const last = readFileSync(timeFile, 'utf8').trim().split('\n').pop() ?? '';
-        const [, u, s, m] = last.split(' ').map(Number);
+        const [, u = 0, s = 0, m = 0] = last.split(' ').map(Number);
         cpuS = u + s;
         maxRssKb = m;
       } catch {
@@ -161,7 +162,7 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, sample: bool
 function recap(out: string): Map<string, {changed: number; bad: number}> {
   const m = new Map<string, {changed: number; bad: number}>();
   for (const r of out.matchAll(/^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
-    m.set(r[1], {changed: Number(r[2]), bad: Number(r[3]) + Number(r[4])});
+    m.set(group(r, 1), {changed: Number(r[2]), bad: Number(r[3]) + Number(r[4])});
   }
   return m;
 }
@@ -182,7 +183,9 @@ function check(tool: Tool, what: string, r: {code: number; out: string}, hosts: 
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  const at = (i: number): number => s[i] ?? NaN; // no measures: NaN
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? at(mid) : (at(mid - 1) + at(mid)) / 2;
 };
 const secs = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(2)} s` : `${(ms / 1000).toFixed(1)} s`);
 const mb = (kb: number): string => `${Math.round(kb / 1024)} MB`;
@@ -416,7 +419,12 @@ if (earlier) {
   maxHosts = hostCounts.length ? Math.max(...hostCounts) : 0;
 }
 const started = earlier ? new Date(earlier.started) : new Date();
-const load0 = earlier ? earlier.load[0] : loadavg()[0];
+/** This machine's load average over the last minute (`loadavg()` always gives three; 0 where unknown). */
+function oneMinuteLoad(): number {
+  const [one = 0] = loadavg();
+  return one;
+}
+const load0 = earlier ? earlier.load[0] : oneMinuteLoad();
 const machine = earlier ? earlier.machine : `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}, ${version('ansible-playbook', ['--version']).replace(/^ansible-playbook /, 'ansible-playbook ')}, ${version('ssh', ['-V']).split(',')[0]}`;
 const results: Results = earlier?.results ?? {};
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -488,7 +496,7 @@ try {
 // ---------------------------------------------------------------------------------------------------
 // Results
 
-const load1 = earlier ? earlier.load[1] : loadavg()[0];
+const load1 = earlier ? earlier.load[1] : oneMinuteLoad();
 const changeMax = earlier ? (earlier.ansibleChangeMax ?? Infinity) : ansibleChangeMax;
 const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
 const title = `30-task play on ${hostCounts.join(' / ')} loopback hosts: provision vs ansible-playbook`;

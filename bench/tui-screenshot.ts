@@ -42,8 +42,12 @@ const plain = (): Style => ({fg: null, bg: null, bold: false, dim: false, revers
 function sgr(style: Style, params: number[]): Style {
   const s = {...style};
   if (params.length === 0) params = [0];
-  for (let i = 0; i < params.length; i++) {
-    const p = params[i];
+  let skip = 0; // a colour's own parameters, already read
+  for (const [i, p] of params.entries()) {
+    if (skip > 0) {
+      skip--;
+      continue;
+    }
     if (p === 0) Object.assign(s, plain());
     else if (p === 1) s.bold = true;
     else if (p === 2) s.dim = true;
@@ -57,15 +61,16 @@ function sgr(style: Style, params: number[]): Style {
     else if (p >= 100 && p <= 107) s.bg = p - 100 + 8;
     else if (p === 49) s.bg = null;
     else if ((p === 38 || p === 48) && params[i + 1] === 5) {
-      const v = params[i + 2];
+      const v = params[i + 2] ?? null; // cut short: the default colour
       if (p === 38) s.fg = v;
       else s.bg = v;
-      i += 2;
+      skip = 2;
     } else if ((p === 38 || p === 48) && params[i + 1] === 2) {
-      const hex = `#${[params[i + 2], params[i + 3], params[i + 4]].map((n) => n.toString(16).padStart(2, '0')).join('')}`;
+      const rgb = params.slice(i + 2, i + 5);
+      const hex = rgb.length === 3 ? `#${rgb.map((n) => n.toString(16).padStart(2, '0')).join('')}` : null; // cut short: the default colour
       if (p === 38) s.fg = hex;
       else s.bg = hex;
-      i += 4;
+      skip = 4;
     }
   }
   return s;
@@ -96,7 +101,7 @@ const FG = '#c5c8c6';
 function colour(c: number | string | null, fallback: string): string {
   if (c === null) return fallback;
   if (typeof c === 'string') return c;
-  if (c < 16) return palette[c];
+  if (c < 16) return palette[c] ?? fallback;
   if (c >= 232) {
     const v = 8 + (c - 232) * 10;
     return `rgb(${v},${v},${v})`;

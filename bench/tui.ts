@@ -7,6 +7,7 @@
 import {EventEmitter} from 'node:events';
 import type {RunEvent} from '../src/core/events.ts';
 import {startLiveUi} from '../src/ui/live.tsx';
+import {Secrets} from '../src/core/secret.ts';
 import {hostNames, script} from '../test/ui/script.ts';
 import {FakeStdin} from '../test/helpers/fake-stdin.ts';
 
@@ -39,14 +40,16 @@ async function play(events: readonly RunEvent[], ms: number, emit: (e: RunEvent)
   let i = 0;
   while (i < events.length) {
     const due = Math.min(events.length, Math.ceil(((performance.now() - started) / ms) * events.length));
-    while (i < due) emit(events[i++]);
+    for (const e of events.slice(i, due)) emit(e);
+    i = Math.max(i, due);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
 
 async function measure(hosts: number): Promise<void> {
   const names = hostNames(hosts);
-  const events = script({hosts, fail: hosts > 1 ? {[names[1]]: 5} : {}, diff: true});
+  const [, second] = names;
+  const events = script({hosts, fail: second !== undefined ? {[second]: 5} : {}, diff: true});
   const ms = seconds * 1000;
 
   const base0 = process.cpuUsage();
@@ -54,7 +57,7 @@ async function measure(hosts: number): Promise<void> {
   const base = process.cpuUsage(base0);
 
   const term = new Terminal();
-  const ui = startLiveUi({playbook: 'site', inventory: 'inventory/lab.yml', check: false, diff: true, onInterrupt: () => undefined, stdout: term as unknown as NodeJS.WriteStream, stdin: new FakeStdin() as unknown as NodeJS.ReadStream});
+  const ui = startLiveUi({playbook: 'site', inventory: 'inventory/lab.yml', check: false, diff: true, onInterrupt: () => undefined, stdout: term as unknown as NodeJS.WriteStream, stdin: new FakeStdin() as unknown as NodeJS.ReadStream, secrets: new Secrets()});
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   await play(events, ms, ui.emit);
@@ -65,7 +68,7 @@ async function measure(hosts: number): Promise<void> {
 
   // A burst: every event at once, then one frame.
   const burstTerm = new Terminal();
-  const burst = startLiveUi({playbook: 'site', inventory: 'inventory/lab.yml', check: false, diff: true, onInterrupt: () => undefined, stdout: burstTerm as unknown as NodeJS.WriteStream, stdin: new FakeStdin() as unknown as NodeJS.ReadStream});
+  const burst = startLiveUi({playbook: 'site', inventory: 'inventory/lab.yml', check: false, diff: true, onInterrupt: () => undefined, stdout: burstTerm as unknown as NodeJS.WriteStream, stdin: new FakeStdin() as unknown as NodeJS.ReadStream, secrets: new Secrets()});
   const b0 = performance.now();
   for (const e of events) burst.emit(e);
   await burst.done();

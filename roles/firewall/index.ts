@@ -59,8 +59,8 @@ function sources(ctx: TaskContext, from: RuleSpec['from'], where: string): {labe
       for (const n of nets) out.push({label: 'admin', address: n});
     } else if (w.startsWith('group:')) {
       const g = w.slice('group:'.length);
-      if (!(g in ctx.groups)) fail(`firewall: ${where}: no group '${g}' in the inventory`);
-      for (const h of ctx.groups[g]) if (h !== ctx.host) out.push({label: h, address: addressOf(ctx, h)});
+      const members = ctx.groups[g] ?? fail(`firewall: ${where}: no group '${g}' in the inventory`);
+      for (const h of members) if (h !== ctx.host) out.push({label: h, address: addressOf(ctx, h)});
     } else out.push({label: w, address: w});
   }
   return out;

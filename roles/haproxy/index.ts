@@ -10,7 +10,7 @@
  * none yet; the certbot role replaces it with the ACME certificate.
  */
 import {createHash} from 'node:crypto';
-import {defineRole, apt, file, command, template, service, secret, type TaskContext} from '../../src/index.ts';
+import {defineRole, apt, file, command, template, service, type TaskContext} from '../../src/index.ts';
 import {sha512Crypt} from './sha512crypt.ts';
 
 const algorithms = ['roundrobin', 'leastconn', 'source'] as const;
@@ -37,8 +37,8 @@ function configVars(ctx: TaskContext): Record<string, unknown> {
   const acme = [ctx.host, ...lbs.filter((h) => h !== ctx.host)].map((h) => ({name: h, address: hostOf(h)}));
   // The stats password is stored as a SHA-512 crypt hash (HAProxy checks it with crypt()), so neither
   // haproxy.cfg nor a diff of it ever holds the password. The salt is derived from the password, so the
-  // hash (and the file) only changes when the password does. Registered as a secret all the same.
-  const password = secret(str(ctx, 'haproxy_stats_password')).reveal();
+  // hash (and the file) only changes when the password does. A secret of the run all the same.
+  const password = ctx.secret(str(ctx, 'haproxy_stats_password')).reveal();
   const salt = createHash('sha256').update(`haproxy-stats:${String(ctx.vars.haproxy_stats_user)}:${password}`).digest('hex').slice(0, 16);
   return {
     lb_algorithm: algorithm,

@@ -10,9 +10,7 @@ const itoa64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 const sha = (): Hash => createHash('sha512');
 
 function repeatTo(src: Buffer, length: number): Buffer {
-  const out = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) out[i] = src[i % src.length];
-  return out;
+  return Buffer.alloc(length, src); // filled with src, repeated
 }
 
 /** Hashes computed in this run: 5000 rounds of SHA-512 cost ~6 ms, and every bind of a task asks again. */
@@ -41,7 +39,7 @@ function computeSha512Crypt(password: string, salt: string): string {
   for (i = 0; i < p.length; i++) dpCtx.update(p);
   const pp = repeatTo(dpCtx.digest(), p.length);
   const dsCtx = sha();
-  for (i = 0; i < 16 + a[0]; i++) dsCtx.update(s);
+  for (i = 0; i < 16 + a.readUInt8(0); i++) dsCtx.update(s);
   const ss = dsCtx.digest().subarray(0, s.length);
   let c = a;
   for (let r = 0; r < 5000; r++) {
@@ -52,16 +50,16 @@ function computeSha512Crypt(password: string, salt: string): string {
     ctx.update(r & 1 ? c : pp);
     c = ctx.digest();
   }
-  const groups = [
+  const groups: readonly (readonly [number, number, number])[] = [
     [0, 21, 42], [22, 43, 1], [44, 2, 23], [3, 24, 45], [25, 46, 4], [47, 5, 26], [6, 27, 48], [28, 49, 7],
     [50, 8, 29], [9, 30, 51], [31, 52, 10], [53, 11, 32], [12, 33, 54], [34, 55, 13], [56, 14, 35],
     [15, 36, 57], [37, 58, 16], [59, 17, 38], [18, 39, 60], [40, 61, 19], [62, 20, 41],
   ];
   let out = '';
   const emit = (w: number, n: number): void => {
-    for (let k = 0; k < n; k++, w >>= 6) out += itoa64[w & 0x3f];
+    for (let k = 0; k < n; k++, w >>= 6) out += itoa64.charAt(w & 0x3f);
   };
-  for (const [x, y, z] of groups) emit((c[x] << 16) | (c[y] << 8) | c[z], 4);
-  emit(c[63], 2);
+  for (const [x, y, z] of groups) emit((c.readUInt8(x) << 16) | (c.readUInt8(y) << 8) | c.readUInt8(z), 4);
+  emit(c.readUInt8(63), 2);
   return `$6$${salt}$${out}`;
 }

@@ -36,7 +36,7 @@ export default defineRole({
       dest: String(ctx.vars.mysqld_exporter_my_cnf),
       content: secret(ctx.render('my.cnf.mustache', {
         user: String(ctx.vars.mysql_exporter_user),
-        password: secret(exporterPassword(ctx)).reveal(),
+        password: ctx.secret(exporterPassword(ctx)).reveal(),
         socket: String(ctx.vars.mysqld_exporter_socket),
       })),
       owner: 'root',

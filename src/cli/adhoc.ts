@@ -3,7 +3,8 @@
  */
 import pLimit from 'p-limit';
 import {ExitCode, badOption, type ExitCodeValue} from '../core/errors.ts';
-import {mask, maskValue} from '../core/secret.ts';
+import type {Secrets} from '../core/secret.ts';
+import type {Keyring} from '../core/vault.ts';
 import {runCommand, type Identity} from '../core/remote.ts';
 import {truthy} from '../shared/vars.ts';
 import {UnreachableError} from '../transport/types.ts';
@@ -22,8 +23,12 @@ interface AdhocFlags {
 /** What one host answered to `ping` or `exec`: raw, unmasked (`formatOutcome` masks). */
 export type Outcome = {host: string; status: 'ok' | 'changed' | 'failed' | 'unreachable'; rc?: number; stdout?: string; stderr?: string; msg?: string};
 
-export async function adhoc(kind: 'ping' | 'exec', pattern: string, command: string | undefined, flags: AdhocFlags, defaultInventory: () => string): Promise<ExitCodeValue> {
-  const inv = await loadInventory(flags.inventory ?? defaultInventory());
+export async function adhoc(
+  kind: 'ping' | 'exec', pattern: string, command: string | undefined, flags: AdhocFlags, defaultInventory: () => string,
+  vault: {readonly keyring: Keyring; readonly secrets: Secrets},
+): Promise<ExitCodeValue> {
+  const {secrets} = vault;
+  const inv = await loadInventory(flags.inventory ?? defaultInventory(), vault);
   let hosts = selectHosts(inv, pattern);
   if (flags.limit !== undefined) {
     const allowed = new Set(selectHosts(inv, flags.limit, process.cwd()));
@@ -47,7 +52,7 @@ export async function adhoc(kind: 'ping' | 'exec', pattern: string, command: str
         const r = await runCommand(t, who, 'echo pong');
         return r.code === 0 && r.stdout.trim() === 'pong'
           ? {host, status: 'ok', msg: wantBecome ? `pong (sudo to ${becomeUser} works)` : 'pong'}
-          : {host, status: 'failed', rc: r.code, msg: `sudo -n failed: ${mask(r.stderr).trim() || mask(r.stdout).trim()}`};
+          : {host, status: 'failed', rc: r.code, msg: `sudo -n failed: ${r.stderr.trim() || r.stdout.trim()}`};
       }
       const r = await runCommand(t, who, command ?? 'true');
       return {host, status: r.code === 0 ? 'changed' : 'failed', rc: r.code, stdout: r.stdout, stderr: r.stderr};
@@ -58,7 +63,7 @@ export async function adhoc(kind: 'ping' | 'exec', pattern: string, command: str
       await t.close();
     }
   })));
-  for (const o of outcomes) process.stdout.write(formatOutcome(kind, o, !!flags.json));
+  for (const o of outcomes) process.stdout.write(formatOutcome(kind, o, !!flags.json, secrets));
   if (outcomes.some((o) => o.status === 'unreachable')) return ExitCode.unreachable;
   if (outcomes.some((o) => o.status === 'failed')) return ExitCode.hostFailed;
   return ExitCode.ok;
@@ -68,13 +73,13 @@ export async function adhoc(kind: 'ping' | 'exec', pattern: string, command: str
  * The output for one host: a JSON line under `--json`, Ansible's ad-hoc lines otherwise. Pure.
  * The outcome's values are masked first, then shaped (serialised, joined, ended with a newline).
  */
-export function formatOutcome(kind: 'ping' | 'exec', outcome: Outcome, json: boolean): string {
-  const o = maskValue(outcome);
+export function formatOutcome(kind: 'ping' | 'exec', outcome: Outcome, json: boolean, secrets: Pick<Secrets, 'mask' | 'maskValue'>): string {
+  const o = secrets.maskValue(outcome);
   if (json) return JSON.stringify({type: 'result', host: o.host, task: kind, status: o.status, rc: o.rc ?? null, stdout: o.stdout ?? '', stderr: o.stderr ?? '', msg: o.msg ?? ''}) + '\n';
   if (o.status === 'unreachable') return `${o.host} | UNREACHABLE! => ${o.msg ?? ''}\n`;
   if (kind === 'ping') return `${o.host} | ${o.status === 'ok' ? 'SUCCESS' : 'FAILED'} => ${o.msg ?? ''}\n`;
   // Both streams, as a terminal shows them; a secret split across the two shows whole once they are
   // joined, so the joined text (plain text, not yet shaped) is masked too.
-  const output = mask((o.stdout ?? '') + (o.stderr ?? ''));
+  const output = secrets.mask((o.stdout ?? '') + (o.stderr ?? ''));
   return `${o.host} | ${o.status === 'failed' ? 'FAILED' : 'CHANGED'} | rc=${o.rc} >>\n${output}${output === '' || output.endsWith('\n') ? '' : '\n'}`;
 }

@@ -5,7 +5,8 @@
  */
 import type {Command} from 'commander';
 import {badOption} from '../core/errors.ts';
-import {maskValue} from '../core/secret.ts';
+import type {Secrets} from '../core/secret.ts';
+import {commandKeyring} from './vault.ts';
 import {inventoryGraph, inventoryList, loadInventory, sortKeys} from '../inventory/index.ts';
 
 interface InventoryOptions {
@@ -17,7 +18,7 @@ interface InventoryOptions {
 }
 
 /** Adds `provision inventory [-i FILE] (--list | --graph [GROUP] | --host HOST)` to `program`. */
-export function registerInventory(program: Command, defaultInventory: () => string): void {
+export function registerInventory(program: Command, defaultInventory: () => string, secrets: Secrets): void {
   program
     .command('inventory')
     .description('show an inventory as Ansible reads it (like ansible-inventory)')
@@ -28,13 +29,13 @@ export function registerInventory(program: Command, defaultInventory: () => stri
     .action(async (options: InventoryOptions) => {
       const chosen = [options.list, options.graph, options.host].filter((o) => o !== undefined && o !== false);
       if (chosen.length !== 1) throw badOption('inventory: give exactly one of --list, --graph [GROUP], --host HOST');
-      const inv = await loadInventory(options.inventory ?? defaultInventory());
+      const inv = await loadInventory(options.inventory ?? defaultInventory(), {keyring: commandKeyring(undefined), secrets});
       for (const w of inv.warnings) process.stderr.write(`[WARNING]: ${w}\n`);
       if (options.list) {
-        process.stdout.write(JSON.stringify(maskValue(inventoryList(inv)), null, 2) + '\n'); // vault values print as ***
+        process.stdout.write(JSON.stringify(secrets.maskValue(inventoryList(inv)), null, 2) + '\n'); // vault values print as ***
       } else if (options.host !== undefined) {
         if (!inv.hostNames.includes(options.host)) throw badOption(`inventory: no host ${options.host} in ${inv.source}`);
-        process.stdout.write(JSON.stringify(maskValue(sortKeys(inv.hostVars(options.host))), null, 2) + '\n');
+        process.stdout.write(JSON.stringify(secrets.maskValue(sortKeys(inv.hostVars(options.host))), null, 2) + '\n');
       } else {
         const group = typeof options.graph === 'string' ? options.graph : 'all';
         process.stdout.write(inventoryGraph(inv, group) + '\n');

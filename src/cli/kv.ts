@@ -47,14 +47,16 @@ const SIMPLE: Readonly<Record<string, string>> = {
 /** `_decode_escapes`: Python's unicode-escape, applied to the escapes above only. */
 function decodeEscapes(word: string): string {
   return word.replace(ESCAPE, (m) => {
-    const kind = m[1];
+    const kind = m.charAt(1); // every ESCAPE match is a backslash and a letter or quote
     if (kind === 'N') throw new KvSyntaxError(`${m}: named Unicode escapes are not supported; write the character, or \\u/\\U with its code`);
     if (kind === 'U' || kind === 'u' || kind === 'x') {
       const code = parseInt(m.slice(2), 16);
       if (code > 0x10ffff) throw new KvSyntaxError(`${m}: not a Unicode character`);
       return String.fromCodePoint(code);
     }
-    return SIMPLE[kind];
+    const simple = SIMPLE[kind];
+    if (simple === undefined) throw new Error(`internal error: ESCAPE matched ${m}, which SIMPLE does not know`);
+    return simple;
   });
 }
 

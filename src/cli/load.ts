@@ -6,6 +6,7 @@ import {existsSync, readFileSync} from 'node:fs';
 import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {ExitCode, UserError, parseError} from '../core/errors.ts';
+import {group} from '../shared/match.ts';
 import {currentProject, projectRoot, userCacheDir} from '../core/paths.ts';
 import {compiledUserModule} from './usercode.ts';
 import {taskName, taskSource, type LoadedRole} from '../core/engine.ts';
@@ -51,7 +52,7 @@ async function importUserModule(path: string): Promise<unknown> {
     const msg = e instanceof Error ? e.message : String(e);
     // esbuild (through tsx) reports syntax errors as "file:line:col: ERROR: message".
     const m = /([^\s:]+\.[cm]?[jt]sx?):(\d+):\d+: ERROR: (.*)/.exec(msg);
-    if (m) throw parseError(m[3], {file: relative(process.cwd(), m[1]) || m[1], line: Number(m[2])});
+    if (m) throw parseError(group(m, 3), {file: relative(process.cwd(), group(m, 1)) || group(m, 1), line: Number(m[2])});
     throw new UserError(`${relative(process.cwd(), path)}: cannot load: ${msg.split('\n')[0]}`, ExitCode.parseError);
   }
 }

@@ -13,7 +13,7 @@ import type {Transport} from '../transport/types.ts';
 import {typecheck as typecheckUserCode} from './typecheck.ts';
 import type {Emit, RunEvent} from '../core/events.ts';
 import type {Vars} from '../core/types.ts';
-import {mask} from '../core/secret.ts';
+import {Secrets} from '../core/secret.ts';
 import {loadInventory, selectHosts, type Inventory} from '../inventory/index.ts';
 import {registerInventory} from './inventory.ts';
 import {registerLab} from './lab.ts';
@@ -24,10 +24,11 @@ import {renderTemplate, readRoleFileContent} from '../templates/render.ts';
 import {plainWriter} from '../ui/plain.ts';
 import {jsonWriter} from '../ui/json.ts';
 import {adhoc} from './adhoc.ts';
-import {installVaultPrompt, primeExtraVarsVault, registerVault} from './vault.ts';
+import {commandKeyring, primeExtraVarsVault, registerVault} from './vault.ts';
 import {registerInit} from './init.ts';
 import {writeRetryFile} from './retry.ts';
-import {isAnsibleVaultText, isVaultText, openVaultFile, registerVaultValues, setVaultPasswordFile} from '../core/vault.ts';
+import {isAnsibleVaultText, isVaultText, Keyring, vaultSecrets} from '../core/vault.ts';
+import type {VaultAccess} from '../inventory/index.ts';
 import {KvSyntaxError, parseKeyValues, type KeyValues} from './kv.ts';
 
 /**
@@ -43,8 +44,9 @@ export function defaultInventory(): string {
   const named = ['hosts.yml', 'hosts.yaml', 'hosts.ini'].map((n) => join(dir, n)).find((p) => existsSync(p));
   if (named) return named;
   const files = existsSync(dir) ? readdirSync(dir).filter((n) => /\.(ya?ml|ini)$/.test(n)).sort() : [];
-  if (files.length === 1) return join(dir, files[0]);
   if (files.length > 1) throw badOption(`no inventory given and ${shown(dir)} holds several (${files.join(', ')}): choose one with -i, or set $PROVISION_INVENTORY`);
+  const [only] = files;
+  if (only !== undefined) return join(dir, only);
   throw badOption(`no inventory: give one with -i FILE, set $PROVISION_INVENTORY, or create ${shown(join(dir, 'hosts.yml'))}`);
 }
 
@@ -58,7 +60,7 @@ function collect(value: string, previous: string[] = []): string[] {
 }
 
 /** `-e key=value` (parsed as Ansible does: `msg='hello world' n=1`, values stay strings), `-e '{"json": 1}'`, `-e @vars.yml`. */
-export function parseExtraVars(items: readonly string[]): Vars {
+export function parseExtraVars(items: readonly string[], vault: VaultAccess = {keyring: new Keyring(), secrets: new Secrets()}): Vars {
   const out: Record<string, unknown> = {};
   for (const item of items) {
     if (item.startsWith('@')) {
@@ -68,8 +70,8 @@ export function parseExtraVars(items: readonly string[]): Vars {
       } catch {
         throw badOption(`-e ${item}: cannot read ${item.slice(1)}`);
       }
-      const vault = isVaultText(text) || isAnsibleVaultText(text);
-      if (vault) text = openVaultFile(text, item.slice(1));
+      const isVault = isVaultText(text) || isAnsibleVaultText(text);
+      if (isVault) text = vault.keyring.open(text, item.slice(1));
       let v: unknown;
       try {
         v = parseYaml(text);
@@ -77,7 +79,7 @@ export function parseExtraVars(items: readonly string[]): Vars {
         throw badOption(`-e ${item}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
       }
       if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badOption(`-e ${item}: the file must hold a mapping`);
-      if (vault) registerVaultValues(v);
+      if (isVault) vault.secrets.add(...vaultSecrets(v));
       Object.assign(out, v);
     } else if (item.trim().startsWith('{')) {
       try {
@@ -147,14 +149,14 @@ interface RunFlags {
  * Pick the renderer: --json, else the live UI on a terminal (unless --no-tui), else plain lines.
  * The live UI (ink, react) is imported only when it is used: loading it costs about a second.
  */
-async function pickRenderer(flags: RunFlags, live: {playbook: string; inventory: string; onInterrupt: () => void}): Promise<{emit: Emit; done(): Promise<void>}> {
+async function pickRenderer(flags: RunFlags, live: {playbook: string; inventory: string; onInterrupt: () => void}, secrets: Secrets): Promise<{emit: Emit; done(): Promise<void>}> {
   const out = (s: string): void => void process.stdout.write(s);
-  if (flags.json) return {emit: jsonWriter(out), done: async () => undefined};
+  if (flags.json) return {emit: jsonWriter(out, secrets), done: async () => undefined};
   if (flags.tui && process.stdout.isTTY) {
     const {startLiveUi} = await import('../ui/live.tsx');
-    return startLiveUi({...live, check: !!flags.check, diff: !!flags.diff});
+    return startLiveUi({...live, check: !!flags.check, diff: !!flags.diff, secrets});
   }
-  return {emit: plainWriter(out, {verbose: flags.verbose, color: !!process.stdout.isTTY && !process.env.NO_COLOR}), done: async () => undefined};
+  return {emit: plainWriter(out, {verbose: flags.verbose, color: !!process.stdout.isTTY && !process.env.NO_COLOR, secrets}), done: async () => undefined};
 }
 
 /** Load a playbook, refusing (exit 4, a `file:line:col` line each) a syntax error or a type error in it or any file it loads (unless `typecheck` is false; cached by content). */
@@ -170,9 +172,10 @@ function typecheckedPlaybook(playbookPath: string, typecheck = true): Promise<Pl
 /** What the engine needs besides the connections and the event sink. */
 type StaticDeps = Omit<EngineDeps, 'emit' | 'connect' | 'signal'>;
 
-function staticDeps(playbookPath: string, inventory: Inventory, limit: ReadonlySet<string> | undefined, loadRole = roleLoader(playbookPath)): StaticDeps {
+function staticDeps(playbookPath: string, inventory: Inventory, limit: ReadonlySet<string> | undefined, secrets: Secrets, loadRole = roleLoader(playbookPath)): StaticDeps {
   return {
     inventory,
+    secrets,
     select: (p) => selectHosts(inventory, p),
     limit,
     loadRole,
@@ -220,18 +223,17 @@ function earlyConnections(playbook: Playbook, deps: StaticDeps, forks: number, o
   };
 }
 
-async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue> {
+async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Promise<ExitCodeValue> {
   const playbookPath = findPlaybook(playbookArg);
   const invPath = flags.inventory ?? defaultInventory();
-  if (flags.vaultPasswordFile !== undefined) setVaultPasswordFile(flags.vaultPasswordFile);
-  installVaultPrompt();
-  await primeExtraVarsVault(flags.extraVars);
-  const [inventory, playbook] = await Promise.all([loadInventory(invPath), typecheckedPlaybook(playbookPath, flags.typecheck)]);
-  const extraVars = parseExtraVars(flags.extraVars);
+  const vault = {keyring: commandKeyring(flags.vaultPasswordFile), secrets};
+  await primeExtraVarsVault(flags.extraVars, vault.keyring);
+  const [inventory, playbook] = await Promise.all([loadInventory(invPath, vault), typecheckedPlaybook(playbookPath, flags.typecheck)]);
+  const extraVars = parseExtraVars(flags.extraVars, vault);
   const limit = flags.limit !== undefined ? new Set(selectHosts(inventory, flags.limit, process.cwd())) : undefined;
   if (limit && limit.size === 0) throw badOption(`--limit '${flags.limit}' matches no host of ${relative(process.cwd(), inventory.source)}`);
   const opts: RunOptions = {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars, lockTimeoutS: flags.lockTimeout};
-  const deps = staticDeps(playbookPath, inventory, limit);
+  const deps = staticDeps(playbookPath, inventory, limit, secrets);
   const connectOpts: ConnectOptions = {acceptNewHostKeys: !!flags.acceptNewHostKeys, inventoryDir: inventory.source, connectTimeoutMs: flags.timeout ? flags.timeout * 1000 : undefined};
   const connections = earlyConnections(playbook, deps, flags.forks, (host, vars) => connectHost(host, vars, connectOpts));
   try {
@@ -258,7 +260,7 @@ async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue>
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
 
-  const renderer = await pickRenderer(flags, {playbook: playbookArg, inventory: invPath, onInterrupt: () => interrupt(true)});
+  const renderer = await pickRenderer(flags, {playbook: playbookArg, inventory: invPath, onInterrupt: () => interrupt(true)}, secrets);
   const emit = (e: RunEvent): void => renderer.emit(e);
   const allHosts = inventory.hostNames.filter((h) => !limit || limit.has(h));
   emit({type: 'start', playbook: playbook.name, inventory: inventory.source, check: !!flags.check, diff: !!flags.diff, hosts: allHosts});
@@ -276,7 +278,7 @@ async function run(playbookArg: string, flags: RunFlags): Promise<ExitCodeValue>
   }
 }
 
-export function buildProgram(): Command {
+export function buildProgram(secrets: Secrets = new Secrets()): Command {
   const program = new Command('provision')
     .description('Agentless provisioning: TypeScript playbooks, Ansible inventories, idempotent tasks over SSH')
     .version('0.1.0')
@@ -312,7 +314,7 @@ export function buildProgram(): Command {
     .option('--vault-password-file <file>', 'read the vault passphrase from this file (else $PROVISION_VAULT_PASSWORD_FILE, $PROVISION_VAULT_PASSWORD, a prompt)')
     .option('--no-typecheck', 'skip the type check of the playbook and the files it loads (it is cached by content, so it costs nothing when they did not change)')
     .action(async (pb: string, flags: RunFlags) => {
-      process.exitCode = await run(pb, flags);
+      process.exitCode = await run(pb, flags, secrets);
     });
 
   program
@@ -334,13 +336,14 @@ export function buildProgram(): Command {
         }
       }
       const loadRole = roleLoader(path);
-      const inventory = invPath === undefined ? undefined : await loadInventory(invPath);
-      await checkPlaybook(playbook, path, loadRole, inventory && {deps: staticDeps(path, inventory, undefined, loadRole), opts: {check: true, diff: false, forks: 1, extraVars: parseExtraVars(flags.extraVars)}});
+      const vault = {keyring: commandKeyring(undefined), secrets};
+      const inventory = invPath === undefined ? undefined : await loadInventory(invPath, vault);
+      await checkPlaybook(playbook, path, loadRole, inventory && {deps: staticDeps(path, inventory, undefined, secrets, loadRole), opts: {check: true, diff: false, forks: 1, extraVars: parseExtraVars(flags.extraVars, vault)}});
       process.stdout.write(`${relative(process.cwd(), path) || path}: ok (${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'})\n`);
       process.exitCode = ExitCode.ok;
     });
 
-  registerInventory(program, defaultInventory);
+  registerInventory(program, defaultInventory, secrets);
 
   program
     .command('ping')
@@ -352,7 +355,7 @@ export function buildProgram(): Command {
     .option('--json', 'one JSON result per host')
     .addOption(new Option('-f, --forks <n>', 'hosts in parallel').default(100).argParser(parseForks))
     .action(async (pattern: string, flags: {inventory?: string; limit?: string; acceptNewHostKeys?: boolean; json?: boolean; forks: number}) => {
-      process.exitCode = await adhoc('ping', pattern, undefined, flags, defaultInventory);
+      process.exitCode = await adhoc('ping', pattern, undefined, flags, defaultInventory, {keyring: commandKeyring(undefined), secrets});
     });
 
   program
@@ -367,7 +370,7 @@ export function buildProgram(): Command {
     .option('--json', 'one JSON result per host')
     .addOption(new Option('-f, --forks <n>', 'hosts in parallel').default(100).argParser(parseForks))
     .action(async (pattern: string, command: string[], flags: {inventory?: string; limit?: string; become?: boolean; acceptNewHostKeys?: boolean; json?: boolean; forks: number}) => {
-      process.exitCode = await adhoc('exec', pattern, command.join(' '), flags, defaultInventory);
+      process.exitCode = await adhoc('exec', pattern, command.join(' '), flags, defaultInventory, {keyring: commandKeyring(undefined), secrets});
     });
 
   registerLab(program, labInventory);
@@ -378,7 +381,11 @@ export function buildProgram(): Command {
 
 /** Entry point: parse argv, run, map every error to one line and an exit code. */
 export async function main(argv: readonly string[]): Promise<void> {
-  const program = buildProgram();
+  // The secrets this command meets (vault values, a playbook's Secrets): its writers and its error
+  // lines mask them. One command per process: made here, passed to the command, not held by a module.
+  const secrets = new Secrets();
+  const {mask} = secrets;
+  const program = buildProgram(secrets);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

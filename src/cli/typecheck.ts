@@ -152,9 +152,10 @@ function format(errors: readonly StoredError[]): string[] {
 
 /** Type-check `roots` (a playbook and the role files it loads by name) and every file they import. */
 export async function typecheck(roots: readonly string[], opts: TypecheckOptions): Promise<TypecheckResult> {
-  if (roots.length === 0) throw new Error('typecheck: no root files');
-  const rootPaths = roots.map((r) => resolve(r));
-  const tsconfig = findTsconfig(rootPaths[0]);
+  const [first, ...others] = roots.map((r) => resolve(r));
+  if (first === undefined) throw new Error('typecheck: no root files');
+  const rootPaths: readonly [string, ...string[]] = [first, ...others];
+  const tsconfig = findTsconfig(first);
   const tsVersion = typescriptVersion();
   const key = createHash('sha256')
     .update(JSON.stringify({format: FORMAT, roots: rootPaths, tsconfig: tsconfig ?? null, defaults: tsconfig ? null : DEFAULT_OPTIONS, typescript: tsVersion, salt: opts.salt ?? null}))
@@ -174,7 +175,7 @@ export async function typecheck(roots: readonly string[], opts: TypecheckOptions
 }
 
 /** Compile (nothing is emitted) and collect the errors and every input, for the manifest. */
-async function check(roots: readonly string[], tsconfig: string | undefined, key: string): Promise<Manifest> {
+async function check(roots: readonly [string, ...string[]], tsconfig: string | undefined, key: string): Promise<Manifest> {
   const ts = (await import('typescript')).default;
   const files = new Map<string, string>();
   const absentFiles = new Set<string>();

@@ -10,10 +10,7 @@ import {tmpdir} from 'node:os';
 import {basename, join} from 'node:path';
 import type {Command} from 'commander';
 import {ExitCode, UserError} from '../core/errors.ts';
-import {
-  VaultError, decrypt, encrypt, isAnsibleVaultText, isVaultText, setVaultPasswordFile, setVaultPrompt,
-  vaultPassphrase, writePrivateFile,
-} from '../core/vault.ts';
+import {VaultError, decrypt, encrypt, isAnsibleVaultText, isVaultText, Keyring, writePrivateFile} from '../core/vault.ts';
 import {isVaultFile} from '../inventory/varsfiles.ts';
 
 /** Read a line from the terminal without echoing it. */
@@ -46,18 +43,21 @@ export function promptHidden(question: string): Promise<string> {
   });
 }
 
-/** Let vault loading ask on the terminal, when there is one. Called once by the CLI. */
-export function installVaultPrompt(): void {
-  setVaultPrompt(process.stdin.isTTY ? promptHidden : undefined);
+/** A command's keyring: `--vault-password-file`, the environment, and a prompt when stdin is a terminal. */
+export function commandKeyring(vaultPasswordFile: string | undefined): Keyring {
+  return new Keyring({
+    ...(vaultPasswordFile === undefined ? {} : {file: vaultPasswordFile}),
+    ...(process.stdin.isTTY ? {prompt: promptHidden} : {}),
+  });
 }
 
 /**
  * `-e @file` items that are vault files: get the passphrase before the (synchronous) extra-vars
  * parsing decrypts them.
  */
-export async function primeExtraVarsVault(items: readonly string[]): Promise<void> {
+export async function primeExtraVarsVault(items: readonly string[], keyring: Keyring): Promise<void> {
   const vaults = items.filter((i) => i.startsWith('@') && isVaultFile(i.slice(1)));
-  if (vaults.length > 0) await vaultPassphrase(`-e ${vaults[0]}`);
+  if (vaults.length > 0) await keyring.passphrase(`-e ${vaults[0]}`);
 }
 
 function readText(file: string): string {
@@ -115,43 +115,41 @@ export function registerVault(program: Command): void {
   const vault = program
     .command('vault')
     .description('encrypted variable files (AES-256-GCM): encrypt, decrypt, edit, view, create');
-  const sub = (name: string, description: string, action: (file: string) => Promise<void>): void => {
+  const sub = (name: string, description: string, action: (file: string, keyring: Keyring) => Promise<void>): void => {
     vault
       .command(name)
       .description(description)
       .argument('<file>', 'the vars file')
       .option('--vault-password-file <file>', 'read the passphrase from this file')
       .action(async (file: string, flags: VaultFlags) => {
-        if (flags.vaultPasswordFile !== undefined) setVaultPasswordFile(flags.vaultPasswordFile);
-        installVaultPrompt();
-        await action(file);
+        await action(file, commandKeyring(flags.vaultPasswordFile));
       });
   };
 
-  sub('encrypt', 'encrypt a plain vars file in place', async (file) => {
+  sub('encrypt', 'encrypt a plain vars file in place', async (file, keyring) => {
     const text = readText(file);
     if (isVaultText(text) || isAnsibleVaultText(text)) throw new UserError(`${file} is already a vault file`, ExitCode.error);
-    const pass = await vaultPassphrase(`vault encrypt ${file}`, {confirm: true});
+    const pass = await keyring.passphrase(`vault encrypt ${file}`, {confirm: true});
     writePrivateFile(file, encrypt(text, pass));
     process.stderr.write(`Encryption successful: ${file}\n`);
   });
 
-  sub('decrypt', 'decrypt a vault file in place', async (file) => {
+  sub('decrypt', 'decrypt a vault file in place', async (file, keyring) => {
     const text = readVault(file);
-    const clear = open(file, text, await vaultPassphrase(`vault decrypt ${file}`));
+    const clear = open(file, text, await keyring.passphrase(`vault decrypt ${file}`));
     writePrivateFile(file, clear);
     process.stderr.write(`Decryption successful: ${file}\n`);
   });
 
-  sub('view', 'print a vault file in clear', async (file) => {
+  sub('view', 'print a vault file in clear', async (file, keyring) => {
     const text = readVault(file);
-    const clear = open(file, text, await vaultPassphrase(`vault view ${file}`));
+    const clear = open(file, text, await keyring.passphrase(`vault view ${file}`));
     process.stdout.write(clear);
   });
 
-  sub('edit', 'edit a vault file in $EDITOR (a 0600 temp file), re-encrypt on save', async (file) => {
+  sub('edit', 'edit a vault file in $EDITOR (a 0600 temp file), re-encrypt on save', async (file, keyring) => {
     const text = readVault(file);
-    const pass = await vaultPassphrase(`vault edit ${file}`);
+    const pass = await keyring.passphrase(`vault edit ${file}`);
     const clear = open(file, text, pass);
     const edited = editText(clear, file);
     if (edited === clear) {
@@ -161,9 +159,9 @@ export function registerVault(program: Command): void {
     writePrivateFile(file, encrypt(edited, pass));
   });
 
-  sub('create', 'create a new vault file in $EDITOR', async (file) => {
+  sub('create', 'create a new vault file in $EDITOR', async (file, keyring) => {
     if (existsSync(file)) throw new UserError(`${file} already exists (use 'provision vault edit ${file}')`, ExitCode.error);
-    const pass = await vaultPassphrase(`vault create ${file}`, {confirm: true});
+    const pass = await keyring.passphrase(`vault create ${file}`, {confirm: true});
     const text = editText('', file);
     writePrivateFile(file, encrypt(text, pass));
   });

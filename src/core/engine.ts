@@ -7,28 +7,22 @@
  */
 import {randomBytes} from 'node:crypto';
 import {relative} from 'node:path';
-import {hostname, userInfo} from 'node:os';
 import pLimit from 'p-limit';
-import {diffLines} from 'diff';
-import {mask} from './secret.ts';
-import {applyStep, describeStep, runProbes, runScript, startControl, type Control, type Identity} from './remote.ts';
-import type {Emit, HostCounts, Status} from './events.ts';
-import type {BoundTask, Diff, Plan, Play, Playbook, ProbeOutput, Role, Task, TaskContext, TaskResult, Vars} from './types.ts';
-import type {ProbeScript} from '../shared/probe.ts';
+import type {Secrets} from './secret.ts';
+import {applyStep, describeStep, type Identity} from './remote.ts';
+import type {Emit, HostCounts} from './events.ts';
+import type {BoundTask, Diff, Play, Playbook, Role, Task, TaskContext, Vars} from './types.ts';
 import {UnreachableError, type Transport} from '../transport/types.ts';
-import {factsProbe, noFacts, type Facts} from '../facts/host.ts';
 import {truthy} from '../shared/vars.ts';
 import {TaskArgumentError} from './task.ts';
+import {changeSummary, shapeResult, type RawOutcome} from './result.ts';
+import {controllerId, HostSession, type RunInfo} from './session.ts';
+import {Variables, type InventoryView} from './variables.ts';
+import type {WantedProbe} from './probecache.ts';
 
-/** What the engine needs of an inventory (src/inventory implements it). */
-export interface InventoryView {
-  readonly source: string;
-  readonly hostNames: readonly string[];
-  hostVars(host: string): Record<string, unknown>;
-  groupsOf(host: string): string[];
-  groupHosts(group: string): string[];
-  readonly groups: ReadonlyMap<string, unknown>;
-}
+export type {InventoryView} from './variables.ts';
+export {changeSummary, shapeResult} from './result.ts';
+export {DEFAULT_AUDIT_LOG} from './session.ts';
 
 export interface RunOptions {
   readonly check: boolean;
@@ -51,9 +45,6 @@ export interface RunOptions {
  */
 const REPROBE_WINDOW = 8;
 
-/** Where each host's audit log is, unless the host sets `provision_audit_log` (false: none). */
-export const DEFAULT_AUDIT_LOG = '/var/log/provision.log';
-
 export interface EngineDeps {
   readonly inventory: InventoryView;
   /** Hosts matching an Ansible pattern, in inventory order. */
@@ -68,6 +59,8 @@ export interface EngineDeps {
   /** Where a play's own tasks (not a role's) find `templates/` and `files/`: beside the playbook. */
   readonly playDirs?: readonly string[];
   readonly emit: Emit;
+  /** The run's secrets: the engine adds what tasks reveal as they are bound, and masks with them. */
+  readonly secrets: Secrets;
   /** Aborted: running tasks finish, nothing new starts (exit 99). */
   readonly signal?: AbortSignal;
 }
@@ -91,7 +84,7 @@ interface Entry {
   readonly tags: readonly string[];
 }
 
-type CtxOf = (h: HostState, e: Entry) => TaskContext;
+type CtxOf = (h: HostSession, e: Entry) => TaskContext;
 
 /** A task still ahead of a host, with the context it will run in (its play's). */
 interface Ahead {
@@ -107,31 +100,6 @@ interface PlayPlan {
   readonly ctxOf: CtxOf;
   /** The hosts it targets (pattern and --limit), before failures drop any. */
   readonly hosts: readonly string[];
-}
-
-type StartOutcome =
-  | {readonly kind: 'ok'}
-  | {readonly kind: 'unreachable'; readonly error: unknown; readonly ms: number; readonly gathering: boolean}
-  | {readonly kind: 'lock'; readonly msg: string; readonly ms: number};
-
-class HostState {
-  transport?: Transport;
-  unreachable = false;
-  failed = false;
-  facts: Facts | undefined;
-  results: Record<string, TaskResult> = {};
-  /** Probe answers by script, each with the run's change generation when it was read. */
-  probeCache = new Map<string, {out: ProbeOutput; gen: number}>();
-  notified = new Set<string>();
-  pendingChange = false;
-  /** The last task on this host ran steps (changed something, or failed part-way): the probes were dropped. */
-  justChanged = false;
-  /** Connecting, locking and gathering facts (`startHost`): once per run. */
-  startup: Promise<StartOutcome> | undefined;
-  /** The control session (run lock and audit log), started once per run. */
-  control: Extract<Control, {ok: true}> | undefined;
-  readonly counts: HostCounts = {ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0};
-  constructor(readonly name: string) {}
 }
 
 /** The task's name: its `name`, else its module and what it acts on (`file /srv/www`), for this host when it knows. */
@@ -180,52 +148,14 @@ function selectedByTags(tags: readonly string[], opts: RunOptions): boolean {
   return tags.includes('always') || opts.tags.some((t) => tags.includes(t));
 }
 
-/** `user@host`, for the lock holder and the audit log. */
-function controllerId(): string {
-  let user: string;
-  try {
-    user = userInfo().username;
-  } catch {
-    user = process.env.USER || process.env.LOGNAME || 'unknown';
-  }
-  return `${user}@${hostname()}`;
-}
-
-/** logfmt value: bare when safe, else double-quoted with `\` and `"` escaped. One line, always. */
-function logfmt(value: string): string {
-  const v = value.replace(/[\r\n\t]+/g, ' ');
-  return /^[^\s"=\\]+$/.test(v) ? v : `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-}
-
-/** What a changed task did, in a few words: `+3 -1 /etc/nginx/nginx.conf`, else its commands. */
-export function changeSummary(plan: Plan): string {
-  const write = plan.steps.find((s) => s.kind === 'write');
-  // A diff that is not the content itself (a secret, a large or binary file): say what was written.
-  if (write?.kind === 'write' && (!plan.diff || Buffer.byteLength(plan.diff.after) !== write.content.length)) {
-    const rest = plan.steps.length - 1;
-    return `write ${write.dest} (${write.content.length} bytes)${rest > 0 ? ` and ${rest} more step${rest > 1 ? 's' : ''}` : ''}`;
-  }
-  if (plan.diff) {
-    let added = 0;
-    let removed = 0;
-    for (const part of diffLines(plan.diff.before, plan.diff.after)) {
-      if (part.added) added += part.count ?? 0;
-      else if (part.removed) removed += part.count ?? 0;
-    }
-    const path = plan.diff.path ?? (write?.kind === 'write' ? write.dest : '');
-    return `+${added} -${removed}${path ? ` ${path}` : ''}`;
-  }
-  const text = plan.steps.map((s) => (s.kind === 'write' ? `write ${s.dest} (${s.content.length} bytes)` : describeStep(s))).join('; ');
-  return text.length > 300 ? `${text.slice(0, 297)}...` : text;
-}
-
 export class Engine {
-  private readonly hosts = new Map<string, HostState>();
+  private readonly hosts = new Map<string, HostSession>();
   private readonly limiter: ReturnType<typeof pLimit>;
   private readonly runId = randomBytes(8).toString('hex');
   private readonly controller = controllerId();
   private readonly startedAt = new Date().toISOString();
   private playbookName = '';
+  private readonly variables: Variables;
   /**
    * Bumped whenever a task changes (or may have changed) any host. A probe answer read before a change
    * elsewhere may be stale (a load balancer's check of the VIP depends on its peer): at the start of a
@@ -235,12 +165,20 @@ export class Engine {
 
   constructor(private readonly deps: EngineDeps, private readonly opts: RunOptions) {
     this.limiter = pLimit(Math.max(1, opts.forks));
+    this.variables = new Variables(deps.inventory, opts.extraVars ?? {}, (h) => this.hosts.get(h), deps, opts.check, deps.secrets);
   }
 
-  private state(host: string): HostState {
+  private state(host: string): HostSession {
     let s = this.hosts.get(host);
-    if (!s) this.hosts.set(host, (s = new HostState(host)));
+    if (!s) this.hosts.set(host, (s = new HostSession(host, this.runInfo())));
     return s;
+  }
+
+  private runInfo(): RunInfo {
+    return {
+      runId: this.runId, controller: this.controller, startedAt: this.startedAt, playbook: this.playbookName,
+      check: this.opts.check, lockTimeoutS: this.opts.lockTimeoutS ?? 30, mask: this.deps.secrets.mask,
+    };
   }
 
   private get interrupted(): boolean {
@@ -257,16 +195,12 @@ export class Engine {
       const gather = playbook.plays[0]?.gatherFacts !== false;
       for (const n of firstHosts(playbook, this.deps)) void this.limiter(() => this.startHost(this.state(n), gather));
       const plans = await planning;
-      for (let i = 0; i < plans.length; i++) {
+      for (const [i, plan] of plans.entries()) {
         if (this.interrupted) break;
-        await this.runPlay(plans[i], plans.slice(i + 1));
+        await this.runPlay(plan, plans.slice(i + 1));
       }
     } finally {
-      await Promise.all([...this.hosts.values()].map(async (h) => {
-        await h.startup; // a host started early, before a role failed to load: closed too
-        await this.releaseControl(h);
-        await h.transport?.close().catch(() => undefined);
-      }));
+      await Promise.all([...this.hosts.values()].map((h) => h.end()));
     }
     const hosts: Record<string, HostCounts> = {};
     for (const [name, h] of this.hosts) hosts[name] = {...h.counts};
@@ -329,12 +263,16 @@ export class Engine {
       ...(play.handlers ?? []).map((task) => ({task, role: null, tags: []})),
     ];
     const defaults = Object.assign({}, ...roles.map((lr) => lr.role.defaults ?? {})) as Vars;
-    const ctxOf = (h: HostState, e: Entry): TaskContext => this.context(h, play, defaults, e.role);
+    // Secrets written into the playbook (fixed arguments, defaults, play vars): masked from the run's start.
+    for (const e of [...entries, ...handlers]) this.deps.secrets.add(...e.task.secrets);
+    this.deps.secrets.addFound([defaults, play.vars]);
+    // A role's own folder; a play's tasks (and a role object without a folder): beside the playbook.
+    const ctxOf = (h: HostSession, e: Entry): TaskContext => this.variables.context(h.name, h, play, defaults, e.role?.dir ? [e.role.dir] : (this.deps.playDirs ?? []));
     return {play, entries, handlers, ctxOf, hosts};
   }
 
   /** The tasks ahead of `h` from `entries[i]` on: the rest of this play, then the later plays that include it. */
-  private ahead(h: HostState, plan: PlayPlan, i: number, later: readonly PlayPlan[]): Ahead[] {
+  private ahead(h: HostSession, plan: PlayPlan, i: number, later: readonly PlayPlan[]): Ahead[] {
     const out: Ahead[] = plan.entries.slice(i).map((e) => ({e, ctxOf: plan.ctxOf}));
     for (const p of later) if (p.hosts.includes(h.name)) for (const e of p.entries) out.push({e, ctxOf: p.ctxOf});
     return out;
@@ -349,23 +287,19 @@ export class Engine {
 
     for (const batch of batches(hosts, play.serial)) {
       if (this.interrupted) return;
-      for (const n of batch) {
-        const h = this.state(n);
-        for (const [script, c] of h.probeCache) if (c.gen !== this.generation) h.probeCache.delete(script);
-      }
+      for (const n of batch) this.state(n).probes.dropOlderThan(this.generation);
       await this.each(batch, (h) => this.prepare(h, play.gatherFacts !== false, play));
-      for (let i = 0; i < entries.length; i++) {
+      for (const [i, e] of entries.entries()) {
         if (this.interrupted) return;
         const live = batch.map((n) => this.state(n)).filter((h) => !h.failed && !h.unreachable);
-        if (live.length === 0) break;
-        const e = entries[i];
-        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task, () => ctxOf(live[0], e)), role: e.role?.role.name ?? null, hosts: live.map((h) => h.name)});
+        const [first] = live;
+        if (!first) break;
+        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task, () => ctxOf(first, e)), role: e.role?.role.name ?? null, hosts: live.map((h) => h.name)});
         await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, () => this.ahead(h, plan, i, later), ctxOf))));
       }
       // Handlers: once, at the end of the batch, in definition order, on the hosts that notified them.
-      for (let i = 0; i < handlers.length; i++) {
+      for (const [i, e] of handlers.entries()) {
         if (this.interrupted) return;
-        const e = handlers[i];
         const name = taskName(e.task);
         // Also on hosts that failed after notifying (Ansible's force_handlers): the change that notified
         // is on disk (validated before it was written), so the service must pick it up now; a later
@@ -383,39 +317,20 @@ export class Engine {
     }
   }
 
-  private each(hosts: readonly string[], fn: (h: HostState) => Promise<void>): Promise<unknown> {
+  private each(hosts: readonly string[], fn: (h: HostSession) => Promise<void>): Promise<unknown> {
     return Promise.all(hosts.map((n) => this.limiter(() => fn(this.state(n)))));
   }
 
-  /**
-   * Connect, take the host's run lock and gather facts: once per run, silently (`prepare` reports the
-   * outcome). The lock is a long-lived control session started alongside fact gathering: no extra
-   * round trip. Started for the first play's hosts while the roles load.
-   */
-  private startHost(h: HostState, gather: boolean): Promise<StartOutcome> {
-    h.startup ??= (async (): Promise<StartOutcome> => {
-      const vars = this.deps.inventory.hostVars(h.name);
-      const t0 = Date.now();
-      try {
-        h.transport ??= await this.deps.connect(h.name, vars);
-        const transport = h.transport;
-        const lock = h.control === undefined && transport.start ? this.takeControl(h, transport as Transport & {start: NonNullable<Transport['start']>}, vars) : undefined;
-        const facts = gather && !h.facts ? this.gatherFacts(h) : undefined;
-        const [control] = await Promise.all([lock, facts]);
-        if (control && !control.ok) return {kind: 'lock', msg: control.msg, ms: Date.now() - t0};
-        if (control?.ok) h.control = control;
-        return {kind: 'ok'};
-      } catch (e) {
-        return {kind: 'unreachable', error: e, ms: Date.now() - t0, gathering: gather};
-      }
-    })();
-    return h.startup;
+  /** Start the host's session (connect, run lock, facts): once per run; the first play's hosts start while the roles load. */
+  private startHost(h: HostSession, gather: boolean): ReturnType<HostSession['start']> {
+    const vars = this.deps.inventory.hostVars(h.name);
+    return h.start(() => this.deps.connect(h.name, vars), vars, gather);
   }
 
   /** Report how the host's start went (once); gather facts now if this play wants them and no play did yet. */
-  private async prepare(h: HostState, gather: boolean, play: Play): Promise<void> {
+  private async prepare(h: HostSession, gather: boolean, play: Play): Promise<void> {
     if (h.unreachable || h.failed) return;
-    const first = !h.startup;
+    const first = !h.started;
     const outcome = await this.startHost(h, gather);
     if (outcome.kind === 'unreachable') {
       if (!h.unreachable) this.markUnreachable(h, outcome.gathering ? 'Gathering Facts' : 'connect', outcome.error, outcome.ms);
@@ -424,133 +339,30 @@ export class Engine {
     if (outcome.kind === 'lock') {
       if (!h.failed) {
         h.failed = true;
-        h.counts.failed++;
-        this.deps.emit({type: 'result', host: h.name, task: 'Acquire run lock', play: play.name, role: null, status: 'failed', duration_ms: outcome.ms, diff: null, msg: mask(outcome.msg), pending: false});
+        h.count('failed');
+        this.deps.emit({type: 'result', host: h.name, task: 'Acquire run lock', play: play.name, role: null, status: 'failed', duration_ms: outcome.ms, diff: null, msg: this.deps.secrets.mask(outcome.msg), pending: false});
       }
       return;
     }
     if (gather && !h.facts && !first) {
       const t0 = Date.now();
-      await this.gatherFacts(h).catch((e: unknown) => this.markUnreachable(h, 'Gathering Facts', e, Date.now() - t0));
+      await h.gatherFacts().catch((e: unknown) => this.markUnreachable(h, 'Gathering Facts', e, Date.now() - t0));
     }
   }
 
-  private async gatherFacts(h: HostState): Promise<void> {
-    const r = await runScript(h.transport!, {become: false}, factsProbe.script);
-    h.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
-  }
-
-  /** Start the host's control session: run lock (unless `provision_lock: false`) and audit log. */
-  private takeControl(h: HostState, t: Transport & {start: NonNullable<Transport['start']>}, vars: Vars): Promise<Control> {
-    const lockOff = vars.provision_lock !== undefined && !truthy(vars.provision_lock);
-    const lockFile = typeof vars.provision_lock_file === 'string' && vars.provision_lock_file !== '' ? vars.provision_lock_file : undefined;
-    const auditVar = vars.provision_audit_log;
-    const auditLog = this.opts.check || auditVar === false || auditVar === '' || (typeof auditVar === 'string' && ['false', 'no', 'off'].includes(auditVar.toLowerCase()))
-      ? undefined
-      : typeof auditVar === 'string' ? auditVar : DEFAULT_AUDIT_LOG;
-    return startControl(t, {
-      lockFile: lockOff ? null : lockFile,
-      timeoutS: this.opts.lockTimeoutS ?? 30,
-      runId: this.runId,
-      info: `${this.controller} pid=${process.pid} playbook=${logfmt(this.playbookName)} since=${this.startedAt}${this.opts.check ? ' (check mode)' : ''}`,
-      auditLog,
-      become: truthy(vars.ansible_become),
-    });
-  }
-
-  /** End the control session: the audit lines sent so far are written, then the lock is released. */
-  private async releaseControl(h: HostState): Promise<void> {
-    const c = h.control;
-    if (!c) return;
-    h.control = undefined;
-    c.session.end();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([c.session.done, new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
-    clearTimeout(timer);
-  }
-
-  /** Append one line to the host's audit log (through the control session: no round trip). */
-  private audit(h: HostState, play: Play, task: string, what: string): void {
-    if (!h.control?.audit) return;
-    const line = [
-      `time=${new Date().toISOString()}`,
-      `user=${logfmt(this.controller)}`,
-      `host=${logfmt(h.name)}`,
-      `playbook=${logfmt(this.playbookName)}`,
-      `play=${logfmt(play.name)}`,
-      `task=${logfmt(task)}`,
-      `change=${logfmt(what)}`,
-    ].join(' ');
-    h.control.session.write(`${mask(line).replace(/[\r\n]+/g, ' ')}\n`);
-  }
-
-  private markUnreachable(h: HostState, task: string, e: unknown, ms: number): void {
+  private markUnreachable(h: HostSession, task: string, e: unknown, ms: number): void {
     h.unreachable = true;
     h.counts.unreachable = 1;
-    this.deps.emit({type: 'result', host: h.name, task, play: '', role: null, status: 'unreachable', duration_ms: ms, diff: null, msg: mask(errorMessage(e)), pending: false});
-  }
-
-  /** Group → hosts: the inventory does not change during a run, so built once (not per task and host). */
-  private groupsCache: Readonly<Record<string, readonly string[]>> | undefined;
-  /** A host's variables in a play, built once per play run (keyed by that run's `defaults` object), not per task. */
-  private readonly varsCache = new WeakMap<Vars, Map<string, {vars: Vars; groupNames: readonly string[]}>>();
-
-  private context(h: HostState, play: Play, defaults: Vars, role: LoadedRole | null): TaskContext {
-    const inv = this.deps.inventory;
-    if (!this.groupsCache) {
-      const all: Record<string, readonly string[]> = {};
-      for (const g of inv.groups.keys()) all[g] = Object.freeze(inv.groupHosts(g));
-      this.groupsCache = Object.freeze(all);
-    }
-    const groups = this.groupsCache;
-    const facts = h.facts ?? noFacts;
-    let byHost = this.varsCache.get(defaults);
-    if (!byHost) this.varsCache.set(defaults, (byHost = new Map()));
-    let shared = byHost.get(h.name);
-    if (!shared) {
-      const groupNames = Object.freeze(inv.groupsOf(h.name));
-      const base: Vars = {
-        ...defaults,
-        ...inv.hostVars(h.name),
-        ...(play.vars ?? {}),
-        ...(this.opts.extraVars ?? {}),
-        inventory_hostname: h.name,
-        group_names: groupNames,
-      };
-      byHost.set(h.name, (shared = {vars: Object.freeze(base), groupNames}));
-    }
-    const vars = shared.vars;
-    const deps = this.deps;
-    // A role's own folder; a play's tasks (and a role object without a folder): beside the playbook.
-    const dirs = role?.dir ? [role.dir] : (deps.playDirs ?? []);
-    return {
-      host: h.name,
-      vars,
-      facts,
-      groups,
-      groupNames: shared.groupNames,
-      hostvars: (other: string) => {
-        const o = this.hosts.get(other);
-        return {...inv.hostVars(other), inventory_hostname: other, ...(o?.facts ? {facts: o.facts} : {}), results: o?.results ?? {}};
-      },
-      results: h.results,
-      check: this.opts.check,
-      render(name, extra, options) {
-        return deps.render(dirs, name, {...vars, facts, groups, ...(extra ?? {})}, options);
-      },
-      readFile(name) {
-        return deps.readFile(dirs, name);
-      },
-    };
+    this.deps.emit({type: 'result', host: h.name, task, play: '', role: null, status: 'unreachable', duration_ms: ms, diff: null, msg: this.deps.secrets.mask(errorMessage(e)), pending: false});
   }
 
   /** `h` changed (or may have, part-way): its probe answers are stale, and other hosts' may be too. */
-  private dropProbes(h: HostState): void {
-    h.probeCache.clear();
+  private dropProbes(h: HostSession): void {
+    h.probes.clear();
     this.generation++;
   }
 
-  private identity(h: HostState, task: Task): Identity {
+  private identity(h: HostSession, task: Task): Identity {
     const v = this.deps.inventory.hostVars(h.name);
     const become = task.options.become ?? truthy(v.ansible_become);
     if (!become) return {become: false};
@@ -560,138 +372,126 @@ export class Engine {
   }
 
   /**
-   * Probe `entries` (the current task and the ones ahead of it) in one round trip; fill the cache.
-   * Right after a change only the next `REPROBE_WINDOW` tasks are probed: changes come in runs (a
-   * first run changes nearly every task), and probing every remaining task after each change made the
-   * hosts run O(tasks²) probes. A batch that follows tasks which changed nothing covers the rest again.
+   * Probe the current task and the ones ahead of it in one round trip; fill the host's cache. Right
+   * after a change only the next `REPROBE_WINDOW` tasks are probed: changes come in runs (a first run
+   * changes nearly every task), and probing every remaining task after each change made the hosts run
+   * O(tasks²) probes. A batch that follows tasks which changed nothing covers the rest again.
    */
-  private async probeAhead(h: HostState, entries: readonly Ahead[], first: BoundTask, firstWho: Identity): Promise<void> {
-    const byWho = new Map<string, {who: Identity; probes: ProbeScript[]}>();
-    const add = (who: Identity, probe: ProbeScript): void => {
-      const key = who.become ? `sudo:${who.user}` : 'login';
-      const g = byWho.get(key) ?? {who, probes: []};
-      if (!g.probes.some((p) => p.script === probe.script) && !h.probeCache.has(probe.script)) g.probes.push(probe);
-      byWho.set(key, g);
-    };
-    if (first.probe) add(firstWho, first.probe);
+  private async probeAhead(h: HostSession, transport: Transport, entries: readonly Ahead[], first: BoundTask, firstWho: Identity): Promise<void> {
+    const wanted: WantedProbe[] = first.probe ? [{who: firstWho, probe: first.probe}] : [];
     for (const {e, ctxOf} of h.justChanged ? entries.slice(1, REPROBE_WINDOW) : entries.slice(1)) {
       try {
         const ctx = ctxOf(h, e);
         if (e.task.options.when && !e.task.options.when(ctx)) continue;
-        const b = e.task.bind(ctx);
-        if (b.probe) add(this.identity(h, e.task), b.probe);
+        const b = this.bind(e.task, ctx);
+        if (b.probe) wanted.push({who: this.identity(h, e.task), probe: b.probe});
       } catch {
         // Arguments that depend on results not there yet: probed when the task runs.
       }
     }
-    const transport = h.transport!;
-    await Promise.all([...byWho.values()].map(async ({who, probes}) => {
-      const gen = this.generation;
-      const outs = await runProbes(transport, who, probes);
-      probes.forEach((p, i) => h.probeCache.set(p.script, {out: outs[i], gen}));
-    }));
+    await h.probes.fill(transport, wanted, this.generation);
   }
 
-  private async runTask(h: HostState, play: Play, e: Entry, remaining: () => readonly Ahead[], ctxOf: CtxOf): Promise<void> {
-    const t0 = Date.now();
-    let name = taskName(e.task);
-    const roleName = e.role?.role.name ?? null;
-    const o = e.task.options;
-    /** What the task changed on the host, for the audit log (set once steps ran). */
-    let auditWhat: string | undefined;
-    const emit = (status: Status, r: Partial<TaskResult> & {cmd?: string}): void => {
-      h.counts[status]++;
-      const noLog = o.noLog === true;
-      const diff = this.opts.diff && o.diff !== false && !noLog && r.diff ? {...r.diff, before: mask(r.diff.before), after: mask(r.diff.after)} : null;
-      this.deps.emit({
-        type: 'result', host: h.name, task: name, play: play.name, role: roleName, status,
-        duration_ms: Date.now() - t0, diff,
-        msg: noLog && status === 'failed' ? 'output hidden by noLog' : mask(r.msg ?? ''),
-        // Check mode: planned on today's state although an earlier task on this host would have changed it.
-        pending: this.opts.check && status !== 'skipped' && h.pendingChange,
-        ...(status === 'failed' && !noLog ? {cmd: r.cmd ? mask(r.cmd) : undefined, stdout: mask(r.stdout ?? ''), stderr: mask(r.stderr ?? ''), rc: r.rc ?? null} : {}),
-      });
-    };
-    const finish = (status: Status, r: Partial<TaskResult> & {cmd?: string}): void => {
-      let result: TaskResult = {
-        status, changed: status === 'changed', failed: status === 'failed', skipped: status === 'skipped',
-        msg: r.msg ?? '', diff: r.diff ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', rc: r.rc ?? null,
-        dependsOnPendingChange: this.opts.check && h.pendingChange,
-      };
-      if (status !== 'skipped' && status !== 'unreachable') {
-        try {
-          if (o.changedWhen && !result.failed) {
-            const changed = o.changedWhen(result);
-            result = {...result, changed, status: changed ? 'changed' : 'ok'};
-          }
-          if (o.failedWhen) {
-            const failed = o.failedWhen(result);
-            result = {...result, failed, status: failed ? 'failed' : result.changed ? 'changed' : 'ok'};
-          }
-        } catch (err) {
-          result = {...result, failed: true, status: 'failed', msg: `changedWhen/failedWhen: ${errorMessage(err)}`};
-        }
-      }
-      if (auditWhat !== undefined && !this.opts.check && (result.changed || result.failed)) {
-        this.audit(h, play, name, result.failed ? `FAILED ${auditWhat}` : auditWhat);
-      }
-      if (result.failed && o.ignoreErrors) {
-        emit('failed', {...r, ...result, msg: `${result.msg} (ignored)`});
-        h.counts.failed--;
-        h.counts.ok++;
-      } else {
-        emit(result.status, {...r, ...result});
-        if (result.failed) h.failed = true;
-      }
-      if (result.changed) {
-        if (this.opts.check) h.pendingChange = true;
-        else this.dropProbes(h);
-        const notify = typeof o.notify === 'string' ? [o.notify] : (o.notify ?? []);
-        for (const n of notify) h.notified.add(n);
-      }
-      h.justChanged = !this.opts.check && auditWhat !== undefined;
-      if (o.register) h.results[o.register] = result;
-    };
+  /** The task bound for a host; what it reveals joins the run's secrets before anything can print it. */
+  private bind(task: Task, ctx: TaskContext): BoundTask {
+    const bound = task.bind(ctx);
+    this.deps.secrets.add(...bound.secrets);
+    return bound;
+  }
 
-    let ctx: TaskContext;
+  /** Run one task on one host, then report it: one result event, counted once, audited, registered. */
+  private async runTask(h: HostSession, play: Play, e: Entry, remaining: () => readonly Ahead[], ctxOf: CtxOf): Promise<void> {
+    const t0 = Date.now();
+    const o = e.task.options;
+    const run = await this.attempt(h, e, remaining, ctxOf);
+    if (run.outcome === 'unreachable') {
+      h.unreachable = true;
+      h.count('unreachable');
+      return this.report(h, play, e, run.name, t0, {status: 'unreachable', msg: run.msg});
+    }
+    const shaped = shapeResult(run.outcome, o, this.opts.check && h.pendingChange);
+    const {result} = shaped;
+    if (run.did !== undefined && !this.opts.check && (result.changed || result.failed)) {
+      h.audit({play: play.name, task: run.name, change: result.failed ? `FAILED ${run.did}` : run.did});
+    }
+    h.count(shaped.counted);
+    if (result.failed && !shaped.ignored) h.failed = true;
+    this.report(h, play, e, run.name, t0, {...run.outcome, ...result, msg: shaped.msg});
+    if (result.changed) {
+      if (this.opts.check) h.pendingChange = true;
+      else this.dropProbes(h);
+      for (const n of typeof o.notify === 'string' ? [o.notify] : (o.notify ?? [])) h.notified.add(n);
+    }
+    h.justChanged = !this.opts.check && run.did !== undefined;
+    if (o.register) h.results[o.register] = result;
+  }
+
+  /** The result event of a task on a host (masked; output only for failures, unless noLog). */
+  private report(h: HostSession, play: Play, e: Entry, name: string, t0: number, r: Omit<RawOutcome, 'status'> & {status: RawOutcome['status'] | 'unreachable'}): void {
+    const o = e.task.options;
+    const noLog = o.noLog === true;
+    const {status} = r;
+    const {mask} = this.deps.secrets;
+    const diff = this.opts.diff && o.diff !== false && !noLog && r.diff ? {...r.diff, before: mask(r.diff.before), after: mask(r.diff.after)} : null;
+    this.deps.emit({
+      type: 'result', host: h.name, task: name, play: play.name, role: e.role?.role.name ?? null, status,
+      duration_ms: Date.now() - t0, diff,
+      msg: noLog && status === 'failed' ? 'output hidden by noLog' : mask(r.msg ?? ''),
+      // Check mode: planned on today's state although an earlier task on this host would have changed it.
+      pending: this.opts.check && status !== 'skipped' && h.pendingChange,
+      ...(status === 'failed' && !noLog ? {cmd: r.cmd ? mask(r.cmd) : undefined, stdout: mask(r.stdout ?? ''), stderr: mask(r.stderr ?? ''), rc: r.rc ?? null} : {}),
+    });
+  }
+
+  /**
+   * Bind the task for the host, probe, plan, and (unless --check) apply the plan's steps. `name`: the
+   * task's name for this host; `did`: what it changed, for the audit log, once steps ran.
+   */
+  private async attempt(h: HostSession, e: Entry, remaining: () => readonly Ahead[], ctxOf: CtxOf): Promise<{name: string; did?: string} & ({outcome: RawOutcome} | {outcome: 'unreachable'; msg: string})> {
+    const o = e.task.options;
+    let name = taskName(e.task);
+    let ctx: TaskContext | undefined;
     let bound: BoundTask;
     try {
       ctx = ctxOf(h, e);
-      if (o.when && !o.when(ctx)) {
-        name = taskName(e.task, () => ctx);
-        return finish('skipped', {msg: 'condition false'});
-      }
-      bound = e.task.bind(ctx);
+      const c = ctx;
+      if (o.when && !o.when(c)) return {name: taskName(e.task, () => c), outcome: {status: 'skipped', msg: 'condition false'}};
+      bound = this.bind(e.task, c);
       if (o.name === undefined && bound.label) name = `${e.task.module} ${bound.label}`;
     } catch (err) {
-      name = taskName(e.task, () => ctx);
+      const c = ctx;
+      if (c) name = taskName(e.task, () => c);
       // A wrong argument computed for this host: the same line a fixed one gets before the run.
       const where = err instanceof TaskArgumentError ? taskSource(e.task) : undefined;
-      return finish('failed', {msg: where ? `${where}: ${errorMessage(err)}` : errorMessage(err)});
+      return {name, outcome: {status: 'failed', msg: where ? `${where}: ${errorMessage(err)}` : errorMessage(err)}};
     }
     const who = this.identity(h, e.task);
-    const transport = h.transport!;
+    const transport = h.transport;
+    if (!transport) throw new Error(`${h.name}: task before the host connected`);
+    let did: string | undefined;
     try {
       let current: unknown;
       if (bound.probe) {
-        if (!h.probeCache.has(bound.probe.script)) await this.probeAhead(h, remaining(), bound, who);
-        current = bound.probe.parse(h.probeCache.get(bound.probe.script)!.out);
+        if (!h.probes.has(bound.probe)) await this.probeAhead(h, transport, remaining(), bound, who);
+        const out = h.probes.get(bound.probe);
+        if (!out) throw new Error(`${h.name}: the probe of task '${name}' was not answered`);
+        current = bound.probe.parse(out);
       }
       const plan = bound.plan(current);
       if (plan.fail) {
         // Check mode: a task planned on state an earlier "would change" has not made yet (a service
         // whose package is not installed yet) cannot be predicted: it is reported as a change that
         // rests on the earlier one (marked pending), not as a failure.
-        if (this.opts.check && h.pendingChange) return finish('changed', {msg: `would change once earlier changes are made (today: ${plan.fail})`, diff: plan.diff});
-        return finish('failed', {msg: plan.fail, diff: plan.diff});
+        if (this.opts.check && h.pendingChange) return {name, outcome: {status: 'changed', msg: `would change once earlier changes are made (today: ${plan.fail})`, diff: plan.diff}};
+        return {name, outcome: {status: 'failed', msg: plan.fail, diff: plan.diff}};
       }
-      if (plan.steps.length === 0) return finish('ok', {msg: plan.reason ?? 'ok'});
-      if (this.opts.check) return finish('changed', {msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff});
+      if (plan.steps.length === 0) return {name, outcome: {status: 'ok', msg: plan.reason ?? 'ok'}};
+      if (this.opts.check) return {name, outcome: {status: 'changed', msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff}};
       let last = {stdout: '', stderr: '', rc: null as number | null};
-      auditWhat = o.noLog ? `(details hidden by noLog)${plan.diff?.path ? ` ${plan.diff.path}` : ''}` : changeSummary(plan);
+      did = o.noLog ? `(details hidden by noLog)${plan.diff?.path ? ` ${plan.diff.path}` : ''}` : changeSummary(plan);
       const notes: string[] = [];
       for (const step of plan.steps) {
-        const r = await applyStep(transport, who, step, h.control?.stepLock);
+        const r = await applyStep(transport, who, step, h.stepLock);
         if (r.note) notes.push(r.note);
         last = {stdout: r.stdout, stderr: r.stderr, rc: r.code};
         const ok = step.kind === 'exec' ? (step.okCodes ?? [0]).includes(r.code) : r.code === 0;
@@ -699,16 +499,13 @@ export class Engine {
           this.dropProbes(h);
           const why = r.stderr.trim().split('\n').slice(-3).join(' ') || r.stdout.trim().split('\n').slice(-1)[0] || `exit ${r.code}`;
           const denied = who.become && /sudo: a password is required|sudo: .* not in the sudoers/.test(r.stderr);
-          return finish('failed', {msg: denied ? `become failed: ${why}` : `${describeStep(step)}: ${[why, ...notes].join('; ')}`, cmd: describeStep(step), diff: plan.diff, ...last});
+          return {name, did, outcome: {status: 'failed', msg: denied ? `become failed: ${why}` : `${describeStep(step)}: ${[why, ...notes].join('; ')}`, cmd: describeStep(step), diff: plan.diff, ...last}};
         }
       }
-      return finish('changed', {msg: [plan.reason ?? 'changed', ...notes].join('; '), diff: plan.diff, ...last});
+      return {name, did, outcome: {status: 'changed', msg: [plan.reason ?? 'changed', ...notes].join('; '), diff: plan.diff, ...last}};
     } catch (err) {
-      if (err instanceof UnreachableError) {
-        h.unreachable = true;
-        return emit('unreachable', {msg: errorMessage(err)});
-      }
-      return finish('failed', {msg: errorMessage(err)});
+      if (err instanceof UnreachableError) return {name, outcome: 'unreachable', msg: errorMessage(err)};
+      return {name, ...(did === undefined ? {} : {did}), outcome: {status: 'failed', msg: errorMessage(err)}};
     }
   }
 }

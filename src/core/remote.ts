@@ -61,17 +61,25 @@ export async function runProbes(t: Transport, who: Identity, probes: readonly Pr
   if (probes.length === 0) return [];
   const scripts = probes.map((p) => p.script);
   // Path probes (files, copies, templates, lineinfile) are answered together by one merged script.
-  const paths = probes.flatMap((s, i) => (s.path ? [{i, p: s.path}] : []));
+  const paths = probes.flatMap((s, i) => (s.path ? [{i, p: s.path, script: s.script}] : []));
   const merge = paths.length >= 2;
   const rest = merge ? probes.filter((s) => !s.path).map((s) => s.script) : scripts;
   const outs = await runBatch(t, who, merge ? [...rest, mergedPathProbe(paths.map((x) => x.p))] : rest);
   if (!merge) return outs;
   // Output that does not add up (a file changed while it was read, other tools): the probes one by one.
-  const split = splitMergedPathProbe(outs[outs.length - 1].stdout, paths.map((x) => x.p))
-    ?? (await runBatch(t, who, paths.map((x) => scripts[x.i]))).map((o) => o.stdout);
-  const byIndex = new Map(paths.map((x, k) => [x.i, {stdout: split[k], code: 0}]));
+  // The merged probe's output is the last, after one for each of `rest`.
+  const split = splitMergedPathProbe(nth(outs, rest.length, 'probe output').stdout, paths.map((x) => x.p))
+    ?? (await runBatch(t, who, paths.map((x) => x.script))).map((o) => o.stdout);
+  const byIndex = new Map(paths.map((x, k) => [x.i, {stdout: nth(split, k, 'path probe output'), code: 0}]));
   let next = 0;
-  return scripts.map((_, i) => byIndex.get(i) ?? outs[next++]);
+  return scripts.map((_, i) => byIndex.get(i) ?? nth(outs, next++, 'probe output'));
+}
+
+/** `list[k]`, which the caller's bookkeeping guarantees is there; throws an internal Error if not. */
+function nth<T>(list: readonly T[], k: number, what: string): T {
+  const v = list[k];
+  if (v === undefined) throw new Error(`internal error: no ${what} ${k} (of ${list.length})`);
+  return v;
 }
 
 /**

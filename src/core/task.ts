@@ -12,6 +12,8 @@ import {dirname, resolve, sep} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import type {ModuleDef, Task, TaskContext, TaskOptions, Role, Play, Playbook, BoundTask, Vars, TaskResult} from './types.ts';
 import {fn, problems, z, type Exact} from './validate.ts';
+import {secretsIn} from './secret.ts';
+import {group} from '../shared/match.ts';
 
 /** Module arguments, fixed or computed for each host from its context. */
 export type ArgsOf<A> = A | ((ctx: TaskContext) => A);
@@ -77,7 +79,8 @@ function callerSource(trace: {stack?: string}): TaskSource | undefined {
   for (const line of stack.split('\n').slice(1)) {
     const m = /(?:\(|at )((?:file:\/\/)?\/[^()]+?):(\d+):(\d+)\)?\s*$/.exec(line);
     if (!m) continue;
-    const frame = original(m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1], Number(m[2]), Number(m[3]));
+    const path = group(m, 1);
+    const frame = original(path.startsWith('file://') ? fileURLToPath(path) : path, Number(group(m, 2)), Number(group(m, 3)));
     if (frame.file.startsWith(ownDir) || frame.file.includes(`${sep}node_modules${sep}`)) continue;
     return frame;
   }
@@ -146,6 +149,7 @@ export function makeTask<I, A, C>(kindOrModule: ModuleDef<A, C> | TaskKind<I, A,
     module: name,
     options,
     label,
+    secrets: computed ? [] : secretsIn(args),
     get source() {
       if (source === null) source = callerSource(trace);
       return source;
@@ -168,6 +172,7 @@ export function makeTask<I, A, C>(kindOrModule: ModuleDef<A, C> | TaskKind<I, A,
       const probe = module.probe?.(a);
       return {
         label: describe(i),
+        secrets: [...secretsIn(a), ...(module.secrets?.(a) ?? [])],
         probe: probe as BoundTask['probe'],
         plan: (current: unknown) => module.plan(current as C, a),
       };

@@ -68,6 +68,11 @@ export interface ModuleDef<Args, Current> {
   describe(args: Args): string;
   /** The arguments' schema, checked at run time (unknown keys, enums, required fields). */
   readonly schema?: z.core.$ZodType<Args>;
+  /**
+   * Clear values the module's probe or steps carry that are not `Secret`s of its arguments (a
+   * password's hash): the run masks them with the arguments' secrets. Data, not a side effect.
+   */
+  secrets?(args: Args): readonly string[];
 }
 
 export type Vars = Readonly<Record<string, unknown>>;
@@ -112,6 +117,11 @@ export interface TaskContext {
    * one defines fails, naming the template's file and line, unless `allowMissingVars`.
    */
   render(name: string, extra?: Vars, options?: {readonly allowMissingVars?: boolean}): string;
+  /**
+   * A value that must never be shown, as a `Secret`: the run masks it in every output from now on,
+   * even where it is used revealed (a hash computed from it, a template variable).
+   */
+  secret(value: string): Secret;
   /** Read a file of the current role (`roles/<role>/files/<name>`; for a play's own tasks, `files/<name>` beside the playbook). */
   readFile(name: string): Buffer;
 }
@@ -146,6 +156,8 @@ export interface TaskOptions {
 /** A task bound to one host: its probe and its planner, with module types erased. */
 export interface BoundTask {
   readonly label: string;
+  /** What must never be shown: the clear values of the `Secret`s in its arguments, and the module's `secrets`. */
+  readonly secrets: readonly string[];
   readonly probe?: Probe<unknown>;
   plan(current: unknown): Plan;
 }
@@ -159,6 +171,8 @@ export interface Task {
   readonly label?: string;
   /** Where the user wrote the task, when known. */
   readonly source?: {readonly file: string; readonly line: number; readonly column: number};
+  /** The clear values of the `Secret`s in its fixed arguments: a run masks them from its start. */
+  readonly secrets: readonly string[];
   /** What is wrong with the options and the fixed arguments as written, one line each (empty: nothing). */
   problems(): readonly string[];
   /** What is wrong with the arguments computed for this host (empty: nothing, or fixed arguments). Throws what the arguments function throws. */

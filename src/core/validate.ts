@@ -39,7 +39,7 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
   let bestD = Infinity;
   const prefix = (c: string): number => {
     let i = 0;
-    while (i < c.length && i < word.length && c[i].toLowerCase() === word[i].toLowerCase()) i++;
+    while (i < c.length && i < word.length && c.charAt(i).toLowerCase() === word.charAt(i).toLowerCase()) i++;
     return i;
   };
   for (const c of candidates) {
@@ -52,15 +52,21 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
 
 /** Edit distance where swapping two neighbouring letters (`mdoe`) counts as one edit, like a typo. */
 function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({length: a.length + 1}, (_, i) => Array.from({length: b.length + 1}, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  // d[i][j]: the distance between the first i letters of `a` and the first j of `b`, filled row by row;
+  // every cell read is already filled, so `at` never falls back to Infinity.
+  const d: number[][] = [Array.from({length: b.length + 1}, (_, j) => j)];
+  const at = (i: number, j: number): number => d[i]?.[j] ?? Infinity;
   for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    d.push(row);
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      let dist = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) dist = Math.min(dist, at(i - 2, j - 2) + 1);
+      row.push(dist);
     }
   }
-  return d[a.length][b.length];
+  return at(a.length, b.length);
 }
 
 const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : typeof v === 'function' ? 'a function' : JSON.stringify(v) ?? String(v));

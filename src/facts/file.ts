@@ -107,17 +107,23 @@ export function splitMergedPathProbe(stdout: string, probes: readonly PathProbe[
   let i = 0;
   const stats = new Map<string, {type: string; attrs: string; size: number; target: string}>();
   for (; i + 3 < f.length && f[i] !== '@check'; i += 4) {
-    const [name, type, attrs, described] = f.slice(i, i + 4);
+    const [name = '', type = '', attrs = '', described = ''] = f.slice(i, i + 4); // all four there: i + 3 < f.length
     stats.set(name, {type, attrs, size: Number(attrs.split(' ')[3]), target: described.startsWith(`${name} -> `) ? described.slice(name.length + 4) : ''});
   }
   if (f[i++] !== '@check') return undefined;
   const differs = new Map<string, {kind: string; data: string}>();
-  for (; i + 2 < f.length && f[i] !== '@always'; i += 3) differs.set(f[i], {kind: f[i + 1], data: f[i + 2]});
+  for (; i + 2 < f.length && f[i] !== '@always'; i += 3) {
+    const [path = '', kind = '', text = ''] = f.slice(i, i + 3); // all three there: i + 2 < f.length
+    differs.set(path, {kind, data: text});
+  }
   if (f[i++] !== '@always') return undefined;
-  const read: string[] = [];
-  for (; i < f.length && f[i] !== '@data'; i++) read.push(f[i]);
-  if (f[i++] !== '@data' || f[i + 1] !== '@end') return undefined;
-  const data = Buffer.from(f[i], 'base64');
+  const dataAt = f.indexOf('@data', i);
+  if (dataAt < 0) return undefined;
+  const read = f.slice(i, dataAt);
+  i = dataAt + 1;
+  const encoded = f[i];
+  if (encoded === undefined || f[i + 1] !== '@end') return undefined;
+  const data = Buffer.from(encoded, 'base64');
   const contents = new Map<string, Buffer>();
   let at = 0;
   for (const path of read) {

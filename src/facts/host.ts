@@ -1,6 +1,7 @@
 /**
  * Host facts, gathered in one round trip: a shell probe and a pure parser.
  */
+import {group} from '../shared/match.ts';
 import type {Probe} from '../shared/probe.ts';
 
 export interface Facts {
@@ -67,7 +68,7 @@ export function parseFacts(stdout: string): Facts {
   const os: Record<string, string> = {};
   for (const line of s.get('os') ?? []) {
     const m = /^([A-Z_]+)=(.*)$/.exec(line);
-    if (m) os[m[1]] = unquote(m[2]);
+    if (m) os[group(m, 1)] = unquote(group(m, 2));
   }
   const id = os.ID ?? 'unknown';
   const like = (os.ID_LIKE ?? '').split(/\s+/);
@@ -75,33 +76,36 @@ export function parseFacts(stdout: string): Facts {
   const ipv4: Record<string, string[]> = {};
   for (const line of s.get('addr') ?? []) {
     const m = /^\d+:\s+(\S+)\s+inet\s+([\d.]+)\//.exec(line);
-    if (m) (ipv4[m[1]] ??= []).push(m[2]);
+    if (m) (ipv4[group(m, 1)] ??= []).push(group(m, 2));
   }
   const route = (s.get('route') ?? [])[0] ?? '';
   const dev = /\bdev\s+(\S+)/.exec(route)?.[1];
   const src = /\bsrc\s+([\d.]+)/.exec(route)?.[1];
   let defaultIpv4: Facts['defaultIpv4'] = null;
-  if (dev && (src || ipv4[dev]?.[0])) defaultIpv4 = {interface: dev, address: src ?? ipv4[dev][0]};
+  const routeAddress = src ?? (dev ? ipv4[dev]?.[0] : undefined);
+  if (dev && routeAddress) defaultIpv4 = {interface: dev, address: routeAddress};
   else {
-    const first = Object.entries(ipv4)[0];
-    if (first) defaultIpv4 = {interface: first[0], address: first[1][0]};
+    const [iface, addresses] = Object.entries(ipv4)[0] ?? [];
+    const address = addresses?.[0];
+    if (iface !== undefined && address !== undefined) defaultIpv4 = {interface: iface, address};
   }
   const host = s.get('hostname') ?? [];
   const mem = /(\d+)/.exec((s.get('mem') ?? [])[0] ?? '')?.[1];
+  const [shortName = ''] = (host[0] ?? '').split('.');
   return {
     osFamily: family,
     distribution: id,
     distributionVersion: os.VERSION_ID ?? '',
     distributionRelease: os.VERSION_CODENAME ?? '',
-    architecture: (s.get('uname') ?? [''])[0],
-    hostname: (host[0] ?? '').split('.')[0],
+    architecture: s.get('uname')?.[0] ?? '',
+    hostname: shortName,
     fqdn: host[1] ?? host[0] ?? '',
     defaultIpv4,
     ipv4,
     processorCount: Number((s.get('cpu') ?? ['0'])[0]) || 0,
     memTotalMb: mem ? Math.round(Number(mem) / 1024) : 0,
-    serviceManager: (s.get('init') ?? [''])[0] === 'systemd' ? 'systemd' : (s.get('init') ?? ['unknown'])[0],
-    userId: (s.get('user') ?? [''])[0],
+    serviceManager: s.get('init')?.[0] ?? 'unknown',
+    userId: s.get('user')?.[0] ?? '',
   };
 }
 

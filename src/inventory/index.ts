@@ -11,8 +11,11 @@ import {isMap, isScalar} from 'yaml';
 import {UserError, parseError} from '../core/errors.ts';
 import {parseIniInventory} from './ini.ts';
 import {InventoryData} from './model.ts';
-import {loadVars, vaultFilesUnder} from './varsfiles.ts';
-import {isAnsibleVaultText, isVaultText, openVaultFile, primeVaultKeys, registerVaultValues, setDefaultVaultPasswordFile, vaultPassphrase} from '../core/vault.ts';
+import {loadVars, vaultFilesUnder, type VaultAccess} from './varsfiles.ts';
+import {isAnsibleVaultText, isVaultText, Keyring, vaultSecrets} from '../core/vault.ts';
+import {Secrets} from '../core/secret.ts';
+
+export type {VaultAccess} from './varsfiles.ts';
 import {parseYamlInventory} from './yaml.ts';
 import {type YamlSource, parseYaml} from './yamlsource.ts';
 
@@ -105,13 +108,14 @@ class LoadedInventory implements Inventory {
     readonly source: string,
     data: InventoryData,
     readonly warnings: readonly string[],
+    vault: VaultAccess,
   ) {
     const dir = dirname(source);
     const depths = data.depths();
     const groupFileVars = new Map<string, Record<string, unknown>>();
     const groups = new Map<string, Group>();
     for (const g of data.groups.values()) {
-      const fromFiles = loadVars(join(dir, 'group_vars'), g.name);
+      const fromFiles = loadVars(join(dir, 'group_vars'), g.name, vault);
       groupFileVars.set(g.name, fromFiles);
       groups.set(g.name, {
         name: g.name,
@@ -137,7 +141,7 @@ class LoadedInventory implements Inventory {
       for (const g of ordered) merged = {...merged, ...data.groups.get(g.name)!.vars};
       merged = {...merged, ...groupFileVars.get('all')};
       for (const g of ordered) merged = {...merged, ...groupFileVars.get(g.name)};
-      merged = {...merged, ...data.hosts.get(host)!.vars, ...loadVars(join(dir, 'host_vars'), host)};
+      merged = {...merged, ...data.hosts.get(host)!.vars, ...loadVars(join(dir, 'host_vars'), host, vault)};
       this.vars.set(host, merged);
       this.memberOf.set(host, mine.sort());
     }
@@ -165,8 +169,11 @@ class LoadedInventory implements Inventory {
   }
 }
 
-/** Reads an inventory file (YAML or INI) with its `group_vars/` and `host_vars/`. */
-export async function loadInventory(path: string): Promise<Inventory> {
+/**
+ * Reads an inventory file (YAML or INI) with its `group_vars/` and `host_vars/`. Vault files are
+ * opened with `vault.keyring`; their values join `vault.secrets` (the command's, to be masked).
+ */
+export async function loadInventory(path: string, vault: VaultAccess = {keyring: new Keyring(), secrets: new Secrets()}): Promise<Inventory> {
   const file = resolve(path);
   let text: string;
   try {
@@ -183,14 +190,14 @@ export async function loadInventory(path: string): Promise<Inventory> {
   // The inventory file itself may be a vault: decrypted, and its variables masked.
   const vaulted = isVaultText(text) || isAnsibleVaultText(text);
   if (vaulted) {
-    await vaultPassphrase(`vault file ${file}`);
-    text = openVaultFile(text, file);
+    await vault.keyring.passphrase(`vault file ${file}`);
+    text = vault.keyring.open(text, file);
   }
   const warnings: string[] = [];
   const data = parseInventoryText(text, file, warnings);
   if (vaulted) {
-    for (const g of data.groups.values()) registerVaultValues(g.vars);
-    for (const h of data.hosts.values()) registerVaultValues(h.vars);
+    for (const g of data.groups.values()) vault.secrets.add(...vaultSecrets(g.vars));
+    for (const h of data.hosts.values()) vault.secrets.add(...vaultSecrets(h.vars));
   }
   data.reconcile();
   // Vault files among the vars files: get the passphrase now (maybe asking on the terminal), so that
@@ -202,10 +209,10 @@ export async function loadInventory(path: string): Promise<Inventory> {
     const named = data.groups.get('all')?.vars.provision_vault_password_file;
     if (typeof named === 'string' && named !== '') {
       const candidates = isAbsolute(named) ? [named] : [resolve(named), resolve(dirname(file), named), resolve(dirname(file), '..', named)];
-      setDefaultVaultPasswordFile(candidates.find((c) => existsSync(c)) ?? candidates[0]);
+      vault.keyring.nameFile(candidates.find((c) => existsSync(c)) ?? candidates[0]);
     }
-    await vaultPassphrase(`vault file ${vaults[0]}`);
-    await primeVaultKeys(vaults);
+    await vault.keyring.passphrase(`vault file ${vaults[0]}`);
+    await vault.keyring.prime(vaults);
   }
-  return new LoadedInventory(file, data, warnings);
+  return new LoadedInventory(file, data, warnings, vault);
 }

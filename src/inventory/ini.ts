@@ -4,6 +4,7 @@
  * `key=value` group variables, `[group:children]` names child groups, which may be declared later.
  */
 import {parseError, type UserError} from '../core/errors.ts';
+import {group as matchGroup} from '../shared/match.ts';
 import {InventoryData, InventoryRuleError} from './model.ts';
 import {parseIniValue, shlexSplit} from './pyvalue.ts';
 import {expandHostEntry} from './ranges.ts';
@@ -53,10 +54,10 @@ export function parseIniInventory(text: string, file: string, data: InventoryDat
 
     const m = sectionRe.exec(line);
     if (m) {
-      group = m[1];
+      group = matchGroup(m, 1);
       const tag = m[2] ?? 'hosts';
       if (tag !== 'hosts' && tag !== 'vars' && tag !== 'children') {
-        throw fail(`section [${m[1]}:${tag}] has unknown type ${tag} (expected vars or children)`, `${m[1]}:${tag}`);
+        throw fail(`section [${group}:${tag}] has unknown type ${tag} (expected vars or children)`, `${group}:${tag}`);
       }
       state = tag;
       if (!data.groups.has(group)) {
@@ -83,8 +84,8 @@ export function parseIniInventory(text: string, file: string, data: InventoryDat
       } catch (e) {
         throw fail(`cannot parse host line ${JSON.stringify(line)}: ${(e as Error).message}`);
       }
-      if (tokens.length === 0) continue;
-      const entry = tokens[0];
+      const [entry, ...assignments] = tokens;
+      if (entry === undefined) continue;
       const field = `${group}.${entry}`;
       const {hosts, port} = guard(() => expandHostEntry(entry), field);
       if (entry.trim().endsWith(':') && port === undefined) {
@@ -94,7 +95,7 @@ export function parseIniInventory(text: string, file: string, data: InventoryDat
         throw fail(`invalid host ${entry}: '---' suggests this is a YAML file`, field);
       }
       const vars: [string, unknown][] = [];
-      for (const t of tokens.slice(1)) {
+      for (const t of assignments) {
         const eq = t.indexOf('=');
         if (eq < 0) throw fail(`expected key=value host variable, got ${t}`, field);
         vars.push([t.slice(0, eq), parseIniValue(t.slice(eq + 1))]);
@@ -111,7 +112,7 @@ export function parseIniInventory(text: string, file: string, data: InventoryDat
     } else {
       const g = groupNameRe.exec(line);
       if (!g) throw fail(`expected a group name, got ${line}`);
-      const child = g[1];
+      const child = matchGroup(g, 1);
       if (!data.groups.has(child)) {
         const p = pending.get(child);
         if (p) p.parents.push(group);

@@ -7,6 +7,7 @@
 import {readFileSync, statSync} from 'node:fs';
 import {resolve} from 'node:path';
 import {UserError} from '../core/errors.ts';
+import {group} from '../shared/match.ts';
 import {parseAddress} from './ranges.ts';
 
 /** What pattern matching needs of an inventory. */
@@ -43,10 +44,12 @@ function charClass(raw: string): string {
   const esc = (c: string): string => (/[\\\]^[-]/.test(c) ? `\\${c}` : c);
   let body = '';
   for (let k = 0; k < chars.length; k++) {
+    const c = chars.charAt(k);
     if (k + 2 < chars.length && chars[k + 1] === '-') {
-      if (chars[k] <= chars[k + 2]) body += `${esc(chars[k])}-${esc(chars[k + 2])}`;
+      const last = chars.charAt(k + 2);
+      if (c <= last) body += `${esc(c)}-${esc(last)}`;
       k += 2;
-    } else body += esc(chars[k]);
+    } else body += esc(c);
   }
   if (body === '') return negate ? '.' : '(?!)';
   return negate ? `[^${body}]` : `[${body}]`;
@@ -55,7 +58,7 @@ function charClass(raw: string): string {
 export function globToRegExp(glob: string): RegExp {
   let out = '';
   for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
+    const c = glob.charAt(i);
     if (c === '*') out += '.*';
     else if (c === '?') out += '.';
     else if (c === '[') {
@@ -102,7 +105,7 @@ function matchOne(inv: PatternSource, pattern: string): string[] {
   if (!pattern.startsWith('~')) {
     const m = subscriptRe.exec(pattern);
     if (m) {
-      expr = m[1];
+      expr = group(m, 1);
       if (m[2] !== undefined) index = Number(m[2]);
       else slice = [Number(m[3]), m[5] === '' ? -1 : Number(m[5])];
     }

@@ -66,7 +66,7 @@ class LiteralReader {
   constructor(private readonly s: string) {}
 
   private ws(): void {
-    while (this.i < this.s.length && ' \t\r\n'.includes(this.s[this.i])) this.i++;
+    while (this.i < this.s.length && ' \t\r\n'.includes(this.s.charAt(this.i))) this.i++;
   }
 
   private peek(): string {
@@ -114,7 +114,7 @@ class LiteralReader {
       text = text.slice(1);
     }
     if (/^0[xXoObB]/.test(text)) {
-      const base = {x: 16, o: 8, b: 2}[text[1].toLowerCase() as 'x' | 'o' | 'b'];
+      const base = {x: 16, o: 8, b: 2}[text.charAt(1).toLowerCase() as 'x' | 'o' | 'b'];
       return sign * Number.parseInt(text.slice(2), base);
     }
     if (/^[0-9]+$/.test(text) && text.length > 1 && text[0] === '0' && /[1-9]/.test(text)) {
@@ -161,13 +161,15 @@ class LiteralReader {
     return out;
   }
 
+  /** Called on a backslash that is not the last character: `this.s[this.i + 1]` exists. */
   private escape(): string {
-    const c = this.s[this.i + 1];
+    const c = this.s.charAt(this.i + 1);
     this.i += 2;
     const simple: Record<string, string> = {
       '\n': '', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v',
     };
-    if (c in simple) return simple[c];
+    const plain = simple[c];
+    if (plain !== undefined) return plain;
     const hex = (len: number): string => {
       const h = this.s.slice(this.i, this.i + len);
       if (!new RegExp(`^[0-9a-fA-F]{${len}}$`).test(h)) throw new NotLiteral();
@@ -179,7 +181,7 @@ class LiteralReader {
     if (c === 'U') return hex(8);
     if (/[0-7]/.test(c)) {
       let digits = c;
-      while (digits.length < 3 && /[0-7]/.test(this.s[this.i] ?? '')) digits += this.s[this.i++];
+      while (digits.length < 3 && /[0-7]/.test(this.s[this.i] ?? '')) digits += this.s.charAt(this.i++);
       return String.fromCodePoint(Number.parseInt(digits, 8));
     }
     return '\\' + c;

@@ -2,6 +2,7 @@
  * Host entries as Ansible reads them: an optional `:port` suffix (`parse_address`) and `[a:b(:step)]`
  * ranges, numeric (zero-padded when the start is) or alphabetic (`expand_hostname_range`).
  */
+import {group} from '../shared/match.ts';
 import {InventoryRuleError} from './model.ts';
 
 /** The hosts one inventory entry stands for, and the port it gave them, if any. */
@@ -27,9 +28,9 @@ function isAddress(s: string): boolean {
 /** Ansible's `parse_address`: a host (name, IPv4, IPv6, ranges allowed) and optional port, or undefined. */
 export function parseAddress(entry: string): {host: string; port?: number} | undefined {
   const m = bracketedHostPort.exec(entry) ?? hostPort.exec(entry);
-  const host = m ? m[1] : entry;
+  const host = m ? group(m, 1) : entry;
   if (!isAddress(host)) return undefined;
-  return m ? {host, port: Number.parseInt(m[2], 10)} : {host};
+  return m ? {host, port: Number.parseInt(group(m, 2), 10)} : {host};
 }
 
 /** Splits `host:port` / `[v6]:port`; anything that is not an address is kept whole, without port. */
@@ -58,10 +59,9 @@ function expand(name: string, outer: number): string[] {
   if (bounds.length !== 2 && bounds.length !== 3) {
     throw new InventoryRuleError(`bad host range ${name}: must be begin:end or begin:end:step`);
   }
-  const beg = bounds[0] === '' ? '0' : bounds[0];
-  const end = bounds[1];
+  const [begText = '', end = '', stepText = '1'] = bounds;
+  const beg = begText === '' ? '0' : begText;
   if (end === '') throw new InventoryRuleError(`bad host range ${name}: no end value`);
-  const stepText = bounds[2] ?? '1';
   if (!/^[0-9]+$/.test(stepText) || Number(stepText) === 0) {
     throw new InventoryRuleError(`bad host range ${name}: step must be a positive integer`);
   }
@@ -73,7 +73,7 @@ function expand(name: string, outer: number): string[] {
     const j = letters.indexOf(end);
     if (i > j) throw new InventoryRuleError(`bad host range ${name}: begin must be <= end`);
     seq = [];
-    for (let k = i; k <= j; k += step) seq.push(letters[k]);
+    for (let k = i; k <= j; k += step) seq.push(letters.charAt(k));
   } else {
     if (!/^[0-9]+$/.test(beg) || !/^[0-9]+$/.test(end)) {
       throw new InventoryRuleError(`bad host range ${name}: begin and end must be numbers or single letters`);

@@ -9,7 +9,14 @@ import {extname, isAbsolute, join} from 'node:path';
 import {isMap, isScalar} from 'yaml';
 import type {Node} from 'yaml';
 import {parseError} from '../core/errors.ts';
-import {isAnsibleVaultText, isVaultText, openVaultFile, registerVaultValues} from '../core/vault.ts';
+import {isAnsibleVaultText, isVaultText, vaultSecrets, type Keyring} from '../core/vault.ts';
+import type {Secrets} from '../core/secret.ts';
+
+/** What loading vars files needs for vault files: the command's keyring, and where their values go to be masked. */
+export interface VaultAccess {
+  readonly keyring: Keyring;
+  readonly secrets: Secrets;
+}
 import {entries, keyString, kindOf, lineOf, parseYaml, valueOf} from './yamlsource.ts';
 
 const extensions = ['.yml', '.yaml', '.json'];
@@ -49,7 +56,7 @@ export function findVarsFiles(dir: string, name: string): string[] {
 }
 
 /** Reads one vars file: a mapping (or an empty file); anything else is a located parse error. */
-export function readVarsFile(file: string): Record<string, unknown> {
+export function readVarsFile(file: string, vault: VaultAccess): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -57,8 +64,8 @@ export function readVarsFile(file: string): Record<string, unknown> {
     throw parseError(`cannot read vars file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {file});
   }
   // A vault file: decrypted with the run's passphrase; every string in it is masked in all output.
-  const vault = isVaultText(text) || isAnsibleVaultText(text);
-  if (vault) text = openVaultFile(text, file);
+  const isVault = isVaultText(text) || isAnsibleVaultText(text);
+  if (isVault) text = vault.keyring.open(text, file);
   const src = parseYaml(text, file);
   const root = src.doc.contents as Node | null;
   if (!root || (isScalar(root) && root.value === null)) return {};
@@ -67,7 +74,7 @@ export function readVarsFile(file: string): Record<string, unknown> {
   }
   const vars: Record<string, unknown> = {};
   for (const e of entries(src, root)) vars[keyString(e.key)] = valueOf(src, e.value);
-  if (vault) registerVaultValues(vars);
+  if (isVault) vault.secrets.add(...vaultSecrets(vars));
   return vars;
 }
 
@@ -112,9 +119,9 @@ export function vaultFilesUnder(dir: string): string[] {
 }
 
 /** The merged variables of the vars files for `name` under `dir`. */
-export function loadVars(dir: string, name: string): Record<string, unknown> {
+export function loadVars(dir: string, name: string, vault: VaultAccess): Record<string, unknown> {
   if (kindAt(dir) !== 'dir') return {};
   let vars: Record<string, unknown> = {};
-  for (const file of findVarsFiles(dir, name)) vars = {...vars, ...readVarsFile(file)};
+  for (const file of findVarsFiles(dir, name)) vars = {...vars, ...readVarsFile(file, vault)};
   return vars;
 }

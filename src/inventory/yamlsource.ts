@@ -54,7 +54,8 @@ export function parseYaml(text: string, file: string): YamlSource {
   const err = doc.errors[0];
   if (err) {
     const line = err.linePos?.[0].line;
-    const message = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    const [firstLine = ''] = err.message.split('\n');
+    const message = firstLine.replace(/ at line \d+, column \d+:?$/, '');
     throw parseError(`YAML syntax error: ${message}`, {file, line});
   }
   return {file, doc, lines};

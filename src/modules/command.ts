@@ -76,12 +76,18 @@ export const commandModule: ModuleDef<CommandArgs, GuardState | undefined> = {
   plan: (s, a) => guardedPlan(a, s, {argv: a.argv}, a.argv.map(String).join(' ')),
 };
 
+/** What a shell task shows of its script: the first line. */
+function firstLine(script: string): string {
+  const [line = ''] = script.split('\n');
+  return line;
+}
+
 export const shellModule: ModuleDef<ShellArgs, GuardState | undefined> = {
   name: 'shell',
   schema: shellArgs,
-  describe: (a) => a.script.split('\n')[0],
+  describe: (a) => firstLine(a.script),
   probe: (a) => guardProbe(a) ?? {script: 'true', parse: () => undefined},
-  plan: (s, a) => guardedPlan(a, s, {shell: a.script}, a.script.split('\n')[0]),
+  plan: (s, a) => guardedPlan(a, s, {shell: a.script}, firstLine(a.script)),
 };
 
 /** Run a program (no shell). */

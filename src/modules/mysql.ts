@@ -9,11 +9,12 @@
  *   hash inside SQL and prints only `match`/`differs`; `SHOW GRANTS` lines are cut before `IDENTIFIED`.
  * - SQL that must hold a clear password (`CHANGE MASTER TO … MASTER_PASSWORD`) goes to the client on
  *   stdin (the exec step's `stdin`), never in argv; steps show as `mysql --batch …` with no SQL.
- * - Every password (and hash) is registered as a secret, so any output path masks it anyway.
+ * - Every password (and its hash) is returned as the module's `secrets`: the run masks it on every output path anyway.
  */
 import {createHash} from 'node:crypto';
 import {argv} from '../core/cmd.ts';
-import {registerSecretValue, Secret} from '../core/secret.ts';
+import {Secret} from '../core/secret.ts';
+import {group} from '../shared/match.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
 import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions} from '../core/types.ts';
@@ -50,12 +51,11 @@ function reveal(p: Secret | string): string {
   return p instanceof Secret ? p.reveal() : p;
 }
 
-/** Register a password (and its hash) so every output masks them. */
-function protect(p: Secret | string | undefined): void {
-  if (p === undefined) return;
+/** What a password puts in commands and output: its clear value and its hash (a module's `secrets`). */
+function revealed(p: Secret | string | undefined): string[] {
+  if (p === undefined) return [];
   const v = reveal(p);
-  registerSecretValue(v);
-  if (v !== '') registerSecretValue(nativePasswordHash(v));
+  return v === '' ? [] : [v, nativePasswordHash(v)];
 }
 
 const heredoc = '__PROVISION_SQL__';
@@ -90,9 +90,10 @@ function parseSqlOutput(stdout: string): SqlOutput {
   const lines = stdout.split('\n');
   if (lines[0]?.startsWith('@unavailable')) return {kind: 'unavailable', message: lines[0].slice('@unavailable '.length)};
   const at = lines.findIndex((l) => /^@rc \d+$/.test(l));
-  if (at < 0) return {kind: 'unavailable', message: 'no answer from the mysql client'};
+  const rcLine = lines[at]; // undefined when there is none (at = -1)
+  if (rcLine === undefined) return {kind: 'unavailable', message: 'no answer from the mysql client'};
   const body = lines.slice(0, at).filter((l) => l !== '');
-  const rc = Number(lines[at].slice(4));
+  const rc = Number(rcLine.slice(4));
   if (rc !== 0) {
     const err = body.find((l) => /^ERROR/.test(l)) ?? body[0] ?? `exit ${rc}`;
     return {kind: 'unavailable', message: err};
@@ -319,7 +320,7 @@ export function parseGrants(lines: readonly string[]): Grants {
   const m = new Map<string, Set<string>>();
   for (const line of lines) {
     const g = /^GRANT (.+?) ON (?:TABLE |FUNCTION |PROCEDURE )?(\S+) TO /.exec(line);
-    if (g) addGrant(m, canonicalObject(g[2]), splitPrivs(g[1]));
+    if (g) addGrant(m, canonicalObject(group(g, 2)), splitPrivs(group(g, 1)));
   }
   return freeze(m);
 }
@@ -359,14 +360,18 @@ export function parseUserState(stdout: string, hosts: readonly string[]): MysqlU
   const accounts: Record<string, MysqlAccount> = {};
   for (const l of o.lines) {
     const m = /^user (\S*) (match|differs) (.*)$/.exec(l);
-    if (m) accounts[m[3]] = {plugin: m[1], passwordMatches: m[2] === 'match', grants: parseGrants(grantLines.get(m[3]) ?? [])};
+    if (!m) continue;
+    const account = group(m, 3);
+    accounts[account] = {plugin: group(m, 1), passwordMatches: m[2] === 'match', grants: parseGrants(grantLines.get(account) ?? [])};
   }
   return {kind: 'accounts', accounts};
 }
 
 /** `app.*` → `` `app`.* ``. */
 function sqlObject(o: string): string {
-  const [db, table] = o.split('.');
+  const [db = '', table] = o.split('.'); // split always gives at least one part
+  // Not `db.table`: a grant read from the server on something else (`GRANT PROXY ON ''@''`).
+  if (table === undefined) throw new Error(`cannot manage privileges on '${o}': not a 'db.table' object`);
   return `${db === '*' ? '*' : sqlIdent(db)}.${table === '*' ? '*' : sqlIdent(table)}`;
 }
 
@@ -413,13 +418,12 @@ export const mysqlUserModule: ModuleDef<MysqlUserArgs, MysqlUserState> = {
   name: 'mysql.user',
   schema: mysqlUserArgs,
   describe: (a) => `${hostsOf(a).map((h) => `${a.name}@${h}`).join(', ')}${a.state === 'absent' ? ' (absent)' : ''}`,
+  secrets: (a) => revealed(a.password),
   probe(a): Probe<MysqlUserState> {
-    protect(a.password);
     const hosts = hostsOf(a);
     return {script: userProbeScript(a.name, hosts, a.state === 'absent' ? undefined : a.password), parse: (out) => parseUserState(out.stdout, hosts)};
   },
   plan(have, a): Plan {
-    protect(a.password);
     const hosts = hostsOf(a);
     const at = (h: string): string => `${a.name}@${h}`;
     if (hosts.length === 0 && !a.exclusive) return {steps: [], fail: `user ${a.name}: no host given`};
@@ -547,7 +551,7 @@ export function parseReplicaState(stdout: string): MysqlReplicaState {
   const kv = new Map<string, string>();
   for (const l of o.lines) {
     const m = /^([A-Za-z_]+): ?(.*)$/.exec(l);
-    if (m) kv.set(m[1].replace(/^Source_/, 'Master_').replace(/^Replica_/, 'Slave_'), m[2].trim());
+    if (m) kv.set(group(m, 1).replace(/^Source_/, 'Master_').replace(/^Replica_/, 'Slave_'), group(m, 2).trim());
   }
   const host = kv.get('Master_Host') ?? '';
   if (host === '') return {kind: 'none'};
@@ -596,12 +600,11 @@ export const mysqlReplicaModule: ModuleDef<MysqlReplicaArgs, MysqlReplicaState> 
   name: 'mysql.replica',
   schema: mysqlReplicaArgs,
   describe: (a) => `replica of ${a.user}@${a.primaryHost}:${a.primaryPort ?? 3306}`,
+  secrets: (a) => revealed(a.password),
   probe(a): Probe<MysqlReplicaState> {
-    protect(a.password);
     return {script: replicaProbeScript(a.flavor ?? 'mariadb'), parse: (out) => parseReplicaState(out.stdout)};
   },
   plan(have, a): Plan {
-    protect(a.password);
     if (!Number.isInteger(a.connectRetry ?? 5) || !Number.isInteger(a.primaryPort ?? 3306)) return {steps: [], fail: 'connectRetry and primaryPort must be integers'};
     const port = a.primaryPort ?? 3306;
     const retry = a.connectRetry ?? 5;

@@ -7,6 +7,7 @@ import {argv, q} from '../core/cmd.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
 import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions} from '../core/types.ts';
+import {group} from '../shared/match.ts';
 
 export interface ServiceArgs {
   /** The unit: `nginx` (means `nginx.service`), `nginx.service`, `getty@tty1.service`, `backup.timer`. */
@@ -67,7 +68,7 @@ export function parseUnitState(stdout: string): UnitState {
   const other: string[] = [];
   for (const line of stdout.split('\n')) {
     const m = /^([A-Za-z]+)=(.*)$/.exec(line);
-    if (m) kv.set(m[1], m[2].trim());
+    if (m) kv.set(group(m, 1), group(m, 2).trim());
     else if (line.trim() !== '') other.push(line.trim());
   }
   const load = kv.get('LoadState');
@@ -138,8 +139,9 @@ export const serviceModule: ModuleDef<ServiceArgs, UnitState> = {
     }
 
     if (a.enabled === true) {
+      const cannotEnable = notEnableable[unitFile];
       if (unitFile === 'enabled' || unitFile === 'alias') ok.push('enabled');
-      else if (unitFile in notEnableable) ok.push(notEnableable[unitFile]);
+      else if (cannotEnable !== undefined) ok.push(cannotEnable);
       else {
         steps.push(sysctl('enable', '--', n));
         done.push(`enable (was ${unitFile || 'unknown'})`);

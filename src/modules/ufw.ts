@@ -20,6 +20,7 @@ import {argv, type Cmd} from '../core/cmd.ts';
 import {makeTask, type ArgsOf} from '../core/task.ts';
 import {z, type Exact} from '../core/validate.ts';
 import type {ModuleDef, Plan, Probe, Step, Task, TaskOptions} from '../core/types.ts';
+import {group} from '../shared/match.ts';
 
 export type UfwAction = 'allow' | 'deny' | 'reject' | 'limit';
 /** Protocols ufw 0.36 knows; the ones after `udp` have no ports. */
@@ -188,14 +189,16 @@ export function parseTuple(line: string, v6: boolean): UfwTuple | undefined {
   }
   const f = body.trim().split(/\s+/);
   if (f.length < 6 || f.length > 9) return undefined;
-  const [rawAction, proto, dport, dst, sport, src] = f;
+  const [rawAction = '', proto = '', dport = '', dst = '', sport = '', src = '', ...rest] = f; // six there
   const route = rawAction.includes(':');
-  const act = route ? rawAction.split(':')[1] : rawAction;
-  const [action, ...logParts] = act.split('_');
+  const [, routeAction = ''] = rawAction.split(':');
+  const act = route ? routeAction : rawAction;
+  const [action = '', ...logParts] = act.split('_');
   // 6 fields: old format (in); 7: + direction/interface; 8: + apps (old); 9: + apps + direction/interface.
-  const ifaces = f.length === 7 || f.length === 9 ? f[f.length - 1] : 'in';
-  const apps = f.length >= 8 ? [f[6], f[7]] : ['-', '-'];
-  const direction = ifaces.split('_')[0].split('!')[0];
+  const [ifaces = 'in'] = rest.length === 1 || rest.length === 3 ? rest.slice(-1) : [];
+  const apps = rest.length >= 2 ? rest.slice(0, 2) : ['-', '-'];
+  const [dirAndIface = ''] = ifaces.split('_');
+  const [direction = ''] = dirAndIface.split('!');
   const special = route || ifaces.includes('_') || apps.some((a) => a !== '-');
   return {action, log: logParts.join('_'), proto, dport, dst, sport, src, direction, special, comment, v6};
 }
@@ -210,7 +213,7 @@ export function parseUfwProbe(stdout: string): UfwState {
   let cur: string[] | undefined;
   for (const line of stdout.split('\n')) {
     const m = /^@(\w+)$/.exec(line);
-    if (m) sections.set(m[1], (cur = []));
+    if (m) sections.set(group(m, 1), (cur = []));
     else cur?.push(line);
   }
   if (sections.has('missing')) return {kind: 'missing'};
@@ -220,7 +223,7 @@ export function parseUfwProbe(stdout: string): UfwState {
   const conf = new Map<string, string>();
   for (const l of sections.get('conf') ?? []) {
     const m = /^([A-Z0-9_]+)=(.*)$/.exec(l.trim());
-    if (m) conf.set(m[1], m[2].replace(/^["']|["']$/g, '').trim());
+    if (m) conf.set(group(m, 1), group(m, 2).replace(/^["']|["']$/g, '').trim());
   }
   const defaults: Partial<Record<UfwDirection, UfwPolicy>> = {};
   const pol = (k: string, d: UfwDirection): void => {

@@ -33,8 +33,9 @@ export interface GroupEntry {
 /** Pure parser of one `/etc/group` line (`name:x:gid:a,b`); undefined when malformed. */
 export function parseGroupLine(line: string): GroupEntry | undefined {
   const f = line.split(':');
-  if (f.length < 4 || !/^\d+$/.test(f[2])) return undefined;
-  return {name: f[0], gid: Number(f[2]), members: f[3] === '' ? [] : f[3].split(',')};
+  const [name = '', , gid = '', members = ''] = f;
+  if (f.length < 4 || !/^\d+$/.test(gid)) return undefined;
+  return {name, gid: Number(gid), members: members === '' ? [] : members.split(',')};
 }
 
 // ---------------------------------------------------------------- user
@@ -128,8 +129,8 @@ export function parseUserState(stdout: string): UserState {
     else if (key === 'groups') groups = rest.trim().split(/\s+/).filter(Boolean);
     else if (key === 'group') ownGroup = parseGroupLine(rest) !== undefined;
   }
-  if (!passwd || passwd.length < 7 || !/^\d+$/.test(passwd[2]) || !/^\d+$/.test(passwd[3])) return {kind: 'missing', ownGroup};
-  const [, , uid, gid, comment, home, shell] = passwd;
+  const [, , uid = '', gid = '', comment = '', home = '', shell = ''] = passwd ?? [];
+  if (!passwd || passwd.length < 7 || !/^\d+$/.test(uid) || !/^\d+$/.test(gid)) return {kind: 'missing', ownGroup};
   return {kind: 'present', uid: Number(uid), gid: Number(gid), comment, home, shell, primary, groups, ownGroup};
 }
 

@@ -7,6 +7,12 @@
 export interface ProbeOutput {
   readonly stdout: string;
   readonly code: number;
+  /**
+   * What parsers made of this answer, by their own key, for the other tasks reading the same answer
+   * (every apt task of a host reads one package listing). Made by the host's probe cache: it lives as
+   * long as the answer, in the run, not in a module.
+   */
+  readonly parsed?: Map<string, unknown>;
 }
 
 /** What a file probe reads: its path, how much content, the sha256 its task wants there. */

@@ -2,6 +2,10 @@
  * The transport interface: how the engine reaches a host. A leaf module: imports nothing of ours.
  * Commands arrive as complete shell strings, already quoted by `core/cmd.ts`; privilege escalation
  * (`sudo -n`) is added by the engine, not here.
+ *
+ * Five members, as pyinfra's connectors (connect, disconnect, run, put, get): connecting is the
+ * factory's job (`connectSsh`, `new FakeTransport`), the rest is here: `exec` and `start` (run),
+ * `put`, `get` and `close` (disconnect).
  */
 
 export interface ExecResult {
@@ -14,6 +18,11 @@ export interface ExecResult {
 export interface ExecOptions {
   /** Bytes written to the command's standard input, then closed. */
   readonly stdin?: string | Buffer;
+}
+
+export interface PutOptions {
+  /** Permission bits of the file written (`0o644`); default: a new file's, 0666 less the remote umask. */
+  readonly mode?: number;
 }
 
 /** A command left running with its stdin open (`Transport.start`): a control channel to the host. */
@@ -34,9 +43,17 @@ export interface Transport {
   /**
    * Start a long-lived command whose stdin stays open until `end()`; `onStdout` sees its output as it
    * arrives. If the connection drops (or the controller dies), the command's stdin reaches end of
-   * file. Optional: transports without it get no run lock and no audit log.
+   * file. The engine's control session (run lock, audit log) is such a command.
    */
-  start?(command: string, onStdout: (chunk: string) => void): Promise<RunningCommand>;
+  start(command: string, onStdout: (chunk: string) => void): Promise<RunningCommand>;
+  /**
+   * Write `content` to the file `path` on the host, atomically: the file holds either its old content
+   * or all of the new, never a part (written beside it, then renamed over it). As the login user;
+   * rejects with `FileTransferError` when the file cannot be written.
+   */
+  put(path: string, content: Buffer | string, options?: PutOptions): Promise<void>;
+  /** The bytes of the file `path` on the host, unchanged. Rejects with `FileTransferError` when it cannot be read. */
+  get(path: string): Promise<Buffer>;
   /** Close the connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -59,5 +76,17 @@ export class HostKeyError extends UnreachableError {
   constructor(host: string, message: string) {
     super(host, message);
     this.name = 'HostKeyError';
+  }
+}
+
+/** `put` or `get` failed on a reachable host (no such file, permission denied, disk full, cut short). */
+export class FileTransferError extends Error {
+  readonly host: string;
+  readonly path: string;
+  constructor(host: string, path: string, message: string) {
+    super(message);
+    this.name = 'FileTransferError';
+    this.host = host;
+    this.path = path;
   }
 }

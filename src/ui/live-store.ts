@@ -4,7 +4,7 @@
  * most ~20 times a second, so a burst of events costs one render, not one per event.
  */
 import type {HostCounts, RunEvent, Status} from '../core/events.ts';
-import {maskValue} from '../core/secret.ts';
+import type {Secrets} from '../core/secret.ts';
 import {unifiedDiff} from './plain.ts';
 
 /** Where a host is in the run. */
@@ -143,9 +143,11 @@ export class LiveStore {
 
   constructor(
     info: RunInfo,
+    /** The run's secrets: every event is masked with them before the store keeps anything of it. */
+    private readonly secrets: Pick<Secrets, 'maskValue'>,
     private readonly clock: () => number = Date.now,
   ) {
-    this.info = maskValue(info);
+    this.info = secrets.maskValue(info);
     this.startedAt = clock();
   }
 
@@ -172,7 +174,7 @@ export class LiveStore {
 
   apply(event: RunEvent): void {
     // Every string the store keeps comes from the masked event; labels and diffs are shaped after.
-    const e = maskValue(event);
+    const e = this.secrets.maskValue(event);
     this.version++;
     const now = this.clock();
     switch (e.type) {

@@ -8,6 +8,7 @@ import React, {useEffect, useRef, useState} from 'react';
 import {render, useInput, useStdin, useStdout} from 'ink';
 import type {RunEvent} from '../core/events.ts';
 import {LiveStore, type Snapshot} from './live-store.ts';
+import type {Secrets} from '../core/secret.ts';
 import {LiveView, type UiState} from './components/LiveView.tsx';
 
 /** Frames per second at most (events are batched between frames). */
@@ -25,6 +26,8 @@ export interface LiveUiInfo {
   readonly stdin?: NodeJS.ReadStream;
   /** The clock (tests and benchmarks pin it). */
   readonly clock?: () => number;
+  /** The run's secrets: masked in everything shown. */
+  readonly secrets: Pick<Secrets, 'maskValue'>;
 }
 
 export interface LiveUi {
@@ -74,17 +77,18 @@ export function LiveApp({snapshot, onStop, size}: LiveAppProps): React.JSX.Eleme
       const s = latest.current;
       if (s.finished) return;
       const names = s.hosts.map((h) => h.name);
-      if (names.length === 0) return;
+      const [first] = names;
+      if (first === undefined) return;
       const move = (step: number) => (ui: UiState): UiState => {
         const at = ui.selected === null ? -1 : names.indexOf(ui.selected);
-        const selected = names[Math.max(0, Math.min(names.length - 1, at + step))];
+        const selected = names[Math.max(0, Math.min(names.length - 1, at + step))] ?? first; // in range: names is not empty
         return {selected, expanded: ui.expanded === null ? null : selected};
       };
       if (key.downArrow || input === 'j') setUi(move(1));
       else if (key.upArrow || input === 'k') setUi(move(-1));
       else if (key.return || input === 'l') {
         setUi((ui) => {
-          const selected = ui.selected ?? names[0];
+          const selected = ui.selected ?? first;
           return {selected, expanded: ui.expanded === null ? selected : null};
         });
       } else if (key.escape) setUi((ui) => ({...ui, expanded: null}));
@@ -97,7 +101,7 @@ export function LiveApp({snapshot, onStop, size}: LiveAppProps): React.JSX.Eleme
 /** Start the live UI on a terminal. */
 export function startLiveUi(info: LiveUiInfo): LiveUi {
   const clock = info.clock ?? Date.now;
-  const store = new LiveStore({playbook: info.playbook, inventory: info.inventory, check: info.check, diff: info.diff}, clock);
+  const store = new LiveStore({playbook: info.playbook, inventory: info.inventory, check: info.check, diff: info.diff}, info.secrets, clock);
   // `q` asks once and never forces; each Ctrl-C goes to the CLI (the second one stops at once).
   let asked = false;
   const onStop = (key: 'q' | 'ctrl-c'): void => {

@@ -4,12 +4,14 @@
  */
 import {createTwoFilesPatch} from 'diff';
 import type {RunEvent} from '../core/events.ts';
-import {maskValue} from '../core/secret.ts';
+import type {Secrets} from '../core/secret.ts';
 
 export interface PlainOptions {
   readonly verbose: number;
   /** Colour with ANSI escapes. */
   readonly color: boolean;
+  /** The run's secrets: every event is masked with them before it is shaped. */
+  readonly secrets: Pick<Secrets, 'maskValue'>;
 }
 
 function header(text: string): string {
@@ -32,7 +34,7 @@ export function plainWriter(write: (text: string) => void, opts: PlainOptions): 
   return (raw) => {
     // Mask the values, then shape them: a secret is split by the indenting of a multi-line output,
     // or cut by a trim, once it is formatted.
-    const event = maskValue(raw);
+    const event = opts.secrets.maskValue(raw);
     switch (event.type) {
       case 'start':
         check = event.check;
@@ -68,10 +70,9 @@ export function plainWriter(write: (text: string) => void, opts: PlainOptions): 
       }
       case 'recap': {
         write(`\n${header('PLAY RECAP')}\n`);
-        const names = Object.keys(event.hosts).sort();
-        const w = Math.max(0, ...names.map((n) => n.length));
-        for (const n of names) {
-          const k = event.hosts[n];
+        const recap = Object.entries(event.hosts).sort(([a], [b]) => (a < b ? -1 : 1)); // by host name (unique)
+        const w = Math.max(0, ...recap.map(([n]) => n.length));
+        for (const [n, k] of recap) {
           const bad = k.failed > 0 || k.unreachable > 0;
           write(`${c(bad ? '31' : k.changed ? '33' : '32', n.padEnd(w))} : ok=${String(k.ok).padEnd(4)} changed=${String(k.changed).padEnd(4)} unreachable=${String(k.unreachable).padEnd(4)} failed=${String(k.failed).padEnd(4)} skipped=${k.skipped}\n`);
         }

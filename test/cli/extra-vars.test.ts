@@ -146,7 +146,8 @@ async function ansibleVars(extra: readonly string[]): Promise<Answer> {
   const args = ['localhost', '-c', 'local', '-m', 'debug', '-a', 'var=hostvars[inventory_hostname]', ...extra.flatMap((e) => ['-e', e])];
   try {
     const {stdout} = await run('ansible', args, {env, cwd: scratch, maxBuffer: 64 * 1024 * 1024});
-    const doc = JSON.parse(stdout.slice(stdout.indexOf('{'))) as {plays: {tasks: {hosts: Record<string, Record<string, unknown>>}[]}[]};
+    // One play, one task, one host.
+    const doc = JSON.parse(stdout.slice(stdout.indexOf('{'))) as {plays: [{tasks: [{hosts: {localhost: Record<string, unknown>}}]}]};
     return {vars: doc.plays[0].tasks[0].hosts.localhost['hostvars[inventory_hostname]'] as Record<string, unknown>};
   } catch (e) {
     const err = e as {stderr?: string; stdout?: string; message: string};
@@ -179,8 +180,8 @@ function ours(text: string): Answer {
     const eachAlone = async (list: readonly Case[], check: (c: Case, theirs: Answer) => void): Promise<void> => {
       for (let k = 0; k < list.length; k += 2) {
         const slice = list.slice(k, k + 2);
-        const answers = await Promise.all(slice.map(async (c) => extraOf(await ansibleVars([c.text]), baseline)));
-        slice.forEach((c, n) => check(c, answers[n]));
+        const answers = await Promise.all(slice.map(async (c) => [c, extraOf(await ansibleVars([c.text]), baseline)] as const));
+        for (const [c, theirs] of answers) check(c, theirs);
       }
     };
 

@@ -80,8 +80,8 @@ test('a type error in an imported file names that file, line and column, with th
   const r = await check(p);
   t.false(r.cached);
   t.is(r.errors.length, 1);
-  t.regex(r.errors[0], /TS2353: Object literal may only specify known properties, and 'dir' does not exist in type 'DirArgs'\.$/);
-  t.true(r.errors[0].startsWith(`${p.shown('roles/web.ts')}:3:33: TS2353: `), r.errors[0]);
+  t.regex(r.errors[0]!, /TS2353: Object literal may only specify known properties, and 'dir' does not exist in type 'DirArgs'\.$/);
+  t.true(r.errors[0]?.startsWith(`${p.shown('roles/web.ts')}:3:33: TS2353: `), r.errors[0]);
 });
 
 test('errors come sorted by file, then line; a chained message is flattened to one line', async (t) => {
@@ -98,7 +98,7 @@ test('errors come sorted by file, then line; a chained message is flattened to o
     `${p.shown('site.ts')}:3:14`,
   ]);
   t.true(r.errors.every((e) => !e.includes('\n') && / TS2322: /.test(e)), r.errors.join('\n'));
-  t.regex(r.errors[1], /TS2322: Type '\(x: number\) => void' is not assignable to type '\(x: string\) => void'\. Types of parameters 'x' and 'x' are incompatible\. Type 'string' is not assignable to type 'number'\.$/);
+  t.regex(r.errors[1]!, /TS2322: Type '\(x: number\) => void' is not assignable to type '\(x: string\) => void'\. Types of parameters 'x' and 'x' are incompatible\. Type 'string' is not assignable to type 'number'\.$/);
 });
 
 test('a syntax error is reported with its line', async (t) => {
@@ -125,7 +125,7 @@ test('the second identical call is cached and returns the same errors; an edit o
   const edited = await check(p);
   t.false(edited.cached);
   t.is(edited.errors.length, 1);
-  t.true(edited.errors[0].startsWith(`${p.shown('web.ts')}:3:33: TS2322: `), edited.errors[0]);
+  t.true(edited.errors[0]?.startsWith(`${p.shown('web.ts')}:3:33: TS2322: `), edited.errors[0]);
   t.deepEqual(await check(p), {errors: edited.errors, cached: true});
 
   p.write('web.ts', `import {directory} from './lib.ts';\nexport const dirs = [directory({path: '/x'})];\n`);
@@ -139,7 +139,7 @@ test('a deleted file, a file that appears where an import looked, and the salt e
   });
   const first = await check(p);
   t.is(first.errors.length, 1);
-  t.regex(first.errors[0], /:2:17: TS2307: Cannot find module '\.\/later'/);
+  t.regex(first.errors[0]!, /:2:17: TS2307: Cannot find module '\.\/later'/);
   t.true((await check(p)).cached);
 
   // './later' was looked for as later.ts, later.tsx, later/index.ts…: one of them appearing matters.
@@ -179,7 +179,7 @@ test('the tsconfig: extends is followed, an edit of either file checks again, th
   const nearer = await check(p, ['roles/site.ts']);
   t.false(nearer.cached);
   t.is(nearer.errors.length, 1);
-  t.regex(nearer.errors[0], /TS7006/);
+  t.regex(nearer.errors[0]!, /TS7006/);
 });
 
 test('a tsconfig that cannot be parsed is one error line naming it, cached until it is fixed', async (t) => {
@@ -187,14 +187,14 @@ test('a tsconfig that cannot be parsed is one error line naming it, cached until
   p.write('tsconfig.json', `{"compilerOptions": {"strict": true,,}}\n`);
   const bad = await check(p);
   t.is(bad.errors.length, 1);
-  t.true(bad.errors[0].startsWith(`${p.shown('tsconfig.json')}:1:`), bad.errors[0]);
+  t.true(bad.errors[0]?.startsWith(`${p.shown('tsconfig.json')}:1:`), bad.errors[0]);
   t.deepEqual(await check(p), {errors: bad.errors, cached: true});
 
   p.write('tsconfig.json', JSON.stringify({compilerOptions: {strict: true, moduleResolution: 'Nowhere'}}));
   const unknown = await check(p);
   t.false(unknown.cached);
   t.is(unknown.errors.length, 1);
-  t.regex(unknown.errors[0], new RegExp(`^${p.shown('tsconfig.json').replace(/[.\\]/g, '\\$&')}: TS6046: Argument for '--moduleResolution' option must be: `));
+  t.regex(unknown.errors[0]!, new RegExp(`^${p.shown('tsconfig.json').replace(/[.\\]/g, '\\$&')}: TS6046: Argument for '--moduleResolution' option must be: `));
 
   p.write('tsconfig.json', TSCONFIG);
   t.deepEqual(await check(p), {errors: [], cached: false});

@@ -43,7 +43,7 @@ test('user TypeScript: relative imports and import.meta work; an edit is compile
   const dir = project();
   const first = await cli(['run', 'playbooks/where.ts', '-i', 'inventory.yml', '--json'], dir);
   t.is(first.code, 0, first.stderr);
-  const start = JSON.parse(first.stdout.split('\n')[0]) as {playbook: string};
+  const start = JSON.parse(first.stdout.split('\n')[0]!) as {playbook: string};
   t.is(start.playbook, `from ${join(dir, 'playbooks')}`, 'import.meta.dirname names the source folder');
 
   const userCache = userCacheDir('user', dir); // the project's own

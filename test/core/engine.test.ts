@@ -38,7 +38,7 @@ test('command: creates/removes/unless skip; changed only when it ran; register f
     command({argv: ['touch', marker], creates: marker}, {name: 'make marker'}),
     shell({script: `echo ran >> ${join(root, 'log')}`, unless: `test -e ${marker}`}, {name: 'guarded'}),
     command({argv: ['echo', 'hello world']}, {name: 'say', register: 'said', changedWhen: () => false}),
-    copy((ctx) => ({dest: join(root, 'said'), content: ctx.results.said.stdout}), {name: 'use result'}),
+    copy((ctx) => ({dest: join(root, 'said'), content: ctx.results.said?.stdout ?? ''}), {name: 'use result'}),
     command({argv: ['rm', marker], removes: join(root, 'nothing-here')}, {name: 'removes'}),
   ]);
   const first = await runFake(pb);
@@ -101,15 +101,15 @@ test('a failing host stops there; others finish; unreachable hosts are reported'
   t.like(r.summary.hosts.good, {changed: 2, failed: 0});
   t.true(existsSync(join(root, 'good')));
   t.false(existsSync(join(root, 'bad')));
-  t.is(r.results('gone')[0].status, 'unreachable');
-  t.regex(r.results('gone')[0].msg, /ECONNREFUSED/);
+  t.is(r.results('gone')[0]?.status, 'unreachable');
+  t.regex(r.results('gone')[0]?.msg ?? '', /ECONNREFUSED/);
 });
 
 test('a failed command reports the command, rc, stdout and stderr', async (t) => {
   const r = await runFake(one([shell({script: 'echo out; echo err >&2; exit 7'}, {name: 'boom'})]));
   const f = r.results()[0];
   t.like(f, {status: 'failed', rc: 7, stdout: 'out\n', stderr: 'err\n'});
-  t.regex(f.cmd ?? '', /exit 7/);
+  t.regex(f?.cmd ?? '', /exit 7/);
   t.like(r.summary.hosts.h1, {failed: 1});
 });
 
@@ -131,7 +131,7 @@ test('roles: defaults, templates with other hosts\' vars, files, and a secret ne
     name: 'web',
     defaults: {port: 80},
     tasks: [
-      template((ctx) => ({dest: join(root, `${ctx.host}.conf`), src: 'site.conf', vars: {backends: ctx.groups.all_hosts.map((h) => `${h}:${ctx.hostvars(h).port ?? 80}`), password: pw.reveal()}})),
+      template((ctx) => ({dest: join(root, `${ctx.host}.conf`), src: 'site.conf', vars: {backends: (ctx.groups.all_hosts ?? []).map((h) => `${h}:${ctx.hostvars(h).port ?? 80}`), password: ctx.secret(pw.reveal()).reveal()}})),
       copy((ctx) => ({dest: join(root, `${ctx.host}.txt`), src: 'static.txt'})),
     ],
   });
@@ -174,10 +174,10 @@ test('check mode: a task that cannot be planned before an earlier would-change i
   ]);
   const r = await runFake(pb, {check: true});
   t.like(r.results()[1], {status: 'changed', pending: true});
-  t.regex(r.results()[1].msg, /once earlier changes are made/);
+  t.regex(r.results()[1]?.msg ?? '', /once earlier changes are made/);
   // Without an earlier would-change, a plan failure is a failure.
   const r2 = await runFake(one([file({path: join(root, 'missing'), state: 'file'})]), {check: true});
-  t.is(r2.results()[0].status, 'failed');
+  t.is(r2.results()[0]?.status, 'failed');
 });
 
 test('a host that fails after notifying still runs the notified handlers (force_handlers)', async (t) => {

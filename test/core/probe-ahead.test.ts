@@ -29,7 +29,7 @@ test('no-op: one probe round trip per host for a playbook of four plays (two of 
   t.deepEqual(Object.values(first.summary.hosts).map((c) => c.failed), [0, 0, 0]);
   const again = await runFake(pb, {groups});
   t.deepEqual(again.results().map((r) => r.status).filter((s) => s !== 'ok'), []);
-  for (const h of ['h1', 'h2', 'h3']) t.is(again.transports.get(h)!.log.length, 1, `${h}: one round trip`);
+  for (const h of ['h1', 'h2', 'h3']) t.is(again.transports.get(h)!.execs.length, 1, `${h}: one round trip`);
   t.is(readFileSync(join(dir('h3'), 'd'), 'utf8'), 'd\n');
   // Task events name the hosts that run them: with serial, one batch at a time.
   const tasks = again.events.filter((e) => e.type === 'task');
@@ -53,5 +53,5 @@ test('a change on one host makes the others read again at the next play (their a
   t.is(r.results('h1').find((x) => x.task === 'write')?.status, 'changed');
   t.is(r.results('h2').find((x) => x.task === 'same')?.status, 'ok', 'h2 read the file again after h1 changed it');
   // h2: its dir (there already) with play 2's file probed ahead, then play 2's file again.
-  t.is(r.transports.get('h2')!.log.length, 2);
+  t.is(r.transports.get('h2')!.execs.length, 2);
 });

@@ -49,21 +49,21 @@ test('a variable no one defines fails the task naming the template file, line an
     template({src: 'broken.mustache', dest: join(out, 'lenient'), allowMissingVars: true}),
   ], {vars: {who: 'w'}});
   const run = await runFake(pb, {playDirs: [dir]});
-  const [strict] = run.results();
+  const strict = run.results()[0]!;
   t.is(strict.status, 'failed');
   t.regex(strict.msg, /broken\.mustache:3: variable 'nobody_defines_this' is not defined/);
   t.false(existsSync(join(out, 'broken')), 'nothing written');
   // The host failed at the first task: run the lenient one alone.
   const lenient = await runFake(one([template({src: 'broken.mustache', dest: join(out, 'lenient'), allowMissingVars: true})], {vars: {who: 'w'}}), {playDirs: [dir]});
-  t.is(lenient.results()[0].status, 'changed');
+  t.is(lenient.results()[0]?.status, 'changed');
   t.is(readFileSync(join(out, 'lenient'), 'utf8'), 'line one\nline two w\nline three \n');
 });
 
 test('a template missing everywhere names where it was looked for', async (t) => {
   const {dir, out} = playbookDir();
   const run = await runFake(one([template({src: 'nope.mustache', dest: join(out, 'x')})]), {playDirs: [dir]});
-  t.is(run.results()[0].status, 'failed');
-  t.regex(run.results()[0].msg, /template 'nope\.mustache' not found \(looked for .*templates\/nope\.mustache\)/);
+  t.is(run.results()[0]?.status, 'failed');
+  t.regex(run.results()[0]!.msg, /template 'nope\.mustache' not found \(looked for .*templates\/nope\.mustache\)/);
 });
 
 test('arguments computed per host are checked: a failed task with one clear line, never a TypeError', async (t) => {
@@ -71,12 +71,12 @@ test('arguments computed per host are checked: a failed task with one clear line
   const run = await runFake(one([
     file(() => ({pth: join(out, 'x'), state: 'directory'}) as unknown as FileArgs),
   ]));
-  const [r] = run.results();
+  const r = run.results()[0]!;
   t.is(r.status, 'failed');
   t.notRegex(r.msg, /TypeError|Cannot read properties/);
   t.regex(r.msg, /user-tasks\.test\.ts:\d+: .*unknown argument 'pth' \(did you mean 'path'\?\)/);
   const enumRun = await runFake(one([file(() => ({path: join(out, 'y'), state: 'tuoch'}) as unknown as FileArgs)]));
-  t.regex(enumRun.results()[0].msg, /state: expected one of 'file', 'directory', 'link', 'absent', 'touch', got 'tuoch'/);
+  t.regex(enumRun.results()[0]!.msg, /state: expected one of 'file', 'directory', 'link', 'absent', 'touch', got 'tuoch'/);
   t.false(existsSync(join(out, 'x')) || existsSync(join(out, 'y')));
 });
 

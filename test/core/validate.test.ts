@@ -5,6 +5,7 @@
  * computed per host when it is bound (`task.bind(ctx)` throws the same line).
  */
 import test from 'ava';
+import {Secret} from '../../src/core/secret.ts';
 import {
   apt, command, copy, file, group, lineinfile, mysqlDatabase, mysqlReplica, mysqlUser, secret, service, shell, template,
   ufwDefault, ufwRule, ufwRules, ufwState, user,
@@ -27,6 +28,7 @@ const ctx: TaskContext = {
   check: false,
   render: () => 'rendered\n',
   readFile: () => Buffer.from('file\n'),
+  secret: (v) => new Secret(v),
 };
 
 

@@ -7,9 +7,9 @@ import {chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {UserError} from '../../src/core/errors.ts';
-import {mask} from '../../src/core/secret.ts';
+import {Secrets} from '../../src/core/secret.ts';
 import {
-  VAULT_HEADER, VaultError, decrypt, encrypt, isVaultText, resetVaultPassphrase,
+  Keyring, VAULT_HEADER, VaultError, decrypt, encrypt, isVaultText,
 } from '../../src/core/vault.ts';
 import {loadInventory} from '../../src/inventory/index.ts';
 import {runMain} from '../helpers/inprocess.ts';
@@ -47,7 +47,7 @@ test('tampering is detected: any flipped byte of salt, iv, tag or body, the head
   // First and last byte of salt (0-15), iv (16-27), tag (28-43) and body.
   for (const i of [0, 15, 16, 27, 28, 43, 44, blob.length - 1]) {
     const bad = Buffer.from(blob);
-    bad[i] ^= 0x01;
+    bad.writeUInt8(bad.readUInt8(i) ^ 0x01, i);
     t.throws(() => decrypt(`${header}\n${bad.toString('base64')}\n`, 'pw'), {instanceOf: VaultError}, `byte ${i}`);
   }
   t.throws(() => decrypt(v.replace('1.0', '1.1'), 'pw'), {instanceOf: VaultError, message: /unsupported vault format/});
@@ -69,10 +69,11 @@ function vaultInventory(pass: string, clear: string): {dir: string; inv: string;
 
 test.serial('an inventory loads vault files in group_vars transparently; every string in them is masked', async (t) => {
   const {inv} = vaultInventory('s3cret-pass', 'mysql_root_password: Zq9rootPW\nnested:\n  token: tok-77-abc\n  list: [item-one-secret]\nshort: ab\n');
-  resetVaultPassphrase();
   process.env.PROVISION_VAULT_PASSWORD = 's3cret-pass';
   try {
-    const loaded = await loadInventory(inv);
+    const secrets = new Secrets();
+    const loaded = await loadInventory(inv, {keyring: new Keyring(), secrets});
+    const {mask} = secrets;
     const vars = loaded.hostVars('db1');
     t.is(vars.mysql_root_password, 'Zq9rootPW');
     t.is(vars.mysql_port, 3306);
@@ -81,13 +82,11 @@ test.serial('an inventory loads vault files in group_vars transparently; every s
     t.is(mask('ab stays: strings shorter than 4 characters are not masked'), 'ab stays: strings shorter than 4 characters are not masked');
   } finally {
     delete process.env.PROVISION_VAULT_PASSWORD;
-    resetVaultPassphrase();
   }
 });
 
 test.serial('a wrong passphrase is one line naming the file, exit 1; no passphrase at all is exit 5', async (t) => {
   const {inv, vault} = vaultInventory('right-pass', 'a_secret: value-1234\n');
-  resetVaultPassphrase();
   process.env.PROVISION_VAULT_PASSWORD = 'wrong-pass';
   try {
     const e = await t.throwsAsync(loadInventory(inv), {instanceOf: UserError});
@@ -95,7 +94,6 @@ test.serial('a wrong passphrase is one line naming the file, exit 1; no passphra
     t.true(e.oneLine().includes(vault));
     t.notRegex(e.oneLine(), /\n/);
     delete process.env.PROVISION_VAULT_PASSWORD;
-    resetVaultPassphrase();
     const none = await t.throwsAsync(loadInventory(inv), {instanceOf: UserError});
     t.is(none.exitCode, 5);
     t.regex(none.message, /PROVISION_VAULT_PASSWORD_FILE/);
@@ -105,7 +103,6 @@ test.serial('a wrong passphrase is one line naming the file, exit 1; no passphra
     const ok = await runMain(['inventory', '-i', inv, '--host', 'db1'], {PROVISION_VAULT_PASSWORD_FILE: passFile});
     t.is(ok.code, 0, ok.stderr);
     t.is(JSON.parse(ok.stdout).a_secret, '***', 'opened with the passphrase file, and masked in the output');
-    resetVaultPassphrase();
     writeFileSync(passFile, 'nope\n');
     const bad = await runMain(['inventory', '-i', inv, '--list'], {PROVISION_VAULT_PASSWORD_FILE: passFile});
     t.is(bad.code, 1);
@@ -113,7 +110,6 @@ test.serial('a wrong passphrase is one line naming the file, exit 1; no passphra
     t.regex(bad.stderr, /vault\.yml: cannot decrypt: wrong passphrase/);
   } finally {
     delete process.env.PROVISION_VAULT_PASSWORD;
-    resetVaultPassphrase();
   }
 });
 
@@ -123,7 +119,6 @@ test.serial('provision vault encrypt, view, edit, decrypt, create', async (t) =>
   writeFileSync(file, 'db_password: plain-at-first\n');
   const env = {PROVISION_VAULT_PASSWORD: 'cli-pass', PROVISION_VAULT_PASSWORD_FILE: undefined};
   const run = async (...args: string[]) => {
-    resetVaultPassphrase();
     return runMain(['vault', ...args], env);
   };
   const enc = await run('encrypt', file);
@@ -159,13 +154,11 @@ test.serial('provision vault encrypt, view, edit, decrypt, create', async (t) =>
   const wrong = await runMain(['vault', 'view', file], {PROVISION_VAULT_PASSWORD: 'not-it'});
   t.is(wrong.code, 1);
   t.is(wrong.stderr.trim().split('\n').length, 1);
-  resetVaultPassphrase();
 
   const dec = await run('decrypt', file);
   t.is(dec.code, 0);
   t.is(readFileSync(file, 'utf8'), 'db_password: edited-value\n');
   t.is((await run('view', file)).code, 1, 'not a vault any more');
-  resetVaultPassphrase();
   const noPass = await runMain(['vault', 'view', file], {PROVISION_VAULT_PASSWORD: undefined, PROVISION_VAULT_PASSWORD_FILE: undefined});
   t.is(noPass.code, 1, 'not a vault file: said before any passphrase is needed');
   t.regex(noPass.stderr, /is not a vault file/);
@@ -176,13 +169,12 @@ test.serial('-e @vault.yml is decrypted and masked', async (t) => {
   const file = join(dir, 'extra.yml');
   writeFileSync(file, encrypt('extra_secret: xyzzy-4242\n', 'e-pass'));
   const {parseExtraVars} = await import('../../src/cli/main.ts');
-  resetVaultPassphrase();
   process.env.PROVISION_VAULT_PASSWORD = 'e-pass';
   try {
-    t.deepEqual(parseExtraVars([`@${file}`]), {extra_secret: 'xyzzy-4242'});
-    t.is(mask('got xyzzy-4242'), 'got ***');
+    const secrets = new Secrets();
+    t.deepEqual(parseExtraVars([`@${file}`], {keyring: new Keyring(), secrets}), {extra_secret: 'xyzzy-4242'});
+    t.is(secrets.mask('got xyzzy-4242'), 'got ***');
   } finally {
     delete process.env.PROVISION_VAULT_PASSWORD;
-    resetVaultPassphrase();
   }
 });

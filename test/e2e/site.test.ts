@@ -22,7 +22,7 @@ const root = paths.root;
 const inventory = join(root, 'inventory/lab.yml');
 const cfg = loadLabConfig(inventory);
 const host = (n: string): LabHost => cfg.hosts.find((h) => h.name === n)!;
-const vars = cfg.vars as Record<string, string>;
+const vars = cfg.vars as {vip: string; site_domain: string}; // inventory/lab.yml sets both
 const vip = vars.vip;
 const domain = vars.site_domain;
 
@@ -127,9 +127,9 @@ t('--check on a fresh lab reports what it would do and changes nothing', async (
   tt.is(r.code, 0, r.stderr + r.stdout.slice(-3000));
   const rc = recapOf(r.stdout);
   figures.push(`site --check on a fresh lab: ${(r.ms / 1000).toFixed(1)} s`);
-  for (const h of cfg.hosts) tt.true(rc.hosts[h.name].changed > 0, `${h.name} would change something`);
+  for (const h of cfg.hosts) tt.true(rc.hosts[h.name]!.changed > 0, `${h.name} would change something`);
   const after = await Promise.all(cfg.hosts.map((h) => ssh(h, fingerprint)));
-  cfg.hosts.forEach((h, i) => tt.is(after[i].stdout, before[i].stdout, `${h.name}: packages and /etc unchanged by --check`));
+  cfg.hosts.forEach((h, i) => tt.is(after[i]!.stdout, before[i]!.stdout, `${h.name}: packages and /etc unchanged by --check`));
 });
 
 t('the first run converges', async (tt) => {
@@ -147,7 +147,7 @@ t('the second run changes nothing on any host', async (tt) => {
   const rc = recapOf(r.stdout);
   figures.push(`site no-op re-run: ${(r.ms / 1000).toFixed(2)} s wall (engine ${(rc.duration_ms / 1000).toFixed(2)} s)`);
   const changed = r.stdout.split('\n').filter((l) => l.includes('"status":"changed"'));
-  for (const h of cfg.hosts) tt.is(rc.hosts[h.name].changed, 0, `${h.name}: ${changed.filter((l) => l.includes(`"host":"${h.name}"`)).join('\n')}`);
+  for (const h of cfg.hosts) tt.is(rc.hosts[h.name]?.changed, 0, `${h.name}: ${changed.filter((l) => l.includes(`"host":"${h.name}"`)).join('\n')}`);
 });
 
 t('provision init --example site, in a project of its own with provision installed from its tarball, converges the lab', async (tt) => {
@@ -184,16 +184,16 @@ t('provision init --example site, in a project of its own with provision install
     const rc = recapOf(first.stdout).hosts;
     figures.push(`init --example site, installed from the tarball, on the converged lab with 2 drifts: ${(first.ms / 1000).toFixed(1)} s (pack ${(pack.ms / 1000).toFixed(1)} s, install ${(install.ms / 1000).toFixed(1)} s)`);
     for (const h of cfg.hosts) tt.like(rc[h.name], {failed: 0, unreachable: 0});
-    tt.true(rc.web1.changed > 0 && rc.lb2.changed > 0, JSON.stringify(rc));
+    tt.true(rc.web1!.changed > 0 && rc.lb2!.changed > 0, JSON.stringify(rc));
     tt.is((await ssh(host('web1'), 'systemctl is-active prometheus-node-exporter')).stdout.trim(), 'active');
     tt.notRegex((await ssh(host('lb2'), 'cat /etc/haproxy/haproxy.cfg')).stdout, /# hand edit/);
     const second = await site();
     tt.is(second.code, 0, second.stderr);
     const rc2 = recapOf(second.stdout).hosts;
-    for (const h of cfg.hosts) tt.is(rc2[h.name].changed, 0, `${h.name}: the scaffolded site leaves the lab as the repository's site does`);
+    for (const h of cfg.hosts) tt.is(rc2[h.name]?.changed, 0, `${h.name}: the scaffolded site leaves the lab as the repository's site does`);
     // And the repository's own site agrees: nothing to change.
     const ours = await provision('run', 'site', '-i', inventory, '--json');
-    for (const h of cfg.hosts) tt.is(recapOf(ours.stdout).hosts[h.name].changed, 0, `${h.name}: playbooks/site.ts sees nothing to change`);
+    for (const h of cfg.hosts) tt.is(recapOf(ours.stdout).hosts[h.name]?.changed, 0, `${h.name}: playbooks/site.ts sees nothing to change`);
   } finally {
     rmSync(dir, {recursive: true, force: true});
   }
@@ -348,7 +348,7 @@ async function underLoad<T>(work: () => Promise<T>, concurrency = 6): Promise<Lo
 t('a rolling change to the web tier\'s Nginx config under load loses 0 requests', async (tt) => {
   const r = await underLoad(() => provision('run', 'site', '-i', inventory, '--json', '-e', 'nginx_server_name=site.lab.test'));
   tt.is(r.result.code, 0, r.result.stderr);
-  tt.true(recapOf(r.result.stdout).hosts.web1.changed > 0, 'the change reached web1');
+  tt.true(recapOf(r.result.stdout).hosts.web1!.changed > 0, 'the change reached web1');
   figures.push(`rolling Nginx change under load: ${r.ok} requests ok, ${r.failed} failed`);
   tt.is(r.failed, 0, r.errors.slice(0, 5).join('; '));
   tt.true(r.ok > 20);
@@ -357,7 +357,7 @@ t('a rolling change to the web tier\'s Nginx config under load loses 0 requests'
 t('an HAProxy reload under load loses 0 requests', async (tt) => {
   const r = await underLoad(() => provision('run', 'site', '-i', inventory, '--json', '-e', 'nginx_server_name=site.lab.test', '-e', 'haproxy_timeout_client=61s'));
   tt.is(r.result.code, 0, r.result.stderr);
-  tt.true(recapOf(r.result.stdout).hosts.lb1.changed > 0, 'haproxy.cfg changed and reloaded');
+  tt.true(recapOf(r.result.stdout).hosts.lb1!.changed > 0, 'haproxy.cfg changed and reloaded');
   figures.push(`HAProxy reload under load: ${r.ok} requests ok, ${r.failed} failed`);
   tt.is(r.failed, 0, r.errors.slice(0, 5).join('; '));
 });
@@ -385,15 +385,15 @@ t('a host powered off in the middle of a run: the others complete, exit 4; the r
   const r = await run;
   tt.is(r.code, 4, r.stderr);
   const rc = recapOf(r.stdout).hosts;
-  tt.is(rc.web2.unreachable, 1);
+  tt.is(rc.web2?.unreachable, 1);
   for (const h of cfg.hosts.filter((x) => x.name !== 'web2')) tt.like(rc[h.name], {failed: 0, unreachable: 0}, h.name);
-  tt.true(rc.web1.changed > 0);
+  tt.true(rc.web1!.changed > 0);
   const on = await provision('lab', 'start', 'web2', '-i', inventory);
   tt.is(on.code, 0, on.stderr);
   const again = await provision('run', 'site', '-i', inventory, '--json');
   tt.is(again.code, 0, again.stderr);
   const last = await provision('run', 'site', '-i', inventory, '--json');
-  for (const h of cfg.hosts) tt.is(recapOf(last.stdout).hosts[h.name].changed, 0, `${h.name} converged`);
+  for (const h of cfg.hosts) tt.is(recapOf(last.stdout).hosts[h.name]?.changed, 0, `${h.name} converged`);
   figures.push(`power cut of web2 mid-run: exit ${r.code}, others finished; re-run converged`);
 });
 

@@ -11,7 +11,7 @@ import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync}
 import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 import {UserError} from '../../src/core/errors.ts';
-import {encrypt, resetVaultPassphrase} from '../../src/core/vault.ts';
+import {encrypt} from '../../src/core/vault.ts';
 import {inventoryGraph, inventoryList, loadInventory, selectHosts} from '../../src/inventory/index.ts';
 import {runMain} from '../helpers/inprocess.ts';
 
@@ -84,11 +84,11 @@ function mutate(seed: string, ops: readonly Op[]): string {
         const lines = s.split('\n');
         if (op.kind === 'dupline') {
           const i = op.at % lines.length;
-          lines.splice(i, 0, lines[i]);
+          lines.splice(i, 0, lines[i]!);
         } else {
           const i = op.a % lines.length;
           const j = op.b % lines.length;
-          [lines[i], lines[j]] = [lines[j], lines[i]];
+          [lines[i], lines[j]] = [lines[j]!, lines[i]!];
         }
         s = lines.join('\n');
         break;
@@ -122,12 +122,10 @@ const bump = (k: string): void => {
 };
 
 test.before(() => {
-  resetVaultPassphrase();
   process.env.PROVISION_VAULT_PASSWORD = VAULT_PASS;
 });
 test.after.always(() => {
   delete process.env.PROVISION_VAULT_PASSWORD;
-  resetVaultPassphrase();
 });
 
 test.serial('mutated inventories (YAML, INI, JSON) with mutated vars files: success or a clean error', async (t) => {
@@ -146,15 +144,15 @@ test.serial('mutated inventories (YAML, INI, JSON) with mutated vars files: succ
         fc.option(fc.tuple(fc.nat(varsSeeds.length - 1), fc.array(opArb, {maxLength: 6}), fc.constantFrom('group_vars/all.yml', 'group_vars/web/x.yml', 'host_vars/web1', 'group_vars/all/vault.yml', 'host_vars/db1.json')), {nil: undefined}),
         fc.array(patternArb, {maxLength: 3}),
         async (f, seedIx, ops, vars, patterns) => {
-          const format = formats[f];
+          const format = formats[f]!;
           const dir = join(base, String(i++));
           mkdirSync(dir);
           const file = join(dir, format.name);
-          const text = mutate(format.seeds[seedIx % format.seeds.length], ops);
+          const text = mutate(format.seeds[seedIx % format.seeds.length]!, ops);
           writeFileSync(file, text);
           let varsText = '';
           if (vars) {
-            varsText = mutate(varsSeeds[vars[0]], vars[1]);
+            varsText = mutate(varsSeeds[vars[0]]!, vars[1]);
             mkdirSync(join(dir, vars[2], '..'), {recursive: true});
             writeFileSync(join(dir, vars[2]), varsText);
           }
@@ -192,7 +190,7 @@ test.serial('mutated inventories (YAML, INI, JSON) with mutated vars files: succ
 test.serial('found by fuzzing: a huge host range is a clean error at once, not a hang', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'prov-fuzz-range-'));
   try {
-    for (const [name, text] of [['hosts.ini', '[web]\nweb[0:99999999]\n'], ['inv.yml', 'all:\n  hosts:\n    "h[0:999]-[0:999]":\n']]) {
+    for (const [name, text] of [['hosts.ini', '[web]\nweb[0:99999999]\n'], ['inv.yml', 'all:\n  hosts:\n    "h[0:999]-[0:999]":\n']] as const) {
       writeFileSync(join(dir, name), text);
       const t0 = Date.now();
       const e = await t.throwsAsync(loadInventory(join(dir, name)), {instanceOf: UserError, message: /expands to more than 100000 hosts/});
@@ -244,7 +242,6 @@ test.serial('CLI argument lists through main(): success or a clean error with th
     await fc.assert(
       fc.asyncProperty(argvArb, async (argv) => {
         bump('cli argv');
-        resetVaultPassphrase();
         const r = await runMain(argv, env);
         const what = `provision ${argv.map((a) => JSON.stringify(a)).join(' ')} → exit ${r.code}\nstderr: ${r.stderr}`;
         if (/internal error/.test(r.stderr) || /^\s+at .+:\d+:\d+\)?$/m.test(r.stderr + r.stdout)) throw new Error(`internal error: ${what}`);
@@ -257,7 +254,6 @@ test.serial('CLI argument lists through main(): success or a clean error with th
     );
   } finally {
     rmSync(dir, {recursive: true, force: true});
-    resetVaultPassphrase();
     process.env.PROVISION_VAULT_PASSWORD = VAULT_PASS;
   }
   t.pass();

@@ -3,6 +3,7 @@ import type {RunEvent} from '../../src/core/events.ts';
 import {runPlaybook, type InventoryView, type RunOptions, type RunSummary} from '../../src/core/engine.ts';
 import type {Playbook, Role, Vars} from '../../src/core/types.ts';
 import {FakeTransport, type Handler} from '../../src/transport/fake.ts';
+import {Secrets} from '../../src/core/secret.ts';
 import {renderTemplate, readRoleFileContent} from '../../src/templates/render.ts';
 
 export function fakeInventory(groups: Record<string, string[]>, hostVars: Record<string, Vars> = {}): InventoryView & {select(p: string): string[]} {
@@ -14,7 +15,7 @@ export function fakeInventory(groups: Record<string, string[]>, hostVars: Record
     hostNames,
     groups: all,
     hostVars: (h) => ({...(hostVars[h] ?? {})}),
-    groupsOf: (h) => Object.keys(groups).filter((g) => groups[g].includes(h)).sort(),
+    groupsOf: (h) => Object.entries(groups).filter(([, members]) => members.includes(h)).map(([g]) => g).sort(),
     groupHosts,
     select: (p) => p.split(':').flatMap((x) => (hostNames.includes(x) ? [x] : groupHosts(x))),
   };
@@ -24,16 +25,27 @@ export interface FakeRun {
   events: RunEvent[];
   summary: RunSummary;
   transports: Map<string, FakeTransport>;
+  /** The run's secrets, as the engine left them. */
+  secrets: Secrets;
   results(host?: string): Extract<RunEvent, {type: 'result'}>[];
 }
+
+/**
+ * The fake hosts all live on this machine: unless a test sets them, no run lock and no audit log (a
+ * test of those names a lock file and an audit log of its own). The control session still starts.
+ */
+const LOCAL_SAFE: Vars = {provision_lock: false, provision_audit_log: false};
 
 export async function runFake(
   playbook: Playbook,
   opts: Partial<RunOptions> & {groups?: Record<string, string[]>; hostVars?: Record<string, Vars>; handler?: Handler; roles?: Record<string, {role: Role; dir: string}>; unreachable?: string[]; signal?: AbortSignal; playDirs?: string[]} = {},
 ): Promise<FakeRun> {
-  const inv = fakeInventory(opts.groups ?? {all_hosts: ['h1']}, opts.hostVars);
+  const groups = opts.groups ?? {all_hosts: ['h1']};
+  const hostVars = Object.fromEntries([...new Set(Object.values(groups).flat())].map((h) => [h, {...LOCAL_SAFE, ...(opts.hostVars?.[h] ?? {})}]));
+  const inv = fakeInventory(groups, hostVars);
   const events: RunEvent[] = [];
   const transports = new Map<string, FakeTransport>();
+  const secrets = new Secrets();
   const summary = await runPlaybook(playbook, {check: false, diff: true, forks: 10, ...opts}, {
     inventory: inv,
     select: inv.select,
@@ -54,11 +66,12 @@ export async function runFake(
     render: renderTemplate,
     readFile: readRoleFileContent,
     emit: (e) => events.push(e),
+    secrets,
     signal: opts.signal,
     playDirs: opts.playDirs,
   });
   return {
-    events, summary, transports,
+    events, summary, transports, secrets,
     results: (host) => events.filter((e): e is Extract<RunEvent, {type: 'result'}> => e.type === 'result' && (host === undefined || e.host === host)),
   };
 }

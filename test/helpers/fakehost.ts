@@ -46,11 +46,11 @@ export async function assertCheckMode(t: ExecutionContext, host: {handler: Handl
   const pb = definePlaybook({name: 'check', plays: [{name: 'check', hosts: 'all_hosts', gatherFacts: false, tasks: [task]}]});
   const check = await runFake(pb, {handler: host.handler, check: true});
   t.deepEqual(check.results().map((r) => [r.status, r.msg]), [[want.status, want.msg]]);
-  const log = check.transports.get('h1')!.log;
+  const log = check.transports.get('h1')!.execs;
   t.is(log.length, 1, 'one probe batch');
   t.true(log.every(isProbeBatch), `only probes: ${log.map((r) => r.command).join('; ')}`);
   const real = await runFake(pb, {handler: host.handler});
-  t.is(real.results()[0].status, want.status);
-  t.deepEqual(real.transports.get('h1')!.log.filter((r) => !isProbeBatch(r)).map((r) => r.command), want.cmds);
+  t.is(real.results()[0]?.status, want.status);
+  t.deepEqual(real.transports.get('h1')!.execs.filter((r) => !isProbeBatch(r)).map((r) => r.command), want.cmds);
   rmSync(host.dir, {recursive: true});
 }

@@ -133,7 +133,7 @@ async function ownProject(t: ExecutionContext, type: 'module' | 'commonjs'): Pro
 
   const first = await run();
   t.is(first.code, 0, first.stderr + first.stdout);
-  t.true(recap(first).web1.changed > 0);
+  t.true(recap(first).web1!.changed > 0);
   t.is(readFileSync(join(target, 'hello.conf'), 'utf8'), '# Managed by provision (role hello): changes made here are overwritten.\nhost=web1\nmessage=Hello from provision\n');
   t.is(readFileSync(join(target, 'changes.log'), 'utf8').trim().split('\n').length, 1, 'the handler ran once');
 
@@ -144,7 +144,7 @@ async function ownProject(t: ExecutionContext, type: 'module' | 'commonjs'): Pro
 
   const check = await run('--check', '-e', 'hello_message=Bonjour');
   t.is(check.code, 0, check.stderr);
-  t.true(recap(check).web1.changed > 0, 'the new message is reported as a change');
+  t.true(recap(check).web1!.changed > 0, 'the new message is reported as a change');
   t.true(jsonEvents(check.stdout).some((e) => e.type === 'result' && e.task === 'hello.conf' && e.status === 'changed'), check.stdout);
   t.deepEqual(fingerprint(target), before, '--check wrote nothing');
 
@@ -235,7 +235,7 @@ export default definePlaybook({name: 'typed', plays: [{name: 'p', hosts: 'all', 
   const where = await npx(dir, 'provision', 'run', 'playbooks/where.ts', '-i', join(dir, 'inventory', 'inventory.yml'), '--json');
   t.is(where.code, 0, where.stderr);
   const nginxDir = join(modules, 'provision', 'roles', 'nginx');
-  t.is(jsonEvents(where.stdout)[0].playbook, `${join(dir, 'playbooks', 'where.ts')}:12 ${nginxDir} /srv/x 80`);
+  t.is(jsonEvents(where.stdout)[0]?.playbook, `${join(dir, 'playbooks', 'where.ts')}:12 ${nginxDir} /srv/x 80`);
   t.true(existsSync(join(nginxDir, 'templates', 'site.conf.mustache')));
 
   // The reference site on the shipped roles type-checks as scaffolded.

@@ -54,11 +54,11 @@ test.serial('converges on the first run, 0 changed on the second; --check predic
   const check = await cli(['run', playbook, '-i', inv, '--check', '--json']);
   t.is(check.code, 0, check.stderr);
   t.deepEqual(snapshot(join(dir, 't1')), [], 'check mode wrote nothing');
-  const predicted = recap(check.stdout).t1.changed;
+  const predicted = recap(check.stdout).t1!.changed;
 
   const first = await cli(['run', playbook, '-i', inv, '--json']);
   t.is(first.code, 0, first.stderr + first.stdout);
-  t.is(recap(first.stdout).t1.changed, predicted, 'check predicted the real changed count');
+  t.is(recap(first.stdout).t1?.changed, predicted, 'check predicted the real changed count');
   t.true(predicted >= 10);
   t.is(readFileSync(join(dir, 't1', 'etc', 'app.conf'), 'utf8'), '# managed by provision\ngreeting=hello\nport=9090\n');
   t.is(readFileSync(join(dir, 't2', 'etc', 'host'), 'utf8'), 'host=t2\n');
@@ -92,9 +92,9 @@ test.serial('an unreachable host is reported (exit 4) while the others finish', 
   const r = await cli(['run', playbook, '-i', inv, '--json']);
   t.is(r.code, 4);
   const rc = recap(r.stdout);
-  t.is(rc.down.unreachable, 1);
-  t.is(rc.t1.failed, 0);
-  t.true(rc.t1.changed > 0);
+  t.is(rc.down?.unreachable, 1);
+  t.is(rc.t1?.failed, 0);
+  t.true(rc.t1!.changed > 0);
   t.true(existsSync(join(dir, 't1', 'etc', 'app.conf')));
   const plain = await cli(['run', playbook, '-i', inv, '--no-tui']);
   t.is(plain.code, 4);

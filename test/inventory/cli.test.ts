@@ -4,12 +4,13 @@ import {Command} from 'commander';
 import {join} from 'node:path';
 import {UserError} from '../../src/core/errors.ts';
 import {registerInventory} from '../../src/cli/inventory.ts';
+import {Secrets} from '../../src/core/secret.ts';
 
 const fixture = join(import.meta.dirname, '..', 'fixtures', 'inventory', 'patterns', 'hosts.yml');
 
 async function run(args: string[]): Promise<string> {
   const program = new Command().exitOverride();
-  registerInventory(program, () => fixture);
+  registerInventory(program, () => fixture, new Secrets());
   let out = '';
   const write = process.stdout.write.bind(process.stdout);
   process.stdout.write = ((chunk: string) => {

@@ -108,7 +108,7 @@ test('unexpected keys are warnings, as in Ansible', async (t) => {
   const inv = await loadInventory(file);
   t.deepEqual(inv.hostNames, ['web2']);
   t.is(inv.warnings.length, 1);
-  t.regex(inv.warnings[0], /inv\.yml:2: web\.host: skipping unexpected key/);
+  t.regex(inv.warnings[0]!, /inv\.yml:2: web\.host: skipping unexpected key/);
 });
 
 test('an empty file is an empty inventory', async (t) => {

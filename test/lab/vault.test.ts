@@ -23,7 +23,7 @@ test('ensureLabVault: creates a 0600 passphrase file and a vault with every pass
   t.is(statSync(pass).mode & 0o777, 0o600);
   t.is(statSync(vault).mode & 0o777, 0o600);
   const clear = parseYaml(decrypt(readFileSync(vault, 'utf8'), readFileSync(pass, 'utf8').trim())) as Record<string, string>;
-  for (const n of LAB_VAULT_PASSWORDS) t.regex(clear[n], /^[A-Za-z0-9]{24}$/);
+  for (const n of LAB_VAULT_PASSWORDS) t.regex(clear[n]!, /^[A-Za-z0-9]{24}$/);
   const before = readFileSync(vault, 'utf8');
   const again = ensureLabVault(vault, pass);
   t.deepEqual(again, {createdPassFile: false, written: false, added: []});

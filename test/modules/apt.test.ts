@@ -388,7 +388,7 @@ const dpkg = commandWorks('sh', ['-c', 'command -v dpkg-query']);
   const stdout = execFileSync('sh', ['-c', probe.script], {encoding: 'utf8', timeout: 10_000});
   const s = probe.parse({stdout, code: 0});
   t.deepEqual(s.packages['nosuchpkg-xyz'], {kind: 'missing'});
-  t.is(s.packages.bash.kind, 'installed');
+  t.is(s.packages.bash?.kind, 'installed');
   t.true(s.cacheAge === null || s.cacheAge >= 0);
   const plan = aptModule.plan(s, a);
   t.deepEqual(cmds(plan).at(-1), `${install} nosuchpkg-xyz`);
@@ -480,9 +480,9 @@ test('apt lock message through the engine: a wait is told in the task message; g
 
   const busy = lockedHost(() => ({stdout: waiting(frontend).repeat(2), stderr: `E: Unable to acquire the dpkg frontend lock (${frontend}), is another process using it?\n`, code: 100}));
   const failed = await runFake(aptPlaybook({packages: pkg, updateCache: false}), {handler: busy.handler, hostVars: {h1: {provision_apt_lock_timeout: 2}}});
-  const r = failed.results()[0];
+  const r = failed.results()[0]!;
   t.is(r.status, 'failed');
-  t.true(busy.sent[0].includes(q('DPkg::Lock::Timeout=2')), busy.sent[0]);
+  t.true(busy.sent[0]?.includes(q('DPkg::Lock::Timeout=2')), busy.sent[0]);
   t.regex(r.msg, /apt-get install .*provision-test-nosuchpkg: E: Unable to acquire the dpkg frontend lock \(\/var\/lib\/dpkg\/lock-frontend\), is another process using it\?; gave up after waiting 2 s \(lockTimeout\) for \/var\/lib\/dpkg\/lock-frontend, held by process 4711 \(unattended-upgr\)$/);
 });
 
@@ -514,7 +514,7 @@ const noRealLock = canHoldDpkgLock();
 
 (noRealLock ? test.skip : test.serial)(`apt lock, for real: apt-get waits for the frontend lock and the note names the holder${noRealLock ? ` (skipped: ${noRealLock})` : ''}`, async (t) => {
   // A package that does not exist: apt-get ends with "Unable to locate package" once it has the lock; nothing is installed.
-  const run = (lockTimeout: number) => localExec(cmds(aptModule.plan(state({[pkg]: missing}), {packages: pkg, updateCache: false, lockTimeout}))[0]);
+  const run = (lockTimeout: number) => localExec(cmds(aptModule.plan(state({[pkg]: missing}), {packages: pkg, updateCache: false, lockTimeout}))[0]!);
   const short = await holdDpkgLock(frontend, 4);
   if (!short) return t.fail('dpkg\'s frontend lock is held by another process here: try again later');
   const gaveUp = await run(1);

@@ -40,10 +40,10 @@ test('copy: missing → write with diff; drifted content → write; same content
   const a = {dest: '/etc/motd', content: 'hello\n', mode: '0644'};
   const sha = '5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03';
   const missing = copyModule.plan({kind: 'missing'}, a);
-  t.is(missing.steps[0].kind, 'write');
+  t.is(missing.steps[0]?.kind, 'write');
   t.deepEqual(missing.diff, {path: '/etc/motd', before: '', after: 'hello\n'});
   const drifted = copyModule.plan({kind: 'file', size: 4, sha256: 'other', content: Buffer.from('bye\n'), ...attrs}, a);
-  t.is(drifted.steps[0].kind, 'write');
+  t.is(drifted.steps[0]?.kind, 'write');
   t.is(drifted.diff?.before, 'bye\n');
   const modeOnly = copyModule.plan({kind: 'file', size: 6, sha256: sha, ...attrs, mode: 0o600}, a);
   t.deepEqual(modeOnly.steps.map((s) => s.kind), ['exec']);
@@ -100,7 +100,8 @@ function pb(root: string) {
 
 function pb2(root: string) {
   const p = pb(root);
-  return {...p, plays: [{...p.plays[0], tasks: p.plays[0].tasks!.filter((_, i) => i !== 2)}]};
+  const play = p.plays[0]!;
+  return {...p, plays: [{...play, tasks: play.tasks!.filter((_, i) => i !== 2)}]};
 }
 
 test('files: missing → created, converged → 0 changed, drifted → fixed, check → no mutating command', async (t) => {
@@ -119,21 +120,21 @@ test('files: missing → created, converged → 0 changed, drifted → fixed, ch
   const third = await runFake(pb2(root));
   t.deepEqual(third.results().map((r) => r.status), ['ok', 'ok', 'ok', 'ok']);
   // A run that changes nothing costs one round trip on the host.
-  t.is(third.transports.get('h1')!.log.length, 1);
+  t.is(third.transports.get('h1')!.execs.length, 1);
 
   writeFileSync(join(root, 'etc/app.conf'), 'port=81\n');
   const check = await runFake(pb2(root), {check: true});
   t.deepEqual(check.results().map((r) => r.status), ['ok', 'changed', 'ok', 'ok']);
-  t.true(check.results()[2].pending, 'results after a would-change are marked');
-  t.false(check.results()[1].pending);
-  const log = check.transports.get('h1')!.log;
+  t.true(check.results()[2]?.pending, 'results after a would-change are marked');
+  t.false(check.results()[1]?.pending);
+  const log = check.transports.get('h1')!.execs;
   t.is(log.length, 1, 'check mode sends only the probe batch');
   t.is(readFileSync(join(root, 'etc/app.conf'), 'utf8'), 'port=81\n');
 
   const fix = await runFake(pb2(root));
   t.deepEqual(fix.results().map((r) => r.status), ['ok', 'changed', 'ok', 'ok']);
   t.is(readFileSync(join(root, 'etc/app.conf'), 'utf8'), 'port=80\n');
-  t.is(fix.transports.get('h1')!.log.length, 3, 'probe batch, the write, one re-probe of the remaining tasks');
+  t.is(fix.transports.get('h1')!.execs.length, 3, 'probe batch, the write, one re-probe of the remaining tasks');
 });
 
 test('copy with a failing validate leaves the old file and no temp file behind', async (t) => {
@@ -143,7 +144,7 @@ test('copy with a failing validate leaves the old file and no temp file behind',
   const run = await runFake(definePlaybook({name: 'v', plays: [{name: 'v', hosts: 'all_hosts', gatherFacts: false, tasks: [
     copy({dest: join(root, 'etc/x.conf'), content: 'bad\n', validate: 'grep -q good %s'}),
   ]}]}));
-  t.is(run.results()[0].status, 'failed');
+  t.is(run.results()[0]?.status, 'failed');
   t.is(readFileSync(join(root, 'etc/x.conf'), 'utf8'), 'good\n');
   t.deepEqual((await localExec(`ls -A ${join(root, 'etc')}`)).stdout.trim().split('\n'), ['x.conf']);
   t.false(existsSync(join(root, 'etc/.x.conf.provision')));

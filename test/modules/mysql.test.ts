@@ -5,7 +5,7 @@ import {join} from 'node:path';
 import {definePlaybook} from '../../src/core/task.ts';
 import {display, render, q} from '../../src/core/cmd.ts';
 import {describeStep} from '../../src/core/remote.ts';
-import {secret, Secret} from '../../src/core/secret.ts';
+import {secret, Secret, Secrets} from '../../src/core/secret.ts';
 import type {Plan, Step} from '../../src/core/types.ts';
 import {localExec} from '../../src/transport/fake.ts';
 import {plainWriter} from '../../src/ui/plain.ts';
@@ -109,7 +109,7 @@ const slaveStatus = (o: Record<string, string> = {}): string => [
   'Master_Host: 10.231.0.31', 'Master_User: repl', 'Master_Port: 3306', 'Connect_Retry: 5',
   'Slave_IO_Running: Yes', 'Slave_SQL_Running: Yes', 'Last_IO_Errno: 0', 'Last_IO_Error: ', 'Last_SQL_Errno: 0', 'Last_SQL_Error: ', 'Using_Gtid: Slave_Pos',
 ].map((l) => {
-  const k = l.split(':')[0];
+  const [k = ''] = l.split(':');
   return k in o ? `${k}: ${o[k]}` : l;
 }).join('\n') + `\n${rc0}\n`;
 
@@ -345,19 +345,19 @@ test('engine: missing → created; converged → 0 changed in one round trip; ch
   t.regex(applied, /MASTER_PASSWORD='r3pl\\'pa\\\\ss'/);
   t.false(applied.includes(PW), 'the app password itself never leaves the controller, only its hash');
   // Where the secrets travelled: the commands are all bare `mysql --batch` or the probe shell.
-  const log = first.transports.get('h1')!.log;
+  const log = first.transports.get('h1')!.execs;
   for (const r of log) t.false(r.command.includes(PW) || r.command.includes(REPL_PW) || r.command.includes(HASH), r.command);
   t.true(log.some((r) => r.command === 'mysql --batch --loose-skip-print-query-on-error' && r.stdin?.includes(`MASTER_PASSWORD=${sqlString(REPL_PW)}`)), 'the replication password goes on stdin');
 
   srv.converge();
   const second = await runFake(playbook, {handler: srv.handler, hostVars});
   t.deepEqual(second.results().map((r) => r.status), ['ok', 'ok', 'ok']);
-  t.is(second.transports.get('h1')!.log.length, 1, 'one probe batch, nothing applied');
+  t.is(second.transports.get('h1')!.execs.length, 1, 'one probe batch, nothing applied');
 
   writeFileSync(join(srv.dir, 'user'), 'user mysql_native_password differs 10.231.0.21\n');
   const check = await runFake(playbook, {handler: srv.handler, hostVars, check: true});
   t.deepEqual(check.results().map((r) => r.status), ['ok', 'changed', 'ok']);
-  t.is(check.transports.get('h1')!.log.length, 1, 'check mode sends only the probe batch');
+  t.is(check.transports.get('h1')!.execs.length, 1, 'check mode sends only the probe batch');
 
   const before = srv.applied();
   const fix = await runFake(playbook, {handler: srv.handler, hostVars});
@@ -368,8 +368,9 @@ test('engine: missing → created; converged → 0 changed in one round trip; ch
   for (const run of [first, second, check, fix]) {
     let plain = '';
     let json = '';
-    const p = plainWriter((s) => (plain += s), {verbose: 2, color: false});
-    const j = jsonWriter((s) => (json += s));
+    // No secrets given to the writers: the events must already be clean.
+    const p = plainWriter((s) => (plain += s), {verbose: 2, color: false, secrets: new Secrets()});
+    const j = jsonWriter((s) => (json += s), new Secrets());
     for (const e of run.events) {
       p(e);
       j(e);
@@ -388,7 +389,7 @@ test('engine: a failing SQL step reports the client error, masked, without the S
   const run = await runFake(definePlaybook({name: 'db', plays: [{name: 'db', hosts: 'all_hosts', gatherFacts: false, tasks: [
     mysqlReplica({primaryHost: '10.231.0.31', user: 'repl', password: secret(REPL_PW)}),
   ]}]}), {handler: srv.handler});
-  const r = run.results()[0];
+  const r = run.results()[0]!;
   t.is(r.status, 'failed');
   t.regex(r.msg, /^mysql --batch --loose-skip-print-query-on-error: ERROR 1198/);
   t.false(JSON.stringify(r).includes(REPL_PW));

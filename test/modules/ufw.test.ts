@@ -338,11 +338,11 @@ test('default: missing/drifted → set; converged → nothing', (t) => {
 test('state: inactive → enable behind the SSH guard; active → nothing; disable', (t) => {
   const p = planState(state({active: false, enabled: false}), {enabled: true});
   t.is(p.steps.length, 1);
-  const [c] = cmds(p);
+  const c = cmds(p)[0]!;
   t.regex(c, /^sh: /);
   t.regex(c, /grep -Eq '\^### tuple ### \(allow\|limit\)\[\^ \]\* \(tcp\|any\) 22 ' \/etc\/ufw\/user\.rules/);
   t.regex(c, /ufw --force enable/);
-  t.regex(cmds(planState(state({active: false}), {enabled: true, requirePort: 2222}))[0], / 2222 /);
+  t.regex(cmds(planState(state({active: false}), {enabled: true, requirePort: 2222}))[0]!, / 2222 /);
   t.deepEqual(cmds(planState(state({active: false}), {enabled: true, requirePort: false})), ['ufw --force enable']);
   t.regex(planState(state({active: false, enabled: true}), {enabled: true}).reason ?? '', /not loaded/);
   t.deepEqual(cmds(planState(state({}), {enabled: true})), []);
@@ -403,7 +403,7 @@ test('engine: missing → created (rules before enable); converged → 0 changed
   const pb = fwPlaybook([ssh, {rule: 'allow', port: 9100, proto: 'tcp', from: '10.231.0.41', comment: 'provision: node_exporter from mon1'}]);
   const check0 = await runFake(pb, {handler: host.handler, check: true});
   t.deepEqual(check0.results().map((r) => r.status), ['changed', 'changed', 'changed']);
-  t.is(check0.transports.get('h1')!.log.length, 1, 'check mode sends only the probe batch');
+  t.is(check0.transports.get('h1')!.execs.length, 1, 'check mode sends only the probe batch');
   t.is(host.applied(), '');
 
   const first = await runFake(pb, {handler: host.handler});
@@ -417,7 +417,7 @@ test('engine: missing → created (rules before enable); converged → 0 changed
 
   const second = await runFake(pb, {handler: host.handler});
   t.deepEqual(second.results().map((r) => r.status), ['ok', 'ok', 'ok']);
-  t.is(second.transports.get('h1')!.log.length, 1, 'one probe batch, nothing applied');
+  t.is(second.transports.get('h1')!.execs.length, 1, 'one probe batch, nothing applied');
 
   // Drift: the node_exporter source changed in the inventory → the new rule is added, the old one pruned.
   const before = host.applied().length;
@@ -434,6 +434,6 @@ test('engine: enabling without an SSH rule is refused on the host', async (t) =>
   const pb = definePlaybook({name: 'fw', plays: [{name: 'fw', hosts: 'all_hosts', gatherFacts: false, tasks: [ufwState({enabled: true}, {name: 'enabled'})]}]});
   const run = await runFake(pb, {handler: host.handler});
   t.deepEqual(run.results().map((r) => r.status), ['failed']);
-  t.regex(run.results()[0].msg, /refusing to enable ufw: no allow rule for port 22\/tcp/);
+  t.regex(run.results()[0]!.msg, /refusing to enable ufw: no allow rule for port 22\/tcp/);
   t.false(host.applied().includes('enable'));
 });

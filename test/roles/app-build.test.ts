@@ -11,6 +11,7 @@ import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 import {definePlaybook} from '../../src/core/task.ts';
 import type {TaskContext} from '../../src/core/types.ts';
+import {Secret} from '../../src/core/secret.ts';
 import {readRoleFileContent} from '../../src/templates/render.ts';
 import appRole, {appBundle} from '../../roles/app/index.ts';
 import {runFake} from '../helpers/engine.ts';
@@ -45,12 +46,13 @@ test('the app bundle: two builds (from different folders) are the same bytes, wi
   // esbuild embeds mysql2's own package.json (mysql2 reads its version from it).
   const vendored = /^\/\/ node_modules\/mysql2\/package\.json\n[\s\S]*?^\s*version: "([^"]+)"/m.exec(code)?.[1];
   t.is(vendored, pinned, 'the mysql2 inside the bundle is the one package-lock.json pins');
-  t.true(code.split('\n', 1)[0].includes(`(mysql2 ${pinned}, esbuild `), code.split('\n', 1)[0]);
+  const [banner = ''] = code.split('\n', 1);
+  t.true(banner.includes(`(mysql2 ${pinned}, esbuild `), banner);
 });
 
 test('the app bundle is built by npm ci (prepare) and npm pack (prepack), and ignored by git', (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {scripts: Record<string, string>; files: string[]};
-  t.regex(pkg.scripts.prepare, /node roles\/app\/build\.mjs/);
+  t.regex(pkg.scripts.prepare!, /node roles\/app\/build\.mjs/);
   t.regex(readFileSync(join(root, 'scripts', 'prepack.mjs'), 'utf8'), /run\(process\.execPath, \[join\(root, 'roles', 'app', 'build\.mjs'\)\]\)/);
   t.true(pkg.files.includes('roles/*/files/**'), 'the package ships the roles\' files');
   const ignored = spawnSync('git', ['check-ignore', '-q', 'roles/app/files/app.js'], {cwd: root});
@@ -71,7 +73,7 @@ function roleDir(t: {teardown(f: () => void): void}, bundle?: string): string {
 const ctxIn = (dir: string): TaskContext => ({
   host: 'web1', vars: {...appRole.defaults}, facts: {} as TaskContext['facts'], groups: {}, groupNames: [],
   hostvars: () => ({results: {}}), results: {}, check: false, render: () => '',
-  readFile: (name) => readRoleFileContent(dir, name),
+  readFile: (name) => readRoleFileContent(dir, name), secret: (v) => new Secret(v),
 });
 
 test('appBundle: the built files/app.js, byte for byte', (t) => {

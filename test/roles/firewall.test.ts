@@ -1,4 +1,5 @@
 import test from 'ava';
+import {Secret} from '../../src/core/secret.ts';
 import type {TaskContext, Vars} from '../../src/core/types.ts';
 import role, {firewallRules} from '../../roles/firewall/index.ts';
 
@@ -13,7 +14,7 @@ const groups: Record<string, string[]> = {
   db_replicas: ['db2'],
   monitoring: ['mon1'],
 };
-const groupNames = (h: string): string[] => Object.keys(groups).filter((g) => g !== 'all' && groups[g].includes(h));
+const groupNames = (h: string): string[] => Object.entries(groups).filter(([g, members]) => g !== 'all' && members.includes(h)).map(([g]) => g);
 
 function ctx(host: string, extra: Vars = {}): TaskContext {
   return {
@@ -27,6 +28,7 @@ function ctx(host: string, extra: Vars = {}): TaskContext {
     check: false,
     render: () => '',
     readFile: () => Buffer.alloc(0),
+    secret: (v) => new Secret(v),
   };
 }
 

@@ -1,12 +1,12 @@
 import test from 'ava';
 import {execFileSync, spawn} from 'node:child_process';
 import {createHash, createHmac, randomBytes} from 'node:crypto';
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import {createServer, type Server} from 'node:net';
 import {tmpdir, userInfo} from 'node:os';
 import {join} from 'node:path';
 import {connectSsh, resolveConnection, type ConnectionSpec} from '../../src/transport/ssh.ts';
-import {HostKeyError, UnreachableError} from '../../src/transport/types.ts';
+import {FileTransferError, HostKeyError, UnreachableError} from '../../src/transport/types.ts';
 import {keygen, startSshd, type Sshd} from '../helpers/sshd.ts';
 
 let sshd: Sshd;
@@ -122,6 +122,162 @@ test('a dropped connection rejects running and later execs with UnreachableError
     t.regex(err!.message, /connection to lab1 .* lost/);
     await t.throwsAsync(running, {instanceOf: UnreachableError});
     await t.throwsAsync(ssh.exec('true'), {instanceOf: UnreachableError});
+  } finally {
+    await ssh.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------
+// start
+
+test('start: stdin stays open, output arrives as it comes (multi-byte characters intact), end() finishes it', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    const chunks: string[] = [];
+    let sawFirst: () => void = () => undefined;
+    const first = new Promise<void>((r) => (sawFirst = r));
+    const running = await ssh.start('echo ready; while IFS= read -r l; do printf "got %s\\n" "$l"; done; echo bye >&2', (c) => {
+      chunks.push(c);
+      sawFirst();
+    });
+    await first;
+    t.is(chunks.join(''), 'ready\n', 'output before stdin ends');
+    running.write('é€😀\n');
+    running.write('two\n');
+    running.end();
+    const r = await running.done;
+    t.deepEqual(r, {code: 0, stdout: 'ready\ngot é€😀\ngot two\n', stderr: 'bye\n'});
+    t.is(chunks.join(''), r.stdout);
+    running.write('ignored after the end\n');
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('start: a dropped connection ends the command with code -1 and says why', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    const running = await ssh.start('cat', () => undefined);
+    await t.throwsAsync(ssh.exec('kill -9 $PPID; sleep 5'), {instanceOf: UnreachableError});
+    const r = await running.done;
+    t.is(r.code, -1);
+    t.regex(r.stderr, /^connection to lab1 .* lost/);
+    await t.throwsAsync(ssh.start('true', () => undefined), {instanceOf: UnreachableError});
+  } finally {
+    await ssh.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------
+// put and get
+
+/** Every byte value, then random bytes: content no text decoding survives. */
+function binary(size: number): Buffer {
+  return Buffer.concat([Buffer.from(Array.from({length: 256}, (_, i) => i)), randomBytes(size)]);
+}
+
+const tempsBeside = (dir: string): string[] => readdirSync(dir).filter((n) => n.includes('.provision.'));
+
+test('put and get: binary content round-trips unchanged; strings are written as UTF-8', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    const dir = scratch();
+    const path = join(dir, `bin 'quoted' $x.dat`);
+    const data = binary(3 * 1024 * 1024);
+    await ssh.put(path, data);
+    t.true(readFileSync(path).equals(data), 'the bytes on the host');
+    t.true((await ssh.get(path)).equals(data), 'the bytes read back');
+    await ssh.put(path, 'héllo\n');
+    t.is(readFileSync(path, 'utf8'), 'héllo\n');
+    t.deepEqual(await ssh.get(path), Buffer.from('héllo\n'));
+    await ssh.put(path, '');
+    t.is((await ssh.get(path)).length, 0);
+    t.deepEqual(tempsBeside(dir), [], 'no temp file left');
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('put: mode when given, else a new file\'s (0666 less the umask)', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    const dir = scratch();
+    const path = join(dir, 'f');
+    await ssh.put(path, 'x', {mode: 0o640});
+    t.is(statSync(path).mode & 0o7777, 0o640);
+    await ssh.put(path, 'y', {mode: 0o4755});
+    t.is(statSync(path).mode & 0o7777, 0o4755);
+    const umask = parseInt((await ssh.exec('umask')).stdout.trim(), 8);
+    await ssh.put(path, 'z');
+    t.is(statSync(path).mode & 0o7777, 0o666 & ~umask);
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('put and get: failures are FileTransferErrors naming the path; the target is left as it was', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    const dir = scratch();
+    const missing = join(dir, 'no', 'such', 'dir', 'f');
+    const err = await t.throwsAsync(ssh.put(missing, 'x'), {instanceOf: FileTransferError});
+    t.is(err!.path, missing);
+    t.is(err!.host, 'lab1');
+    t.regex(err!.message, new RegExp(`^cannot write ${missing} on lab1: .+`));
+
+    // A directory of that name: refused (mv would move the file into it), the directory untouched.
+    const sub = join(dir, 'sub');
+    mkdirSync(sub);
+    writeFileSync(join(sub, 'keep'), 'kept');
+    const dirErr = await t.throwsAsync(ssh.put(sub, 'x'), {instanceOf: FileTransferError});
+    t.is(dirErr!.message, `cannot write ${sub} on lab1: ${sub} is a directory`);
+    t.deepEqual(readdirSync(sub), ['keep']);
+    t.deepEqual(tempsBeside(dir), []);
+
+    const getErr = await t.throwsAsync(ssh.get(join(dir, 'absent')), {instanceOf: FileTransferError});
+    t.regex(getErr!.message, new RegExp(`^cannot read ${join(dir, 'absent')} on lab1: .*No such file or directory$`));
+    await t.throwsAsync(ssh.get(sub), {instanceOf: FileTransferError, message: /Is a directory$/});
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('put: the connection dropped mid-upload leaves the old content and no temp file', async (t) => {
+  const ssh = await connectSsh(spec());
+  const dir = scratch();
+  const path = join(dir, 'big');
+  const old = Buffer.from('the old content\n');
+  writeFileSync(path, old);
+  try {
+    // The sshd process serving this connection.
+    const sshdPid = Number((await ssh.exec('echo $PPID')).stdout.trim());
+    t.true(sshdPid > 1);
+    const putting = ssh.put(path, binary(48 * 1024 * 1024));
+    const outcome = putting.then(() => 'done', (e: unknown) => e);
+    // The temp file appears (mktemp) before the first byte is copied: drop the connection then.
+    const deadline = Date.now() + 20_000;
+    while (tempsBeside(dir).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    t.true(tempsBeside(dir).length > 0, 'the upload started');
+    process.kill(sshdPid, 'SIGKILL');
+    const result = await outcome;
+    t.true(result instanceof UnreachableError, `put rejects with UnreachableError (got ${String(result)})`);
+    t.true(readFileSync(path).equals(old), 'the old content, untouched');
+    // The remote shell sees end of file (or a signal) and its trap removes the temp file.
+    for (let i = 0; i < 500 && tempsBeside(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    t.deepEqual(tempsBeside(dir), [], 'no temp file left');
+  } finally {
+    await ssh.close();
+  }
+});
+
+test('put: a temp file left by a writer killed outright is removed by the next put', async (t) => {
+  const ssh = await connectSsh(spec());
+  try {
+    const dir = scratch();
+    writeFileSync(join(dir, '.f.provision.abc123'), 'stale');
+    writeFileSync(join(dir, '.other.provision.abc123'), 'not ours');
+    await ssh.put(join(dir, 'f'), 'new');
+    t.deepEqual(readdirSync(dir).sort(), ['.other.provision.abc123', 'f']);
   } finally {
     await ssh.close();
   }

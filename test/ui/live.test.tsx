@@ -9,7 +9,7 @@ import React from 'react';
 import {EventEmitter} from 'node:events';
 import {render} from 'ink-testing-library';
 import type {RunEvent} from '../../src/core/events.ts';
-import {registerSecretValue} from '../../src/core/secret.ts';
+import {Secrets} from '../../src/core/secret.ts';
 import {LiveStore, type Snapshot} from '../../src/ui/live-store.ts';
 import {LiveView, type UiState} from '../../src/ui/components/LiveView.tsx';
 import {GROUP_FROM, layoutHosts} from '../../src/ui/components/HostTable.tsx';
@@ -22,9 +22,9 @@ const strip = (s: string | undefined): string => (s ?? '').replace(ansi, '');
 const noUi: UiState = {selected: null, expanded: null};
 const info = {playbook: 'site', inventory: 'inventory/lab.yml', check: false, diff: false};
 
-function storeOf(events: readonly RunEvent[]): LiveStore {
+function storeOf(events: readonly RunEvent[], secrets = new Secrets()): LiveStore {
   let t = 1_000_000;
-  const store = new LiveStore(info, () => (t += 100));
+  const store = new LiveStore(info, secrets, () => (t += 100));
   for (const e of events) store.apply(e);
   return store;
 }
@@ -44,11 +44,11 @@ function live(snapshot: Snapshot, o: {columns?: number; rows?: number; ui?: UiSt
 test('a normal run: rows with marks, progress and counts while running; recap and scrollback at the end', (t) => {
   const mid = storeOf(script({hosts: 6, stopAfterTask: 4, answered: 2})).snapshot();
   const rows = live(mid);
-  t.regex(rows[0], /^provision · site · inventory\/lab\.yml · APPLY · /);
+  t.regex(rows[0]!, /^provision · site · inventory\/lab\.yml · APPLY · /);
   t.is(rows[1], 'PLAY [web servers] · task 4/11: nginx : motd');
   // web1 and web2 answered task 4 (idle ▹, 4/11); web3..web6 still run it (▸, 3/11).
-  t.regex(rows[2], /^ ▹ web1 +━+─+ +4\/11 ok=1 chg=3 fail=0 skip=0 +\S+ nginx : motd$/);
-  t.regex(rows[4], /^ ▸ web3 +━+─+ +3\/11 ok=0 chg=3 fail=0 skip=0 +\S+ nginx : motd$/);
+  t.regex(rows[2]!, /^ ▹ web1 +━+─+ +4\/11 ok=1 chg=3 fail=0 skip=0 +\S+ nginx : motd$/);
+  t.regex(rows[4]!, /^ ▸ web3 +━+─+ +3\/11 ok=0 chg=3 fail=0 skip=0 +\S+ nginx : motd$/);
   t.is(rows.filter((l) => /^ [▸▹] web\d/.test(l)).length, 6);
   t.is(rows.at(-1), 'q stop · ↑↓ host · enter log');
 
@@ -96,8 +96,8 @@ test('check mode: CHECK in the header, "would change", and results resting on an
   const events = script({hosts: 2, check: true, diff: true});
   const mid = storeOf(events.slice(0, 12)).snapshot();
   const rows = live(mid);
-  t.regex(rows[0], / · CHECK · /);
-  t.regex(rows[2], /ok=\d+ would=\d+ fail=0 skip=0 .* ≈$/, 'the row marks a host whose plan rests on a would-change');
+  t.regex(rows[0]!, / · CHECK · /);
+  t.regex(rows[2]!, /ok=\d+ would=\d+ fail=0 skip=0 .* ≈$/, 'the row marks a host whose plan rests on a would-change');
   const out = frame(storeOf(events).snapshot());
   t.regex(out, /^~ web1 · nginx : config dir · would change$/m, 'the first change does not rest on anything');
   t.regex(out, /^~ web1 · nginx : log dir · would change ≈ rests on an earlier would-change$/m);
@@ -110,25 +110,25 @@ test('check mode: CHECK in the header, "would change", and results resting on an
 
 test('100 hosts: grouped; failing and running hosts get rows, the live region fits the terminal', (t) => {
   const names = hostNames(100);
-  const mid = storeOf(script({hosts: 100, fail: {[names[9]]: 2, [names[40]]: 3}, unreachable: [names[70]], stopAfterTask: 4, answered: 60})).snapshot();
+  const mid = storeOf(script({hosts: 100, fail: {[names[9]!]: 2, [names[40]!]: 3}, unreachable: [names[70]!], stopAfterTask: 4, answered: 60})).snapshot();
   for (const rowsN of [40, 24, 12, 6]) {
     const rows = live(mid, {rows: rowsN});
     t.true(rows.length <= rowsN - 1, `${rows.length} lines at ${rowsN} rows`);
   }
   const rows = live(mid, {rows: 24});
   t.is(rows[2], '100 hosts: ▸ 37 running  ▹ 60 done with this task  ✘ 2 failed  ⊘ 1 unreachable');
-  t.regex(live(mid, {rows: 24, columns: 120})[2], /⊘ 1 unreachable {2}ok=\d+ chg=\d+ fail=3 skip=\d+$/, 'totals when there is room');
-  t.regex(rows[3], /^ ✘ web010 .* FAILED: nginx : log dir$/);
-  t.regex(rows[4], /^ ✘ web041 .* FAILED: nginx : app config$/);
-  t.regex(rows[5], /^ ⊘ web071 .*UNREACHABLE$/);
-  t.regex(rows[6], /^ ▸ web06\d /, 'then the hosts still running the task');
+  t.regex(live(mid, {rows: 24, columns: 120})[2]!, /⊘ 1 unreachable {2}ok=\d+ chg=\d+ fail=3 skip=\d+$/, 'totals when there is room');
+  t.regex(rows[3]!, /^ ✘ web010 .* FAILED: nginx : log dir$/);
+  t.regex(rows[4]!, /^ ✘ web041 .* FAILED: nginx : app config$/);
+  t.regex(rows[5]!, /^ ⊘ web071 .*UNREACHABLE$/);
+  t.regex(rows[6]!, /^ ▸ web06\d /, 'then the hosts still running the task');
   t.regex(rows.at(-2)!, /^ {2}… and \d+ more running$/);
   t.false(rows.some((l) => / ▹ web/.test(l)), 'hosts done with the task are counted, not listed');
   const hidden = Number(/and (\d+) more/.exec(rows.at(-2)!)![1]);
   t.is(rows.filter((l) => / ▸ web/.test(l)).length + hidden, 37);
 
   // At the end: the final line, and the recap in the scrollback.
-  const end = storeOf(script({hosts: 100, fail: {[names[9]]: 2}})).snapshot();
+  const end = storeOf(script({hosts: 100, fail: {[names[9]!]: 2}})).snapshot();
   const out = frame(end, {rows: 24});
   t.is(out.trimEnd().split('\n').at(-1), '✘ done · 100 hosts · 694 changed · 1 failed · 0 unreachable · 12s');
   t.is(out.split('\n').filter((l) => /^web\d{3} : ok=/.test(l)).length, 100);
@@ -150,21 +150,22 @@ test('from 50 hosts the table groups even when the terminal is tall; below, one 
 });
 
 test('a narrow terminal: no line is wider than 40 columns, scrollback included', (t) => {
-  registerSecretValue('s3cr3t-value');
+  const secrets = new Secrets();
+  secrets.add('s3cr3t-value');
   const names = hostNames(12);
-  const events = script({hosts: 12, fail: {[names[1]]: 3}, unreachable: [names[5]], diff: true});
+  const events = script({hosts: 12, fail: {[names[1]!]: 3}, unreachable: [names[5]!], diff: true});
   const withSecret: RunEvent[] = events.map((e) => (e.type === 'result' && e.status === 'failed' ? {...e, stderr: `${e.stderr}token=s3cr3t-value and a very long line of compiler output that goes on and on\n`} : e));
   for (const cut of [30, 60, withSecret.length]) {
-    const out = frame(storeOf(withSecret.slice(0, cut)).snapshot(), {columns: 40, rows: 16});
+    const out = frame(storeOf(withSecret.slice(0, cut), secrets).snapshot(), {columns: 40, rows: 16});
     const wide = out.split('\n').filter((l) => l.length > 40);
     t.deepEqual(wide, [], `after ${cut} events`);
     t.notRegex(out, /s3cr3t-value/);
   }
-  const mid = frame(storeOf(withSecret.slice(0, 60)).snapshot(), {columns: 40, rows: 16});
+  const mid = frame(storeOf(withSecret.slice(0, 60), secrets).snapshot(), {columns: 40, rows: 16});
   t.regex(mid, /token=\*\*\*/);
-  const rows = live(storeOf(withSecret.slice(0, 60)).snapshot(), {columns: 40, rows: 16});
+  const rows = live(storeOf(withSecret.slice(0, 60), secrets).snapshot(), {columns: 40, rows: 16});
   t.true(rows.length <= 15);
-  t.regex(rows[0], /^provision · site · .*APPLY · /);
+  t.regex(rows[0]!, /^provision · site · .*APPLY · /);
 });
 
 test('keys: q and Ctrl-C stop, ↓ selects a host, enter opens its log, esc closes it', async (t) => {
@@ -214,7 +215,7 @@ test('startLiveUi: a burst of events costs a few frames, resizes are followed, q
   const stdout = new FakeStdout();
   const stdin = new FakeStdin();
   let interrupts = 0;
-  const ui = startLiveUi({...info, onInterrupt: () => interrupts++, stdout: stdout as unknown as NodeJS.WriteStream, stdin: stdin as unknown as NodeJS.ReadStream});
+  const ui = startLiveUi({...info, onInterrupt: () => interrupts++, stdout: stdout as unknown as NodeJS.WriteStream, stdin: stdin as unknown as NodeJS.ReadStream, secrets: new Secrets()});
   t.teardown(() => ui.done());
   const recent = (): string => strip(stdout.writes.slice(-3).join(''));
   const until = async (ok: () => boolean): Promise<void> => {

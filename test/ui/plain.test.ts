@@ -1,13 +1,13 @@
 /** The plain writer (not a terminal, or --no-tui): Ansible-like lines from scripted run events. */
 import test from 'ava';
 import type {RunEvent} from '../../src/core/events.ts';
-import {registerSecretValue} from '../../src/core/secret.ts';
+import {Secrets} from '../../src/core/secret.ts';
 import {plainWriter, unifiedDiff} from '../../src/ui/plain.ts';
 import {script} from './script.ts';
 
-function plain(events: readonly RunEvent[], o: {verbose?: number; color?: boolean} = {}): string {
+function plain(events: readonly RunEvent[], o: {verbose?: number; color?: boolean; secrets?: Secrets} = {}): string {
   let out = '';
-  const emit = plainWriter((s) => (out += s), {verbose: o.verbose ?? 0, color: o.color ?? false});
+  const emit = plainWriter((s) => (out += s), {verbose: o.verbose ?? 0, color: o.color ?? false, secrets: o.secrets ?? new Secrets()});
   for (const e of events) emit(e);
   return out;
 }
@@ -56,12 +56,13 @@ test('--diff: a unified diff under the change; -v: the reason; handlers; interru
 });
 
 test('secrets are masked and colours come on when asked', (t) => {
-  registerSecretValue('hunter2-plain');
+  const secrets = new Secrets();
+  secrets.add('hunter2-plain');
   const events: RunEvent[] = [
     {type: 'task', play: 'p', name: 'login', role: null},
     {type: 'result', host: 'h1', task: 'login', play: 'p', role: null, status: 'failed', duration_ms: 1, diff: null, msg: 'bad password hunter2-plain', pending: false, cmd: 'login --password hunter2-plain', stdout: '', stderr: 'denied', rc: 1},
   ];
-  const out = plain(events, {color: true});
+  const out = plain(events, {color: true, secrets});
   t.notRegex(out, /hunter2-plain/);
   t.regex(out, /FAILED! => bad password \*\*\*/);
   t.regex(out, /cmd: login --password \*\*\*/);

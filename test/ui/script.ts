@@ -41,11 +41,16 @@ export function script(o: ScriptOptions): RunEvent[] {
   const ev: RunEvent[] = [];
   const counts: Record<string, HostCounts> = {};
   for (const n of names) counts[n] = {ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0};
+  const countsOf = (host: string): HostCounts => {
+    const c = counts[host];
+    if (!c) throw new Error(`script: ${host} is not one of the hosts`);
+    return c;
+  };
   ev.push({type: 'start', playbook: 'site', inventory: 'inventory/lab.yml', check, diff: !!o.diff, hosts: names});
   const dead = new Set<string>();
   for (const u of o.unreachable ?? []) {
     dead.add(u);
-    counts[u].unreachable = 1;
+    countsOf(u).unreachable = 1;
   }
   ev.push({type: 'play', name: 'web servers', hosts: names, tasks});
   for (const u of o.unreachable ?? []) {
@@ -61,7 +66,7 @@ export function script(o: ScriptOptions): RunEvent[] {
     for (const host of answering) {
       let status = statusOf(t);
       if (o.fail?.[host] === t) status = 'failed';
-      counts[host][status]++;
+      countsOf(host)[status]++;
       const isPending = check && status !== 'skipped' && pending.has(host);
       ev.push({
         type: 'result', host, task: name, play: 'web servers', role: 'nginx', status, duration_ms: 40 + t,

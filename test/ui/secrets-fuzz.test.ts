@@ -3,7 +3,7 @@
  * quotes, backslashes, newlines, tabs, unicode (astral characters and lone surrogates included) and
  * JSON-looking text, puts them into run events and ad-hoc outcomes, and feeds those through every
  * writer: the JSON lines (`--json`), the plain lines (verbose, colour, diffs), the live UI's store
- * (every string of every snapshot) and `ping`/`exec` output. No output may hold a secret in clear,
+ * (every string of every snapshot), the audit log lines and `ping`/`exec` output. No output may hold a secret in clear,
  * nor in its JSON-escaped form, nor even a piece of one (each secret carries a marker that appears
  * nowhere else); JSON output must still parse.
  *
@@ -15,11 +15,12 @@
 import test from 'ava';
 import fc from 'fast-check';
 import type {HostCounts, RunEvent, Status} from '../../src/core/events.ts';
-import {mask, maskValue, registerSecretValue, secret} from '../../src/core/secret.ts';
+import {Secrets, secret} from '../../src/core/secret.ts';
 import {formatOutcome, type Outcome} from '../../src/cli/adhoc.ts';
 import {jsonWriter} from '../../src/ui/json.ts';
 import {LiveStore, type RunInfo} from '../../src/ui/live-store.ts';
 import {plainWriter} from '../../src/ui/plain.ts';
+import {auditLine} from '../../src/core/session.ts';
 
 /** The property's fixed seed and run count: a failure is replayed by running the file again. */
 const SEED = 0x5ec2e7;
@@ -28,16 +29,16 @@ const RUNS = 300;
 // ---------------------------------------------------------------------------------------------
 // The writers, each reduced to "events in, every string a user can see out".
 
-function jsonOut(events: readonly RunEvent[]): string {
+function jsonOut(events: readonly RunEvent[], secrets: Secrets): string {
   let out = '';
-  const emit = jsonWriter((line) => (out += line));
+  const emit = jsonWriter((line) => (out += line), secrets);
   for (const e of events) emit(e);
   return out;
 }
 
-function plainOut(events: readonly RunEvent[], verbose: number, color: boolean): string {
+function plainOut(events: readonly RunEvent[], verbose: number, color: boolean, secrets: Secrets): string {
   let out = '';
-  const emit = plainWriter((s) => (out += s), {verbose, color});
+  const emit = plainWriter((s) => (out += s), {verbose, color, secrets});
   for (const e of events) emit(e);
   return out;
 }
@@ -57,9 +58,9 @@ function strings(value: unknown, into: string[] = []): string[] {
 }
 
 /** The live store: every string of the snapshot after each event. */
-function liveOut(events: readonly RunEvent[], info: RunInfo): string {
+function liveOut(events: readonly RunEvent[], info: RunInfo, secrets: Secrets): string {
   let t = 0;
-  const store = new LiveStore(info, () => (t += 100));
+  const store = new LiveStore(info, secrets, () => (t += 100));
   const seen: string[] = strings(store.snapshot());
   for (const e of events) {
     store.apply(e);
@@ -68,8 +69,15 @@ function liveOut(events: readonly RunEvent[], info: RunInfo): string {
   return seen.join('\n');
 }
 
-function adhocOut(kind: 'ping' | 'exec', outcomes: readonly Outcome[], json: boolean): string {
-  return outcomes.map((o) => formatOutcome(kind, o, json)).join('');
+function adhocOut(kind: 'ping' | 'exec', outcomes: readonly Outcome[], json: boolean, secrets: Secrets): string {
+  return outcomes.map((o) => formatOutcome(kind, o, json, secrets)).join('');
+}
+
+/** The audit log lines the engine would write on the hosts, one per result (what changed: its message and command). */
+function auditOut(events: readonly RunEvent[], secrets: Secrets): string {
+  return events.flatMap((e) => (e.type === 'result'
+    ? [auditLine(new Date(0), {user: 'root@ctl', host: e.host, playbook: 'site', play: e.play, task: e.task, change: `${e.msg} ${e.cmd ?? ''}`}, secrets.mask)]
+    : [])).join('\n');
 }
 
 /** Throws (for fast-check to shrink and report) when `output` shows any of `secrets`, or a part. */
@@ -112,7 +120,7 @@ const secretShape = fc.record({
   before: fc.array(nasty, {maxLength: 4}).map((a) => a.join('')),
   after: fc.array(nasty, {maxLength: 4}).map((a) => a.join('')),
   wraps: fc.option(fc.nat(), {nil: undefined}),
-  /** Registered through `secret()` (a `Secret`) or `registerSecretValue()` (a vault value). */
+  /** Met as a `Secret` in a task's arguments (`addFound`, as the engine does) or as a vault value (`add`). */
   viaSecret: fc.boolean(),
 });
 
@@ -154,17 +162,18 @@ type RunShape = typeof runShape extends fc.Arbitrary<infer T> ? T : never;
 let markers = 0;
 
 /** Registers the run's secrets and builds its events and ad-hoc outcomes. */
-function build(run: RunShape): {secrets: {value: string; marker: string}[]; events: RunEvent[]; info: RunInfo; outcomes: Outcome[]} {
+function build(run: RunShape): {secrets: {value: string; marker: string}[]; registry: Secrets; events: RunEvent[]; info: RunInfo; outcomes: Outcome[]} {
   const secrets: {value: string; marker: string}[] = [];
+  const registry = new Secrets();
   for (const shape of run.secrets) {
     const marker = `SEKRIT${markers++}X`;
-    const inner = shape.wraps !== undefined && secrets.length > 0 ? secrets[shape.wraps % secrets.length].value : '';
+    const inner = shape.wraps !== undefined && secrets.length > 0 ? secrets[shape.wraps % secrets.length]!.value : '';
     const value = `${shape.before}${inner}${marker}${shape.after}`;
-    if (shape.viaSecret) secret(value);
-    else registerSecretValue(value);
+    if (shape.viaSecret) registry.addFound({args: {password: secret(value)}});
+    else registry.add(value);
     secrets.push({value, marker});
   }
-  const str = (t: Text): string => t.map((p) => (typeof p === 'string' ? p : secrets[p.s % secrets.length].value)).join('');
+  const str = (t: Text): string => t.map((p) => (typeof p === 'string' ? p : secrets[p.s % secrets.length]!.value)).join('');
   const opt = (t: Text | undefined): string | undefined => (t === undefined ? undefined : str(t));
 
   const play = str(run.play);
@@ -179,8 +188,8 @@ function build(run: RunShape): {secrets: {value: string; marker: string}[]; even
     const role = task.role === null ? null : str(task.role);
     events.push({type: 'task', play, name, role, handler: task.handler, ...(task.handler ? {hosts: HOSTS} : {})});
     task.results.forEach((r, i) => {
-      const host = HOSTS[i];
-      counts[host][r.status]++;
+      const host = HOSTS[i]!; // results: a pair, one per host
+      counts[host]![r.status]++;
       const msg = str(r.msg) + (r.status === 'failed' && r.ignored ? ' (ignored)' : '');
       const diff = r.diff === null ? null : {before: str(r.diff.before), after: str(r.diff.after), ...(r.diff.path ? {path: str(r.diff.path)} : {})};
       events.push({type: 'result', host, task: name, play, role, status: r.status, duration_ms: 42, diff, msg, pending: r.pending, cmd: opt(r.cmd), stdout: opt(r.stdout), stderr: opt(r.stderr), rc: r.rc});
@@ -188,24 +197,27 @@ function build(run: RunShape): {secrets: {value: string; marker: string}[]; even
   }
   events.push({type: 'recap', hosts: counts, duration_ms: 1234, check: run.check, interrupted: run.interrupted});
   const outcomes: Outcome[] = run.adhoc.map((o) => ({host: o.host, status: o.status, rc: o.rc, stdout: opt(o.stdout), stderr: opt(o.stderr), msg: opt(o.msg)}));
-  return {secrets, events, info, outcomes};
+  return {secrets, registry, events, info, outcomes};
 }
 
 /** Runs every writer on one generated run; throws on the first leak. */
 function everyWriter(run: RunShape): void {
-  const {secrets, events, info, outcomes} = build(run);
-  const json = jsonOut(events);
+  const {secrets, registry, events, info, outcomes} = build(run);
+  const json = jsonOut(events, registry);
   assertJsonLines('json', json, events.length);
   assertClean('json', json, secrets);
   for (const verbose of [0, 1, 2]) {
-    for (const color of [false, true]) assertClean(`plain -${'v'.repeat(verbose)} color=${color}`, plainOut(events, verbose, color), secrets);
+    for (const color of [false, true]) assertClean(`plain -${'v'.repeat(verbose)} color=${color}`, plainOut(events, verbose, color, registry), secrets);
   }
-  assertClean('live store', liveOut(events, info), secrets);
+  assertClean('live store', liveOut(events, info, registry), secrets);
+  const audit = auditOut(events, registry);
+  if ((audit === '' ? 0 : audit.split('\n').length) !== events.filter((e) => e.type === 'result').length) throw new Error(`audit log: a line broke in ${JSON.stringify(audit)}`);
+  assertClean('audit log', audit, secrets);
   for (const kind of ['ping', 'exec'] as const) {
-    const adhocJson = adhocOut(kind, outcomes, true);
+    const adhocJson = adhocOut(kind, outcomes, true, registry);
     assertJsonLines(`${kind} --json`, adhocJson, outcomes.length);
     assertClean(`${kind} --json`, adhocJson, secrets);
-    assertClean(kind, adhocOut(kind, outcomes, false), secrets);
+    assertClean(kind, adhocOut(kind, outcomes, false, registry), secrets);
   }
 }
 
@@ -236,41 +248,45 @@ const escapedSecretRun: RunShape = {
 
 test('a secret the JSON serialiser escapes (quote, backslash, newline, astral, lone surrogate) is masked, not escaped', (t) => {
   const value = 'pa"ss\\word\n\t😀\ud83d!';
-  registerSecretValue(value);
+  const secrets = new Secrets();
+  secrets.add(value);
   const escaped = JSON.stringify(value).slice(1, -1);
   const event: RunEvent = {type: 'result', host: 'web1', task: 't', play: 'p', role: null, status: 'failed', duration_ms: 1, diff: null, msg: `token ${value}`, pending: false, stdout: value};
-  const json = jsonOut([event]);
+  const json = jsonOut([event], secrets);
   t.false(json.includes(escaped), json);
   t.deepEqual(JSON.parse(json), {...event, msg: 'token ***', stdout: '***'});
-  const adhoc = formatOutcome('exec', {host: 'web1', status: 'failed', rc: 1, stdout: value, stderr: ''}, true);
+  const adhoc = formatOutcome('exec', {host: 'web1', status: 'failed', rc: 1, stdout: value, stderr: ''}, true, secrets);
   t.false(adhoc.includes(escaped), adhoc);
   t.is(JSON.parse(adhoc).stdout, '***');
 });
 
 test('a secret with a newline in a failure\'s output or a diff is masked before the lines are indented', (t) => {
   const value = 'first half\nsecond half';
-  registerSecretValue(value);
+  const secrets = new Secrets();
+  secrets.add(value);
   const event: RunEvent = {type: 'result', host: 'web1', task: 't', play: 'p', role: null, status: 'failed', duration_ms: 1, diff: {before: 'a\n', after: `a\n${value}\n`}, msg: 'boom', pending: false, stderr: `x\n${value}\n`};
-  const plain = plainOut([event], 0, false);
+  const plain = plainOut([event], 0, false, secrets);
   t.notRegex(plain, /first half|second half/);
   t.regex(plain, /^ {2}stderr: x\n {10}\*\*\*$/m);
   t.regex(plain, /^\+\*\*\*$/m);
-  const store = new LiveStore({playbook: 'p', inventory: 'i', check: false, diff: true});
+  const store = new LiveStore({playbook: 'p', inventory: 'i', check: false, diff: true}, secrets);
   store.apply(event);
   t.notRegex(strings(store.snapshot()).join('\n'), /first half|second half/);
 });
 
 test('exec output is masked before it is trimmed or joined', (t) => {
   const value = 'tail secret \n';
-  registerSecretValue(value);
-  const out = formatOutcome('exec', {host: 'web1', status: 'changed', rc: 0, stdout: `ok\n${value}`, stderr: ''}, false);
+  const secrets = new Secrets();
+  secrets.add(value);
+  const out = formatOutcome('exec', {host: 'web1', status: 'changed', rc: 0, stdout: `ok\n${value}`, stderr: ''}, false, secrets);
   t.is(out, 'web1 | CHANGED | rc=0 >>\nok\n***\n');
   t.false(out.includes('tail secret'));
 });
 
 test('maskValue masks every string of a value, nested, keys included, and leaves the rest alone', (t) => {
-  registerSecretValue('k"ey');
-  registerSecretValue('k"ey-longer');
+  const secrets = new Secrets();
+  secrets.add('k"ey', 'k"ey-longer');
+  const {mask, maskValue} = secrets;
   const input = {a: 'x k"ey y', n: 3, b: true, z: null, u: undefined, list: ['k"ey-longer', 1, {deep: ['k"ey']}], ['k"ey']: 'v', s: secret('k"ey')};
   const frozen = structuredClone({...input, s: undefined});
   const out = maskValue(input);

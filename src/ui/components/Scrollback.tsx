@@ -124,15 +124,14 @@ export function ScrollbackItem({item, width, check}: ScrollbackItemProps): React
       );
     }
     case 'recap': {
-      const names = Object.keys(item.hosts).sort();
-      const w = Math.max(0, ...names.map((n) => n.length));
+      const recap = Object.entries(item.hosts).sort(([a], [b]) => (a < b ? -1 : 1)); // by host name (unique)
+      const w = Math.max(0, ...recap.map(([n]) => n.length));
       return (
         <Box flexDirection="column" width={width} marginTop={1}>
           <Text bold>
             PLAY RECAP <Text dimColor>· {item.interrupted ? 'interrupted after' : 'finished in'} {duration(item.durationMs)}{item.check ? ' · check mode: nothing was changed' : ''}</Text>
           </Text>
-          {names.map((n) => {
-            const k = item.hosts[n];
+          {recap.map(([n, k]) => {
             const bad = k.failed > 0 || k.unreachable > 0;
             return (
               <Text key={n}>
