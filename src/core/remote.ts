@@ -3,11 +3,11 @@
  * trip), privilege escalation, and the atomic write (temp file beside the target, validate, rename).
  */
 import {randomBytes} from 'node:crypto';
-import {posix} from 'node:path';
 import {becomeWrap, display, q, render} from './cmd.ts';
 import {Secret} from './secret.ts';
 import type {ProbeOutput, Step} from './types.ts';
 import type {ProbeScript} from '../shared/probe.ts';
+import {uploadScript} from '../shared/upload.ts';
 import {mergedPathProbe, splitMergedPathProbe} from '../facts/file.ts';
 import type {ExecResult, RunningCommand, Transport} from '../transport/types.ts';
 
@@ -82,32 +82,12 @@ function nth<T>(list: readonly T[], k: number, what: string): T {
   return v;
 }
 
-/**
- * The shell that writes stdin to a temp file beside `dest`, validates it and renames it over `dest`.
- * The file is renamed only when every byte arrived: if the connection drops mid-upload, `cat` sees
- * end of file early, the size check refuses the short file and the trap removes it, so `dest` is
- * either the old or the new content, never a partial one. Temp files left by a writer that was
- * killed outright (SIGKILL, power loss) are removed by the next write of the same file.
- */
+/** The shell that writes a write step's content (on stdin) atomically: src/shared/upload.ts. */
 export function writeScript(step: Extract<Step, {kind: 'write'}>): string {
-  const dir = posix.dirname(step.dest);
-  const prefix = `${dir}/.${posix.basename(step.dest)}.provision.`;
-  const size = step.content.length;
-  const lines = [
-    'set -e',
-    `rm -f ${q(prefix)}??????`,
-    `t=$(mktemp ${q(`${prefix}XXXXXX`)})`,
-    `trap 'rm -f "$t"' EXIT`,
-    `trap 'rm -f "$t"; exit 1' HUP INT TERM PIPE`,
-    'cat > "$t"',
-    `n=$(wc -c < "$t" | tr -d ' ')`,
-    `[ "$n" -eq ${size} ] || { echo "upload cut short: $n of ${size} bytes arrived; ${step.dest} left as it was" >&2; exit 1; }`,
-  ];
-  if (step.owner || step.group) lines.push(`chown ${q(`${step.owner ?? ''}${step.group ? `:${step.group}` : ''}`)} "$t"`);
-  lines.push(`chmod ${q(step.mode ?? '0644')} "$t"`);
-  if (step.validate) lines.push(step.validate.split('%s').join('"$t"') + ' 1>&2');
-  lines.push(`mv -f "$t" ${q(step.dest)}`, 'trap - EXIT');
-  return lines.join('\n');
+  return uploadScript({
+    dest: step.dest, size: step.content.length, mode: step.mode ?? '0644',
+    ...(step.owner ? {owner: step.owner} : {}), ...(step.group ? {group: step.group} : {}), ...(step.validate ? {validate: step.validate} : {}),
+  });
 }
 
 /** The command a step runs (for failure messages). Secrets are masked. */

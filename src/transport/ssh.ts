@@ -11,10 +11,10 @@
  *
  * A leaf module: it imports only the transport's own files and src/shared.
  */
-import {posix} from 'node:path';
 import {StringDecoder} from 'node:string_decoder';
 import type {ClientChannel} from 'ssh2';
 import {q} from '../shared/quote.ts';
+import {uploadScript} from '../shared/upload.ts';
 import type {ConnectionSpec} from './config.ts';
 import {closeConnected, connectChain, errorText, type Connected} from './connect.ts';
 import {FileTransferError, UnreachableError, type ExecOptions, type ExecResult, type PutOptions, type RunningCommand, type Transport} from './types.ts';
@@ -124,7 +124,7 @@ class SshTransport implements Transport {
    */
   async put(path: string, content: Buffer | string, options: PutOptions = {}): Promise<void> {
     const data = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
-    const r = await this.#execRaw(`sh -c ${q(putScript(path, data.length, options.mode))}`, data);
+    const r = await this.#execRaw(`sh -c ${q(uploadScript({dest: path, size: data.length, ...(options.mode === undefined ? {} : {mode: (options.mode & 0o7777).toString(8).padStart(4, '0')})}))}`, data);
     if (r.code !== 0) throw new FileTransferError(this.host, path, `cannot write ${path} on ${this.host}: ${failure(r)}`);
   }
 
@@ -257,29 +257,6 @@ class SshTransport implements Transport {
   #wakeAll(): void {
     for (const wake of this.#waiting.splice(0)) wake();
   }
-}
-
-/** The shell that writes stdin to `path` (see `SshTransport.put`); the path is quoted here, once per use. */
-function putScript(path: string, size: number, mode: number | undefined): string {
-  const prefix = `${posix.dirname(path)}/.${posix.basename(path)}.provision.`;
-  const chmod = mode === undefined
-    ? `chmod "$(printf '%o' $(( 0666 & ~0$(umask) )))" "$t"`
-    : `chmod ${(mode & 0o7777).toString(8)} "$t"`;
-  return [
-    'set -e',
-    // `mv` would move the file into a directory of that name.
-    `[ ! -d ${q(path)} ] || { printf '%s is a directory\\n' ${q(path)} >&2; exit 1; }`,
-    `rm -f ${q(prefix)}??????`,
-    `t=$(mktemp ${q(`${prefix}XXXXXX`)})`,
-    `trap 'rm -f "$t"' EXIT`,
-    `trap 'rm -f "$t"; exit 1' HUP INT TERM PIPE`,
-    'cat > "$t"',
-    `n=$(wc -c < "$t" | tr -d ' ')`,
-    `[ "$n" -eq ${size} ] || { printf 'upload cut short: %s of %s bytes arrived; %s left as it was\\n' "$n" ${size} ${q(path)} >&2; exit 1; }`,
-    chmod,
-    `mv -f "$t" ${q(path)}`,
-    'trap - EXIT',
-  ].join('\n');
 }
 
 /** The last line of stderr, else the exit status. */
