@@ -15,3 +15,4 @@ export {service, type ServiceArgs} from './modules/systemd.ts';
 export {user, group, type UserArgs, type GroupArgs} from './modules/users.ts';
 export {ufwRule, ufwRules, ufwDefault, ufwState, type UfwRuleArgs, type UfwRulesArgs, type UfwDefaultArgs, type UfwStateArgs} from './modules/ufw.ts';
 export {mysqlDatabase, mysqlUser, mysqlReplica, type MysqlDatabaseArgs, type MysqlUserArgs, type MysqlReplicaArgs, type MysqlFlavor} from './modules/mysql.ts';
+export {debug, assert, fail, setFact, flushHandlers, type DebugArgs, type AssertArgs, type FailArgs, type SetFactArgs} from './modules/control.ts';

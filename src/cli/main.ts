@@ -14,6 +14,7 @@ import {typecheck as typecheckUserCode} from './typecheck.ts';
 import type {Emit, RunEvent} from '../core/events.ts';
 import type {Vars} from '../core/types.ts';
 import {Secrets} from '../core/secret.ts';
+import {LocalTransport} from '../transport/local.ts';
 import {loadInventory, selectHosts, type Inventory} from '../inventory/index.ts';
 import {registerInventory} from './inventory.ts';
 import {registerLab} from './lab.ts';
@@ -30,6 +31,7 @@ import {writeRetryFile} from './retry.ts';
 import {isAnsibleVaultText, isVaultText, Keyring, vaultSecrets} from '../core/vault.ts';
 import type {VaultAccess} from '../inventory/index.ts';
 import {KvSyntaxError, parseKeyValues, type KeyValues} from './kv.ts';
+import {listedPlays, listing, startAtTaskFound} from './list.ts';
 
 /**
  * The inventory used when none is given: $PROVISION_INVENTORY, else the current project's
@@ -143,6 +145,10 @@ interface RunFlags {
   vaultPasswordFile?: string;
   /** false with --no-typecheck. */
   typecheck: boolean;
+  listHosts?: boolean;
+  listTasks?: boolean;
+  listTags?: boolean;
+  startAtTask?: string;
 }
 
 /**
@@ -154,7 +160,7 @@ async function pickRenderer(flags: RunFlags, live: {playbook: string; inventory:
   if (flags.json) return {emit: jsonWriter(out, secrets), done: async () => undefined};
   if (flags.tui && process.stdout.isTTY) {
     const {startLiveUi} = await import('../ui/live.tsx');
-    return startLiveUi({...live, check: !!flags.check, diff: !!flags.diff, secrets});
+    return startLiveUi({...live, check: !!flags.check, diff: !!flags.diff, verbose: flags.verbose, secrets});
   }
   return {emit: plainWriter(out, {verbose: flags.verbose, color: !!process.stdout.isTTY && !process.env.NO_COLOR, secrets}), done: async () => undefined};
 }
@@ -232,8 +238,24 @@ async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Prom
   const extraVars = parseExtraVars(flags.extraVars, vault);
   const limit = flags.limit !== undefined ? new Set(selectHosts(inventory, flags.limit, process.cwd())) : undefined;
   if (limit && limit.size === 0) throw badOption(`--limit '${flags.limit}' matches no host of ${relative(process.cwd(), inventory.source)}`);
-  const opts: RunOptions = {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars, lockTimeoutS: flags.lockTimeout};
+  const opts: RunOptions = {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars, lockTimeoutS: flags.lockTimeout, startAtTask: flags.startAtTask};
   const deps = staticDeps(playbookPath, inventory, limit, secrets);
+  // --list-hosts/--list-tasks/--list-tags (text, also under --json) and an unknown --start-at-task: before anything connects.
+  const listWhat = {hosts: !!flags.listHosts, tasks: !!flags.listTasks, tags: !!flags.listTags};
+  if (listWhat.hosts || listWhat.tasks || listWhat.tags || opts.startAtTask !== undefined) {
+    const plays = await listedPlays(playbook, deps.loadRole);
+    const sel = {select: deps.select, limit, tags: opts.tags, skipTags: opts.skipTags};
+    if (listWhat.hosts || listWhat.tasks || listWhat.tags) {
+      await checkPlaybook(playbook, playbookPath, deps.loadRole);
+      process.stdout.write(listing(relative(process.cwd(), playbookPath) || playbookPath, plays, listWhat, sel));
+      return ExitCode.ok;
+    }
+    if (opts.startAtTask !== undefined && !startAtTaskFound(plays, opts.startAtTask, sel)) {
+      // Ansible's words and exit code (0: it runs the plays, which run nothing, then says so).
+      const tagged = opts.tags || opts.skipTags ? ' of those --tags/--skip-tags select' : '';
+      throw new UserError(`No matching task "${opts.startAtTask}" found: --start-at-task takes a task's name, or 'role : name', or a glob of them (e.g. 'nginx : *')${tagged}`, ExitCode.ok);
+    }
+  }
   const connectOpts: ConnectOptions = {acceptNewHostKeys: !!flags.acceptNewHostKeys, inventoryDir: inventory.source, connectTimeoutMs: flags.timeout ? flags.timeout * 1000 : undefined};
   const connections = earlyConnections(playbook, deps, flags.forks, (host, vars) => connectHost(host, vars, connectOpts));
   try {
@@ -265,7 +287,8 @@ async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Prom
   const allHosts = inventory.hostNames.filter((h) => !limit || limit.has(h));
   emit({type: 'start', playbook: playbook.name, inventory: inventory.source, check: !!flags.check, diff: !!flags.diff, hosts: allHosts});
   try {
-    const summary = await runPlaybook(playbook, opts, {...deps, connect: connections.connect, emit, signal: ac.signal});
+    const local = new LocalTransport();
+    const summary = await runPlaybook(playbook, opts, {...deps, connect: connections.connect, local: () => local, emit, signal: ac.signal});
     await renderer.done();
     const hint = writeRetryFile(playbookPath, summary, (m) => process.stderr.write(`[WARNING]: ${m}\n`));
     if (hint) process.stderr.write(`${hint}\n`);
@@ -313,6 +336,10 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
     }))
     .option('--vault-password-file <file>', 'read the vault passphrase from this file (else $PROVISION_VAULT_PASSWORD_FILE, $PROVISION_VAULT_PASSWORD, a prompt)')
     .option('--no-typecheck', 'skip the type check of the playbook and the files it loads (it is cached by content, so it costs nothing when they did not change)')
+    .option('--list-hosts', "list each play's hosts (after --limit) and run nothing")
+    .option('--list-tasks', "list each play's tasks (after --tags/--skip-tags) and run nothing")
+    .option('--list-tags', "list each play's task tags and run nothing")
+    .option('--start-at-task <name>', "start at the first task with this name (or 'role : name', or a glob of them)")
     .action(async (pb: string, flags: RunFlags) => {
       process.exitCode = await run(pb, flags, secrets);
     });

@@ -9,18 +9,24 @@ import {randomBytes} from 'node:crypto';
 import {relative} from 'node:path';
 import pLimit from 'p-limit';
 import type {Secrets} from './secret.ts';
-import {applyStep, describeStep, type Identity} from './remote.ts';
+import {applyStep, describeStep, runProbes, type Identity} from './remote.ts';
+import {q} from './cmd.ts';
+import type {ProbeScript} from '../shared/probe.ts';
 import type {Emit, HostCounts} from './events.ts';
-import type {BoundTask, Diff, Play, Playbook, Role, Task, TaskContext, Vars} from './types.ts';
+import type {BoundTask, Diff, Play, Playbook, ProbeOutput, Role, Step, Task, TaskContext, Vars} from './types.ts';
 import {UnreachableError, type Transport} from '../transport/types.ts';
 import {truthy} from '../shared/vars.ts';
+import {matchesTaskName} from '../shared/glob.ts';
 import {TaskArgumentError} from './task.ts';
-import {changeSummary, shapeResult, type RawOutcome} from './result.ts';
+import {changeSummary, shapeResult, type RawOutcome, type Shaped} from './result.ts';
 import {controllerId, HostSession, type RunInfo} from './session.ts';
 import {Variables, type InventoryView} from './variables.ts';
 import type {WantedProbe} from './probecache.ts';
 
 export type {InventoryView} from './variables.ts';
+
+/** The module name of `flushHandlers()` (src/modules/control.ts): the engine runs the pending handlers there. */
+export const FLUSH_HANDLERS = 'flushHandlers';
 export {changeSummary, shapeResult} from './result.ts';
 export {DEFAULT_AUDIT_LOG} from './session.ts';
 
@@ -36,6 +42,8 @@ export interface RunOptions {
   readonly extraVars?: Vars;
   /** Seconds to wait for a host's run lock held by another run (default 30). */
   readonly lockTimeoutS?: number;
+  /** Ansible's --start-at-task: tasks before the first whose name (or `role : name`) equals or globs it do not run. */
+  readonly startAtTask?: string;
 }
 
 /**
@@ -59,6 +67,8 @@ export interface EngineDeps {
   /** Where a play's own tasks (not a role's) find `templates/` and `files/`: beside the playbook. */
   readonly playDirs?: readonly string[];
   readonly emit: Emit;
+  /** The controller as a host, for `delegateTo: 'localhost'` (absent: such a task fails). */
+  local?(): Transport;
   /** The run's secrets: the engine adds what tasks reveal as they are bound, and masks with them. */
   readonly secrets: Secrets;
   /** Aborted: running tasks finish, nothing new starts (exit 99). */
@@ -80,6 +90,7 @@ export interface RunSummary {
 
 interface Entry {
   readonly task: Task;
+  readonly play: Play;
   readonly role: LoadedRole | null;
   readonly tags: readonly string[];
 }
@@ -132,17 +143,27 @@ export function firstHosts(playbook: Playbook, deps: Pick<EngineDeps, 'select' |
   return batches(deps.select(first.hosts).filter((n) => !deps.limit || deps.limit.has(n)), first.serial)[0] ?? [];
 }
 
-/** `serial` to batch sizes. */
+/**
+ * `serial` to batches, as Ansible: a percentage is of all the play's hosts (rounded down, at least 1);
+ * a list gives the sizes of the first batches, its last size repeating for the rest.
+ */
 export function batches<T>(items: readonly T[], serial: Play['serial']): T[][] {
   if (serial === undefined || items.length === 0) return [items.slice()];
-  const size = typeof serial === 'number' ? serial : Math.max(1, Math.floor((items.length * parseFloat(serial)) / 100));
-  const n = Math.max(1, size);
+  const sizeOf = (s: number | `${number}%`): number =>
+    Math.max(1, typeof s === 'number' ? s : Math.floor((items.length * parseFloat(s)) / 100));
+  const sizes = (typeof serial === 'object' ? serial : [serial]).map(sizeOf);
+  const last = sizes.at(-1) ?? items.length;
   const out: T[][] = [];
-  for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
+  for (let i = 0, k = 0; i < items.length; k++) {
+    const n = sizes[k] ?? last;
+    out.push(items.slice(i, i + n));
+    i += n;
+  }
   return out;
 }
 
-function selectedByTags(tags: readonly string[], opts: RunOptions): boolean {
+/** Whether a task with these tags (its play's and its own) runs under --tags and --skip-tags. */
+export function selectedByTags(tags: readonly string[], opts: Pick<RunOptions, 'tags' | 'skipTags'>): boolean {
   if (opts.skipTags?.some((t) => tags.includes(t))) return false;
   if (!opts.tags || opts.tags.length === 0 || opts.tags.includes('all')) return !tags.includes('never');
   return tags.includes('always') || opts.tags.some((t) => tags.includes(t));
@@ -162,6 +183,8 @@ export class Engine {
    * play, each host drops the answers of an older generation.
    */
   private generation = 0;
+  /** A play with `anyErrorsFatal` saw a failure: nothing more runs. */
+  private fatal = false;
 
   constructor(private readonly deps: EngineDeps, private readonly opts: RunOptions) {
     this.limiter = pLimit(Math.max(1, opts.forks));
@@ -196,7 +219,7 @@ export class Engine {
       for (const n of firstHosts(playbook, this.deps)) void this.limiter(() => this.startHost(this.state(n), gather));
       const plans = await planning;
       for (const [i, plan] of plans.entries()) {
-        if (this.interrupted) break;
+        if (this.interrupted || this.fatal) break;
         await this.runPlay(plan, plans.slice(i + 1));
       }
     } finally {
@@ -249,18 +272,30 @@ export class Engine {
     return [...out];
   }
 
+  /** --start-at-task: settles, play after play, to whether an earlier play held the task. */
+  private startFound: Promise<boolean> = Promise.resolve(false);
+
   private async planPlay(play: Play): Promise<PlayPlan> {
+    // Taken before the first await: plays are planned concurrently, but started in playbook order.
+    const start = this.opts.startAtTask;
+    const foundBefore = this.startFound;
+    let found: (yes: boolean) => void = () => undefined;
+    if (start !== undefined) this.startFound = new Promise((r) => (found = r));
     const limit = this.deps.limit;
     const hosts = this.deps.select(play.hosts).filter((h) => !limit || limit.has(h));
     const roles: LoadedRole[] = await Promise.all((play.roles ?? []).map((r) => (typeof r === 'string' ? this.deps.loadRole(r) : {role: r, dir: r.dir ?? ''})));
     const playTags = play.tags ?? [];
-    const entries: Entry[] = [
-      ...roles.flatMap((lr) => lr.role.tasks.map((task) => ({task, role: lr, tags: [...playTags, ...(task.options.tags ?? [])]}))),
-      ...(play.tasks ?? []).map((task) => ({task, role: null, tags: [...playTags, ...(task.options.tags ?? [])]})),
+    const selected: Entry[] = [
+      ...roles.flatMap((lr) => lr.role.tasks.map((task) => ({task, play, role: lr, tags: [...playTags, ...(task.options.tags ?? [])]}))),
+      ...(play.tasks ?? []).map((task) => ({task, play, role: null, tags: [...playTags, ...(task.options.tags ?? [])]})),
     ].filter((e) => selectedByTags(e.tags, this.opts));
+    // --start-at-task (Ansible's): no task before the first match across the playbook runs.
+    const at = start === undefined || (await foundBefore) ? 0 : selected.findIndex((e) => matchesTaskName(start, taskName(e.task), e.role?.role.name ?? null));
+    found(at >= 0);
+    const entries = at < 0 ? [] : selected.slice(at);
     const handlers: Entry[] = [
-      ...roles.flatMap((lr) => (lr.role.handlers ?? []).map((task) => ({task, role: lr, tags: []}))),
-      ...(play.handlers ?? []).map((task) => ({task, role: null, tags: []})),
+      ...roles.flatMap((lr) => (lr.role.handlers ?? []).map((task) => ({task, play, role: lr, tags: []}))),
+      ...(play.handlers ?? []).map((task) => ({task, play, role: null, tags: []})),
     ];
     const defaults = Object.assign({}, ...roles.map((lr) => lr.role.defaults ?? {})) as Vars;
     // Secrets written into the playbook (fixed arguments, defaults, play vars): masked from the run's start.
@@ -279,14 +314,14 @@ export class Engine {
   }
 
   private async runPlay(plan: PlayPlan, later: readonly PlayPlan[]): Promise<void> {
-    const {play, entries, handlers, ctxOf} = plan;
+    const {play, entries, ctxOf} = plan;
     const hosts = plan.hosts.filter((h) => !this.state(h).failed && !this.state(h).unreachable);
 
     this.deps.emit({type: 'play', name: play.name, hosts, tasks: entries.length});
     if (hosts.length === 0) return;
 
     for (const batch of batches(hosts, play.serial)) {
-      if (this.interrupted) return;
+      if (this.interrupted || this.fatal) return;
       for (const n of batch) this.state(n).probes.dropOlderThan(this.generation);
       await this.each(batch, (h) => this.prepare(h, play.gatherFacts !== false, play));
       for (const [i, e] of entries.entries()) {
@@ -294,27 +329,63 @@ export class Engine {
         const live = batch.map((n) => this.state(n)).filter((h) => !h.failed && !h.unreachable);
         const [first] = live;
         if (!first) break;
-        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task, () => ctxOf(first, e)), role: e.role?.role.name ?? null, hosts: live.map((h) => h.name)});
-        await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, () => this.ahead(h, plan, i, later), ctxOf))));
+        if (e.task.module === FLUSH_HANDLERS) {
+          await this.runHandlers(plan, batch);
+          continue;
+        }
+        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task, () => ctxOf(first, e)), role: e.role?.role.name ?? null, hosts: (e.task.options.runOnce ? [first] : live).map((h) => h.name)});
+        await this.runEverywhere(e.task.options.runOnce ? [first] : live, (h) => this.runTask(h, play, e, () => this.ahead(h, plan, i, later), ctxOf), e.task.options.throttle);
+        if (e.task.options.runOnce) this.shareRunOnce(first, live, e);
+        if (play.anyErrorsFatal && live.some((h) => h.failed || h.unreachable)) {
+          // Ansible's any_errors_fatal: the play (and the run) stops on every host; handlers do not run.
+          this.fatal = true;
+          return;
+        }
       }
-      // Handlers: once, at the end of the batch, in definition order, on the hosts that notified them.
-      for (const [i, e] of handlers.entries()) {
-        if (this.interrupted) return;
-        const name = taskName(e.task);
-        // Also on hosts that failed after notifying (Ansible's force_handlers): the change that notified
-        // is on disk (validated before it was written), so the service must pick it up now; a later
-        // run would see the file converged and never reload.
-        const live = batch.map((n) => this.state(n)).filter((h) => !h.unreachable && h.notified.has(name));
-        if (live.length === 0) continue;
-        this.deps.emit({type: 'task', play: play.name, name, role: e.role?.role.name ?? null, handler: true, hosts: live.map((h) => h.name)});
-        await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, () => handlers.slice(i).map((x) => ({e: x, ctxOf})), ctxOf))));
-        for (const h of live) h.notified.delete(name);
-      }
-      for (const n of batch) this.state(n).notified.clear();
+      await this.runHandlers(plan, batch);
       const failed = batch.filter((n) => this.state(n).failed || this.state(n).unreachable).length;
       const pct = (failed / batch.length) * 100;
       if (failed === batch.length || (play.maxFailPercentage !== undefined && pct > play.maxFailPercentage)) return;
     }
+  }
+
+  /** Run `fn` on each host, bounded by forks and by the task's `throttle`. */
+  private runEverywhere(hosts: readonly HostSession[], fn: (h: HostSession) => Promise<void>, throttle: number | undefined): Promise<unknown> {
+    const limit = throttle === undefined ? undefined : pLimit(throttle);
+    return Promise.all(hosts.map((h) => (limit ? limit(() => this.limiter(() => fn(h))) : this.limiter(() => fn(h)))));
+  }
+
+  /** `runOnce`: the hosts that did not run the task get the result of the one that did (`register`, notified handlers). */
+  private shareRunOnce(ran: HostSession, live: readonly HostSession[], e: Entry): void {
+    const o = e.task.options;
+    for (const h of live) {
+      if (h === ran) continue;
+      const result = o.register ? ran.results[o.register] : undefined;
+      if (o.register && result) h.results[o.register] = result;
+      if (o.notify && ran.notified.size > 0) for (const n of typeof o.notify === 'string' ? [o.notify] : o.notify) if (ran.notified.has(n)) h.notified.add(n);
+    }
+  }
+
+  /**
+   * The handlers notified so far, in definition order, on the hosts that notified them (by name or by
+   * a `listen` topic); then nothing is pending. At the end of each batch, and at `flushHandlers()`.
+   */
+  private async runHandlers(plan: PlayPlan, batch: readonly string[]): Promise<void> {
+    const {play, handlers, ctxOf} = plan;
+    for (const [i, e] of handlers.entries()) {
+      if (this.interrupted) return;
+      const name = taskName(e.task);
+      const listen = e.task.options.listen;
+      const topics = [name, ...(typeof listen === 'string' ? [listen] : (listen ?? []))];
+      // Also on hosts that failed after notifying (Ansible's force_handlers): the change that notified
+      // is on disk (validated before it was written), so the service must pick it up now; a later
+      // run would see the file converged and never reload.
+      const live = batch.map((n) => this.state(n)).filter((h) => !h.unreachable && topics.some((t) => h.notified.has(t)));
+      if (live.length === 0) continue;
+      this.deps.emit({type: 'task', play: play.name, name, role: e.role?.role.name ?? null, handler: true, hosts: live.map((h) => h.name)});
+      await Promise.all(live.map((h) => this.limiter(() => this.runTask(h, play, e, () => handlers.slice(i).map((x) => ({e: x, ctxOf})), ctxOf))));
+    }
+    for (const n of batch) this.state(n).notified.clear();
   }
 
   private each(hosts: readonly string[], fn: (h: HostSession) => Promise<void>): Promise<unknown> {
@@ -381,8 +452,11 @@ export class Engine {
     const wanted: WantedProbe[] = first.probe ? [{who: firstWho, probe: first.probe}] : [];
     for (const {e, ctxOf} of h.justChanged ? entries.slice(1, REPROBE_WINDOW) : entries.slice(1)) {
       try {
+        const o = e.task.options;
+        // Probed when they run, elsewhere or otherwise: another host's, per item, with their environment or time limit.
+        if (o.delegateTo !== undefined || o.loop || o.timeout !== undefined || Object.keys(this.environment(e)).length > 0) continue;
         const ctx = ctxOf(h, e);
-        if (e.task.options.when && !e.task.options.when(ctx)) continue;
+        if (o.when && !o.when(ctx)) continue;
         const b = this.bind(e.task, ctx);
         if (b.probe) wanted.push({who: this.identity(h, e.task), probe: b.probe});
       } catch {
@@ -399,35 +473,139 @@ export class Engine {
     return bound;
   }
 
-  /** Run one task on one host, then report it: one result event, counted once, audited, registered. */
+  /** This task under --check: planned only, unless `checkMode: false` (then it runs for real). */
+  private checking(e: Entry): boolean {
+    return this.opts.check && e.task.options.checkMode !== false;
+  }
+
+  /**
+   * Run one task on one host (each item of its loop, each retry), then report it: one result event,
+   * counted once, audited per change, registered.
+   */
   private async runTask(h: HostSession, play: Play, e: Entry, remaining: () => readonly Ahead[], ctxOf: CtxOf): Promise<void> {
     const t0 = Date.now();
     const o = e.task.options;
-    const run = await this.attempt(h, e, remaining, ctxOf);
-    if (run.outcome === 'unreachable') {
+    const check = this.checking(e);
+    let ctx: TaskContext;
+    try {
+      ctx = ctxOf(h, e);
+    } catch (err) {
+      return this.finish(h, play, e, t0, {name: taskName(e.task), shaped: shapeResult({status: 'failed', msg: errorMessage(err)}, o, false)});
+    }
+    if (!o.loop) {
+      const run = await this.tries(h, play, e, ctx, remaining);
+      return this.finish(h, play, e, t0, run);
+    }
+    // A loop: one try (with its retries) per item, in order; a host that cannot be reached stops it.
+    let items: readonly unknown[];
+    try {
+      items = o.loop(ctx);
+    } catch (err) {
+      return this.finish(h, play, e, t0, {name: taskName(e.task, () => ctx), shaped: shapeResult({status: 'failed', msg: `loop: ${errorMessage(err)}`}, o, false)});
+    }
+    const done: {item: unknown; run: TryOutcome}[] = [];
+    for (const [index, item] of items.entries()) {
+      const run = await this.tries(h, play, e, {...ctx, item, index}, remaining);
+      done.push({item, run});
+      if ('unreachable' in run) return this.finish(h, play, e, t0, run);
+    }
+    const results = done.flatMap(({item, run}) => ('shaped' in run ? [{item, result: run.shaped.result, counted: run.shaped.counted, msg: run.shaped.msg}] : []));
+    const failed = results.filter((r) => r.result.failed);
+    const forgiven = failed.length > 0 && failed.every((r) => r.counted === 'ok');
+    const changed = results.some((r) => r.result.changed);
+    const status = failed.length > 0 ? 'failed' : changed ? 'changed' : results.length > 0 && results.every((r) => r.result.skipped) ? 'skipped' : 'ok';
+    const label = (item: unknown): string => (typeof item === 'string' ? item : JSON.stringify(item) ?? String(item));
+    const result = {
+      status, changed, failed: failed.length > 0, skipped: status === 'skipped',
+      msg: results.length === 0 ? 'no items' : results.map((r) => `(item=${label(r.item)}) ${r.result.status}: ${r.msg}`).join('; '),
+      diff: null, stdout: '', stderr: '', rc: null, dependsOnPendingChange: check && h.pendingChange,
+      items: results.map((r) => ({...r.result, item: r.item})),
+    } as const;
+    return this.finish(h, play, e, t0, {
+      name: taskName(e.task, () => ctx),
+      shaped: {result, counted: forgiven ? 'ok' : status, ignored: forgiven, msg: result.msg},
+      items: results.map((r) => ({item: label(r.item), status: r.result.status, msg: r.msg})),
+    });
+  }
+
+  /** Report a task's final outcome on a host, count it, notify its handlers, register it. */
+  private finish(h: HostSession, play: Play, e: Entry, t0: number, run: TryOutcome & {items?: readonly {item: string; status: string; msg: string}[]}): void {
+    const o = e.task.options;
+    if ('unreachable' in run) {
       h.unreachable = true;
       h.count('unreachable');
-      return this.report(h, play, e, run.name, t0, {status: 'unreachable', msg: run.msg});
+      return this.report(h, play, e, run.name, t0, {status: 'unreachable', msg: run.unreachable});
     }
-    const shaped = shapeResult(run.outcome, o, this.opts.check && h.pendingChange);
+    const {shaped} = run;
     const {result} = shaped;
-    if (run.did !== undefined && !this.opts.check && (result.changed || result.failed)) {
-      h.audit({play: play.name, task: run.name, change: result.failed ? `FAILED ${run.did}` : run.did});
-    }
     h.count(shaped.counted);
     if (result.failed && !shaped.ignored) h.failed = true;
-    this.report(h, play, e, run.name, t0, {...run.outcome, ...result, msg: shaped.msg});
+    const {items: _registered, ...shown} = result;
+    this.report(h, play, e, run.name, t0, {...run.raw, ...shown, msg: shaped.msg, ...(run.items ? {items: run.items} : {})});
     if (result.changed) {
-      if (this.opts.check) h.pendingChange = true;
-      else this.dropProbes(h);
+      if (this.checking(e)) h.pendingChange = true;
       for (const n of typeof o.notify === 'string' ? [o.notify] : (o.notify ?? [])) h.notified.add(n);
     }
-    h.justChanged = !this.opts.check && run.did !== undefined;
     if (o.register) h.results[o.register] = result;
   }
 
+  /**
+   * One task (or one item of its loop) on a host, tried until it is done: `until` holds of its result
+   * (or, without `until`, it did not fail), `retries` more times at most, `delay` seconds apart. Each
+   * try that ran steps is audited; the probes of a try that changed something are dropped.
+   */
+  private async tries(h: HostSession, play: Play, e: Entry, ctx: TaskContext, remaining: () => readonly Ahead[]): Promise<TryOutcome> {
+    const o = e.task.options;
+    const check = this.checking(e);
+    const retrying = o.until !== undefined || o.retries !== undefined;
+    const retries = retrying ? (o.retries ?? 3) : 0;
+    for (let attempt = 1; ; attempt++) {
+      const run = await this.attempt(h, e, ctx, remaining);
+      if (run.outcome === 'unreachable') return {name: run.name, unreachable: run.msg};
+      let shaped = shapeResult(run.outcome, o, check && h.pendingChange);
+      if (run.did !== undefined && !check && (shaped.result.changed || shaped.result.failed)) {
+        h.audit({play: play.name, task: run.name, change: shaped.result.failed ? `FAILED ${run.did}` : run.did});
+      }
+      h.justChanged = !check && run.did !== undefined;
+      if (shaped.result.changed && !check) this.dropProbes(h);
+      if (!retrying || shaped.result.skipped) return {name: run.name, shaped, raw: run.outcome};
+      let done: boolean;
+      try {
+        done = o.until ? o.until(shaped.result, ctx) : !shaped.result.failed;
+      } catch (err) {
+        return {name: run.name, shaped: shapeResult({...run.outcome, status: 'failed', msg: `until: ${errorMessage(err)}`}, {}, false), raw: run.outcome};
+      }
+      if (done) return {name: run.name, shaped, raw: run.outcome};
+      if (attempt > retries || this.interrupted) {
+        const why = shaped.result.failed ? shaped.result.msg : `until was still false (${shaped.result.status}: ${shaped.result.msg})`;
+        shaped = shapeResult({...run.outcome, status: 'failed', msg: `${attempt} attempt${attempt > 1 ? 's' : ''}, retries exhausted: ${why}`}, {ignoreErrors: o.ignoreErrors}, false);
+        return {name: run.name, shaped, raw: run.outcome};
+      }
+      // The host may change while we wait (that is what retries wait for): read it again.
+      this.dropProbes(h);
+      await this.sleep((o.delay ?? 5) * 1000);
+    }
+  }
+
+  /** Wait, unless the run is interrupted. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const signal = this.deps.signal;
+      function done(): void {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, {once: true});
+    });
+  }
+
   /** The result event of a task on a host (masked; output only for failures, unless noLog). */
-  private report(h: HostSession, play: Play, e: Entry, name: string, t0: number, r: Omit<RawOutcome, 'status'> & {status: RawOutcome['status'] | 'unreachable'}): void {
+  private report(
+    h: HostSession, play: Play, e: Entry, name: string, t0: number,
+    r: Omit<RawOutcome, 'status'> & {status: RawOutcome['status'] | 'unreachable'; items?: readonly {item: string; status: string; msg: string}[]},
+  ): void {
     const o = e.task.options;
     const noLog = o.noLog === true;
     const {status} = r;
@@ -440,63 +618,100 @@ export class Engine {
       // Check mode: planned on today's state although an earlier task on this host would have changed it.
       pending: this.opts.check && status !== 'skipped' && h.pendingChange,
       ...(status === 'failed' && !noLog ? {cmd: r.cmd ? mask(r.cmd) : undefined, stdout: mask(r.stdout ?? ''), stderr: mask(r.stderr ?? ''), rc: r.rc ?? null} : {}),
+      ...(r.items && !noLog ? {items: r.items.map((i) => ({item: mask(i.item), status: i.status, msg: mask(i.msg)}))} : {}),
     });
+  }
+
+  /**
+   * Where a task runs: the host itself, another inventory host (`delegateTo`; its session is started
+   * with its run lock, and its connection variables and privileges are used), or the controller.
+   */
+  private async target(h: HostSession, e: Entry, ctx: TaskContext): Promise<{transport: Transport; who: Identity; cached: boolean} | {unreachable: string}> {
+    const d = e.task.options.delegateTo;
+    const to = typeof d === 'function' ? d(ctx) : d;
+    const own = (): {transport: Transport; who: Identity; cached: boolean} | {unreachable: string} =>
+      h.transport ? {transport: h.transport, who: this.identity(h, e.task), cached: true} : {unreachable: `${h.name}: not connected`};
+    if (to === undefined || to === h.name) return own();
+    if (to === 'localhost' || to === '127.0.0.1') {
+      if (!this.deps.local) throw new Error('delegateTo localhost: this run has no local transport');
+      return {transport: this.deps.local(), who: {become: false}, cached: false};
+    }
+    if (!this.deps.inventory.hostNames.includes(to)) throw new Error(`delegateTo: no host '${to}' in the inventory`);
+    const other = this.state(to);
+    const outcome = await this.startHost(other, false);
+    if (outcome.kind === 'unreachable') return {unreachable: `delegate ${to}: ${errorMessage(outcome.error)}`};
+    if (outcome.kind === 'lock') throw new Error(`delegate ${to}: ${outcome.msg}`);
+    if (!other.transport) return {unreachable: `delegate ${to}: not connected`};
+    return {transport: other.transport, who: this.identity(other, e.task), cached: false};
+  }
+
+  /** `environment` of the task, over its role's and its play's. */
+  private environment(e: Entry): Readonly<Record<string, string>> {
+    return {...(e.play.environment ?? {}), ...(e.role?.role.environment ?? {}), ...(e.task.options.environment ?? {})};
   }
 
   /**
    * Bind the task for the host, probe, plan, and (unless --check) apply the plan's steps. `name`: the
    * task's name for this host; `did`: what it changed, for the audit log, once steps ran.
    */
-  private async attempt(h: HostSession, e: Entry, remaining: () => readonly Ahead[], ctxOf: CtxOf): Promise<{name: string; did?: string} & ({outcome: RawOutcome} | {outcome: 'unreachable'; msg: string})> {
+  private async attempt(h: HostSession, e: Entry, ctx: TaskContext, remaining: () => readonly Ahead[]): Promise<{name: string; did?: string} & ({outcome: RawOutcome} | {outcome: 'unreachable'; msg: string})> {
     const o = e.task.options;
-    let name = taskName(e.task);
-    let ctx: TaskContext | undefined;
+    const check = this.checking(e);
+    let name = taskName(e.task, () => ctx);
     let bound: BoundTask;
     try {
-      ctx = ctxOf(h, e);
-      const c = ctx;
-      if (o.when && !o.when(c)) return {name: taskName(e.task, () => c), outcome: {status: 'skipped', msg: 'condition false'}};
-      bound = this.bind(e.task, c);
+      if (o.when && !o.when(ctx)) return {name, outcome: {status: 'skipped', msg: 'condition false'}};
+      bound = this.bind(e.task, ctx);
       if (o.name === undefined && bound.label) name = `${e.task.module} ${bound.label}`;
     } catch (err) {
-      const c = ctx;
-      if (c) name = taskName(e.task, () => c);
       // A wrong argument computed for this host: the same line a fixed one gets before the run.
       const where = err instanceof TaskArgumentError ? taskSource(e.task) : undefined;
       return {name, outcome: {status: 'failed', msg: where ? `${where}: ${errorMessage(err)}` : errorMessage(err)}};
     }
-    const who = this.identity(h, e.task);
-    const transport = h.transport;
-    if (!transport) throw new Error(`${h.name}: task before the host connected`);
     let did: string | undefined;
     try {
+      const target = await this.target(h, e, ctx);
+      if ('unreachable' in target) return {name, outcome: 'unreachable', msg: target.unreachable};
+      const env = this.environment(e);
+      const transport = withLimits(target.transport, env, o.timeout);
+      const {who} = target;
       let current: unknown;
       if (bound.probe) {
-        if (!h.probes.has(bound.probe)) await this.probeAhead(h, transport, remaining(), bound, who);
-        const out = h.probes.get(bound.probe);
+        const probe = withEnvironment(bound.probe, env);
+        let out: ProbeOutput | undefined;
+        if (target.cached && Object.keys(env).length === 0 && o.timeout === undefined) {
+          if (!h.probes.has(probe)) await this.probeAhead(h, target.transport, remaining(), bound, who);
+          out = h.probes.get(probe);
+        } else {
+          [out] = await runProbes(transport, who, [probe]);
+        }
         if (!out) throw new Error(`${h.name}: the probe of task '${name}' was not answered`);
+        if (timedOut(out.code, o.timeout)) return {name, outcome: {status: 'failed', msg: `timed out after ${o.timeout} s (reading the host's state)`}};
         current = bound.probe.parse(out);
       }
       const plan = bound.plan(current);
+      if (plan.facts) h.setFacts(plan.facts);
       if (plan.fail) {
         // Check mode: a task planned on state an earlier "would change" has not made yet (a service
         // whose package is not installed yet) cannot be predicted: it is reported as a change that
         // rests on the earlier one (marked pending), not as a failure.
-        if (this.opts.check && h.pendingChange) return {name, outcome: {status: 'changed', msg: `would change once earlier changes are made (today: ${plan.fail})`, diff: plan.diff}};
+        if (check && h.pendingChange) return {name, outcome: {status: 'changed', msg: `would change once earlier changes are made (today: ${plan.fail})`, diff: plan.diff}};
         return {name, outcome: {status: 'failed', msg: plan.fail, diff: plan.diff}};
       }
       if (plan.steps.length === 0) return {name, outcome: {status: 'ok', msg: plan.reason ?? 'ok'}};
-      if (this.opts.check) return {name, outcome: {status: 'changed', msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff}};
+      if (check) return {name, outcome: {status: 'changed', msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff}};
       let last = {stdout: '', stderr: '', rc: null as number | null};
       did = o.noLog ? `(details hidden by noLog)${plan.diff?.path ? ` ${plan.diff.path}` : ''}` : changeSummary(plan);
       const notes: string[] = [];
+      const stepLock = target.cached ? h.stepLock : undefined;
       for (const step of plan.steps) {
-        const r = await applyStep(transport, who, step, h.stepLock);
+        const r = await applyStep(transport, who, withStepEnvironment(step, env), stepLock);
         if (r.note) notes.push(r.note);
         last = {stdout: r.stdout, stderr: r.stderr, rc: r.code};
         const ok = step.kind === 'exec' ? (step.okCodes ?? [0]).includes(r.code) : r.code === 0;
         if (!ok) {
           this.dropProbes(h);
+          if (timedOut(r.code, o.timeout)) return {name, did, outcome: {status: 'failed', msg: `${describeStep(step)}: timed out after ${o.timeout} s (killed)`, cmd: describeStep(step), ...last}};
           const why = r.stderr.trim().split('\n').slice(-3).join(' ') || r.stdout.trim().split('\n').slice(-1)[0] || `exit ${r.code}`;
           const denied = who.become && /sudo: a password is required|sudo: .* not in the sudoers/.test(r.stderr);
           return {name, did, outcome: {status: 'failed', msg: denied ? `become failed: ${why}` : `${describeStep(step)}: ${[why, ...notes].join('; ')}`, cmd: describeStep(step), diff: plan.diff, ...last}};
@@ -508,6 +723,49 @@ export class Engine {
       return {name, ...(did === undefined ? {} : {did}), outcome: {status: 'failed', msg: errorMessage(err)}};
     }
   }
+}
+
+/** How a try of a task ended: shaped by its options, or the host could not be reached. */
+type TryOutcome = {readonly name: string; readonly shaped: Shaped; readonly raw?: RawOutcome} | {readonly name: string; readonly unreachable: string};
+
+/** The exit status of a command `timeout` killed (TERM: 124; KILL after the grace period: 137). */
+function timedOut(code: number, timeout: number | undefined): boolean {
+  return timeout !== undefined && (code === 124 || code === 137);
+}
+
+/** `export K='V'` lines for a shell. */
+function exports(env: Readonly<Record<string, string>>): string {
+  return Object.entries(env).map(([k, v]) => `export ${k}=${q(v)}`).join('\n');
+}
+
+/** A probe whose script runs with `env` (a different script: its answer is cached apart). */
+function withEnvironment(probe: ProbeScript & {parse(out: ProbeOutput): unknown}, env: Readonly<Record<string, string>>): typeof probe {
+  if (Object.keys(env).length === 0) return probe;
+  return {...probe, script: `${exports(env)}\n${probe.script}`, path: undefined};
+}
+
+/** An exec step whose command runs with `env` (inside any privilege escalation: sudo resets the environment). */
+function withStepEnvironment(step: Step, env: Readonly<Record<string, string>>): Step {
+  if (step.kind !== 'exec' || Object.keys(env).length === 0) return step;
+  const cmd = 'shell' in step.cmd ? {shell: `${exports(env)}\n${step.cmd.shell}`} : {argv: ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...step.cmd.argv]};
+  return {...step, cmd};
+}
+
+/**
+ * The transport as a task with a `timeout` sees it: each command runs under `timeout` on the host (TERM
+ * after `seconds`, KILL 5 s later), so a hung command is killed there and the connection stays usable.
+ */
+function withLimits(t: Transport, env: Readonly<Record<string, string>>, seconds: number | undefined): Transport {
+  if (seconds === undefined) return t;
+  void env;
+  return {
+    host: t.host,
+    exec: (command, options) => t.exec(`timeout -k 5 ${seconds} sh -c ${q(command)}`, options),
+    start: (command, onStdout) => t.start(command, onStdout),
+    put: (path, content, options) => t.put(path, content, options),
+    get: (path) => t.get(path),
+    close: () => t.close(),
+  };
 }
 
 /** What would fail before any host is touched (see Engine.preflight); nothing connects. */

@@ -36,6 +36,8 @@ export type RunEvent =
       readonly stdout?: string;
       readonly stderr?: string;
       readonly rc?: number | null;
+      /** A `loop`: each item (as text) with its status and message, in order. */
+      readonly items?: readonly {readonly item: string; readonly status: string; readonly msg: string}[];
     }
   | {readonly type: 'recap'; readonly hosts: Readonly<Record<string, HostCounts>>; readonly duration_ms: number; readonly check: boolean; readonly interrupted?: boolean};
 

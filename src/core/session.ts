@@ -83,6 +83,8 @@ export class HostSession {
   failed = false;
   facts: Facts | undefined;
   readonly results: Record<string, TaskResult> = {};
+  /** Variables set by tasks (`setFact`): above the play's vars, below extra vars. */
+  #taskVars: Vars = {};
   readonly probes = new ProbeCache();
   readonly notified = new Set<string>();
   /** Check mode: an earlier task on this host would have changed something. */
@@ -104,6 +106,15 @@ export class HostSession {
   /** The lock this run's steps hold while they run, when the host has a run lock. */
   get stepLock(): Extract<Control, {ok: true}>['stepLock'] {
     return this.#control?.stepLock;
+  }
+
+  get taskVars(): Vars {
+    return this.#taskVars;
+  }
+
+  /** `setFact`: variables later tasks on this host see. */
+  setFacts(vars: Vars): void {
+    this.#taskVars = {...this.#taskVars, ...vars};
   }
 
   /** A result of this host, counted. */

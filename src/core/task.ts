@@ -32,6 +32,17 @@ export const taskOptionsSchema = z.strictObject({
   failedWhen: z.optional(fn<(result: TaskResult) => boolean>()),
   noLog: z.optional(z.boolean()),
   diff: z.optional(z.boolean()),
+  loop: z.optional(fn<(ctx: TaskContext) => readonly unknown[]>()),
+  retries: z.optional(z.int().check(z.nonnegative())),
+  delay: z.optional(z.number().check(z.nonnegative())),
+  until: z.optional(fn<(result: TaskResult, ctx: TaskContext) => boolean>()),
+  timeout: z.optional(z.number().check(z.positive())),
+  runOnce: z.optional(z.boolean()),
+  delegateTo: z.optional(z.union([z.string(), fn<(ctx: TaskContext) => string>()])),
+  throttle: z.optional(z.int().check(z.positive())),
+  environment: z.optional(z.record(z.string(), z.string())),
+  checkMode: z.optional(z.boolean()),
+  listen: z.optional(z.union([z.string(), z.array(z.string())])),
 });
 const optionsInSync: Exact<z.infer<typeof taskOptionsSchema>, TaskOptions> = true;
 void optionsInSync;

@@ -54,6 +54,8 @@ export interface Plan {
   readonly reason?: string;
   /** Set when the task must fail without doing anything (e.g. a missing source file on the host). */
   readonly fail?: string;
+  /** Variables the task sets for this host (`setFact`): later tasks see them in `ctx.vars`. */
+  readonly facts?: Vars;
 }
 
 /** A module: a probe of the current state and a pure planner. */
@@ -91,6 +93,8 @@ export interface TaskResult {
   readonly rc: number | null;
   /** Check mode: this result was planned on state an earlier "would change" would have altered. */
   readonly dependsOnPendingChange: boolean;
+  /** A `loop`: each item's result, in order, with its item (Ansible's `results`). */
+  readonly items?: readonly (TaskResult & {readonly item: unknown})[];
 }
 
 /** What `args` functions, `when` conditions and templates can see for one host. */
@@ -122,6 +126,9 @@ export interface TaskContext {
    * even where it is used revealed (a hash computed from it, a template variable).
    */
   secret(value: string): Secret;
+  /** In a `loop`: the current item and its position (undefined outside a loop). */
+  readonly item?: unknown;
+  readonly index?: number;
   /** Read a file of the current role (`roles/<role>/files/<name>`; for a play's own tasks, `files/<name>` beside the playbook). */
   readFile(name: string): Buffer;
 }
@@ -151,6 +158,34 @@ export interface TaskOptions {
   readonly noLog?: boolean;
   /** Set false to hide this task's diff even under --diff. */
   readonly diff?: boolean;
+  /**
+   * Run the task once per item (Ansible's `loop`): `ctx.item` and `ctx.index` are the item and its
+   * position. One result per item; the task changed if any item did, failed if any failed.
+   */
+  readonly loop?: (ctx: TaskContext) => readonly unknown[];
+  /** Try again while `until` is false (or, without `until`, while the task fails), up to this many more times. */
+  readonly retries?: number;
+  /** Seconds between tries (default 5, as Ansible). */
+  readonly delay?: number;
+  /** The task is done when this is true of its result (retried until then, `retries` times; default 3). */
+  readonly until?: (result: TaskResult, ctx: TaskContext) => boolean;
+  /** Seconds the task may take on a host: its remote command is killed and the task fails, saying so. */
+  readonly timeout?: number;
+  /** Run on the first host of the batch only; every host of the batch gets its result (and `register`). */
+  readonly runOnce?: boolean;
+  /**
+   * Run the task on another host (an inventory name, or `'localhost'`: the controller itself, no SSH)
+   * with this host's variables; the result is this host's.
+   */
+  readonly delegateTo?: string | ((ctx: TaskContext) => string);
+  /** At most this many hosts run the task at once (below `forks`). */
+  readonly throttle?: number;
+  /** Environment variables of the task's commands (and probes), over the play's and role's. */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** `false`: run the task for real under --check (a read-only command whose output later tasks plan on). */
+  readonly checkMode?: boolean;
+  /** Handlers: the topics this handler answers besides its name (`notify: 'restart web'`). */
+  readonly listen?: string | readonly string[];
 }
 
 /** A task bound to one host: its probe and its planner, with module types erased. */
@@ -193,6 +228,8 @@ export interface Role<D extends Vars = Vars> {
   readonly dir?: string;
   readonly tasks: readonly Task[];
   readonly handlers?: readonly Task[];
+  /** Environment variables of the role's tasks (over the play's). */
+  readonly environment?: Readonly<Record<string, string>>;
 }
 
 /** A play: a host pattern, vars, roles, tasks and handlers. */
@@ -205,13 +242,20 @@ export interface Play {
   readonly roles?: readonly (string | Role)[];
   readonly tasks?: readonly Task[];
   readonly handlers?: readonly Task[];
-  /** Hosts per batch: a number or a percentage like '30%'. Default: all at once. */
-  readonly serial?: number | `${number}%`;
+  /**
+   * Hosts per batch: a number or a percentage like '30%', or a list of them for growing batches
+   * (`[1, '30%', '100%']`: a canary, then 30%, then the rest; the last size repeats). Default: all at once.
+   */
+  readonly serial?: number | `${number}%` | readonly (number | `${number}%`)[];
   /** Abort the play when more than this percentage of a batch's hosts failed. */
   readonly maxFailPercentage?: number;
   /** Gather facts before the play (default true). */
   readonly gatherFacts?: boolean;
   readonly tags?: readonly string[];
+  /** Environment variables of every task of the play (a role's or task's `environment` wins). */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** A failure on any host stops the play on every host of the batch (Ansible's `any_errors_fatal`). */
+  readonly anyErrorsFatal?: boolean;
 }
 
 export interface Playbook {

@@ -23,6 +23,8 @@ export interface InventoryView {
 export interface HostKnowledge {
   readonly facts: Facts | undefined;
   readonly results: Readonly<Record<string, TaskResult>>;
+  /** Set by tasks (`setFact`). */
+  readonly taskVars: Vars;
 }
 
 /** Where templates and files are looked up, and how. */
@@ -79,7 +81,12 @@ export class Variables {
 
   /** The context a task runs in on `host`; `dirs`: where its templates and files are. */
   context(host: string, known: HostKnowledge, play: Play, defaults: Vars, dirs: readonly string[]): TaskContext {
-    const {vars, groupNames} = this.vars(host, play, defaults);
+    const shared = this.vars(host, play, defaults);
+    const {groupNames} = shared;
+    // Set by tasks: over the play's vars, under extra vars (the magic ones stay).
+    const vars: Vars = Object.keys(known.taskVars).length === 0
+      ? shared.vars
+      : {...shared.vars, ...known.taskVars, ...this.extraVars, inventory_hostname: host, group_names: groupNames};
     const groups = this.groups;
     const facts = known.facts ?? noFacts;
     const {inventory, files, knowledgeOf, secrets} = this;
@@ -91,7 +98,7 @@ export class Variables {
       groupNames,
       hostvars(other: string) {
         const o = knowledgeOf(other);
-        return {...inventory.hostVars(other), inventory_hostname: other, ...(o?.facts ? {facts: o.facts} : {}), results: o?.results ?? {}};
+        return {...inventory.hostVars(other), ...(o?.taskVars ?? {}), inventory_hostname: other, ...(o?.facts ? {facts: o.facts} : {}), results: o?.results ?? {}};
       },
       results: known.results,
       check: this.check,

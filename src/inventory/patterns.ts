@@ -7,6 +7,7 @@
 import {readFileSync, statSync} from 'node:fs';
 import {resolve} from 'node:path';
 import {UserError} from '../core/errors.ts';
+import {globToRegExp} from '../shared/glob.ts';
 import {group} from '../shared/match.ts';
 import {parseAddress} from './ranges.ts';
 
@@ -30,51 +31,6 @@ export function splitHostPattern(pattern: string): string[] {
     parts = parseAddress(pattern) ? [pattern] : (pattern.match(patternWordRe) ?? []);
   }
   return parts.map((p) => p.trim()).filter((p) => p !== '');
-}
-
-/** Python's `fnmatch.translate`, anchored both ends. */
-/**
- * A `[...]` set as Python's fnmatch reads it (Ansible's patterns): `!` negates, `x-y` is a range, and
- * a range whose ends are out of order (`[a-:]`) is dropped, as fnmatch drops it; a set left empty
- * matches nothing (negated: any character).
- */
-function charClass(raw: string): string {
-  const negate = raw.startsWith('!');
-  const chars = negate ? raw.slice(1) : raw;
-  const esc = (c: string): string => (/[\\\]^[-]/.test(c) ? `\\${c}` : c);
-  let body = '';
-  for (let k = 0; k < chars.length; k++) {
-    const c = chars.charAt(k);
-    if (k + 2 < chars.length && chars[k + 1] === '-') {
-      const last = chars.charAt(k + 2);
-      if (c <= last) body += `${esc(c)}-${esc(last)}`;
-      k += 2;
-    } else body += esc(c);
-  }
-  if (body === '') return negate ? '.' : '(?!)';
-  return negate ? `[^${body}]` : `[${body}]`;
-}
-
-export function globToRegExp(glob: string): RegExp {
-  let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob.charAt(i);
-    if (c === '*') out += '.*';
-    else if (c === '?') out += '.';
-    else if (c === '[') {
-      let j = i + 1;
-      if (glob[j] === '!') j++;
-      if (glob[j] === ']') j++;
-      while (j < glob.length && glob[j] !== ']') j++;
-      if (j >= glob.length) {
-        out += '\\[';
-      } else {
-        out += charClass(glob.slice(i + 1, j));
-        i = j;
-      }
-    } else out += c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-  }
-  return new RegExp(`^(?:${out})$`, 's');
 }
 
 function matcher(pattern: string): RegExp {

@@ -80,6 +80,8 @@ export interface RunInfo {
   readonly inventory: string;
   readonly check: boolean;
   readonly diff: boolean;
+  /** How many -v: from 1, a change shows its command's output (when the result carries it). */
+  readonly verbose?: number;
 }
 
 /** An immutable view of the store for one render. */
@@ -179,7 +181,7 @@ export class LiveStore {
     const now = this.clock();
     switch (e.type) {
       case 'start':
-        this.info = {playbook: e.playbook, inventory: e.inventory, check: e.check, diff: e.diff};
+        this.info = {...this.info, playbook: e.playbook, inventory: e.inventory, check: e.check, diff: e.diff};
         this.startedAt = now;
         for (const h of e.hosts) this.host(h);
         break;
@@ -257,7 +259,9 @@ export class LiveStore {
             diff: this.info.diff && e.diff ? unifiedDiff(e.diff) : null,
             ...(e.status === 'failed'
               ? {cmd: e.cmd, stdout: e.stdout ?? '', stderr: e.stderr ?? '', rc: e.rc ?? null}
-              : {}),
+              : e.status === 'changed' && (this.info.verbose ?? 0) > 0
+                ? {stdout: e.stdout ?? '', stderr: e.stderr ?? ''}
+                : {}),
           });
         }
         break;

@@ -20,6 +20,8 @@ export interface LiveUiInfo {
   readonly inventory: string;
   readonly check: boolean;
   readonly diff: boolean;
+  /** How many -v: from 1, changes show their command's output. */
+  readonly verbose?: number;
   /** Called on `q` (once) and on each Ctrl-C: the CLI aborts gracefully the first time. */
   readonly onInterrupt: () => void;
   readonly stdout?: NodeJS.WriteStream;
@@ -101,7 +103,7 @@ export function LiveApp({snapshot, onStop, size}: LiveAppProps): React.JSX.Eleme
 /** Start the live UI on a terminal. */
 export function startLiveUi(info: LiveUiInfo): LiveUi {
   const clock = info.clock ?? Date.now;
-  const store = new LiveStore({playbook: info.playbook, inventory: info.inventory, check: info.check, diff: info.diff}, info.secrets, clock);
+  const store = new LiveStore({playbook: info.playbook, inventory: info.inventory, check: info.check, diff: info.diff, verbose: info.verbose ?? 0}, info.secrets, clock);
   // `q` asks once and never forces; each Ctrl-C goes to the CLI (the second one stops at once).
   let asked = false;
   const onStop = (key: 'q' | 'ctrl-c'): void => {

@@ -27,6 +27,14 @@ export function unifiedDiff(diff: {before: string; after: string; path?: string}
     .join('\n');
 }
 
+/** A result's command output, indented under its line: `  stdout: …` and `  stderr: …` (none when empty). */
+function output(event: {readonly stdout?: string; readonly stderr?: string}): string {
+  let out = '';
+  if (event.stdout) out += `\n  stdout: ${event.stdout.trimEnd().split('\n').join('\n          ')}`;
+  if (event.stderr) out += `\n  stderr: ${event.stderr.trimEnd().split('\n').join('\n          ')}`;
+  return out;
+}
+
 export function plainWriter(write: (text: string) => void, opts: PlainOptions): (event: RunEvent) => void {
   const c = (code: string, s: string): string => (opts.color ? `\x1b[${code}m${s}\x1b[0m` : s);
   const colour = {ok: '32', changed: '33', failed: '31', unreachable: '31', skipped: '36'} as const;
@@ -50,19 +58,26 @@ export function plainWriter(write: (text: string) => void, opts: PlainOptions): 
       case 'result': {
         const s = event.status;
         const pending = event.pending ? ' (rests on an earlier would-change)' : '';
+        // A loop: a line per item, as Ansible prints them, before the task's own line.
+        for (const it of event.items ?? []) {
+          const st = it.status === 'skipped' ? 'skipping' : it.status === 'failed' ? 'failed' : check && it.status === 'changed' ? 'would change' : it.status;
+          const itemColour = it.status in colour ? colour[it.status as keyof typeof colour] : '0';
+          write(c(itemColour, `${st}: [${event.host}] => (item=${it.item})${opts.verbose > 0 || it.status === 'failed' ? ` ${it.msg}` : ''}`) + '\n');
+        }
         let line: string;
         if (s === 'failed') {
           line = `fatal: [${event.host}]: FAILED! => ${event.msg}`;
           if (event.cmd) line += `\n  cmd: ${event.cmd}`;
           if (event.rc !== undefined && event.rc !== null) line += `\n  rc: ${event.rc}`;
-          if (event.stdout) line += `\n  stdout: ${event.stdout.trimEnd().split('\n').join('\n          ')}`;
-          if (event.stderr) line += `\n  stderr: ${event.stderr.trimEnd().split('\n').join('\n          ')}`;
+          line += output(event);
         } else if (s === 'unreachable') {
           line = `fatal: [${event.host}]: UNREACHABLE! => ${event.msg}`;
         } else {
           const word = s === 'skipped' ? 'skipping' : check && s === 'changed' ? 'would change' : s;
           const why = opts.verbose > 0 && event.msg ? ` (${event.msg})` : '';
           line = `${word}: [${event.host}]${why}${pending}`;
+          // -v: what a change's command printed, when the event carries it.
+          if (opts.verbose > 0) line += output(event);
         }
         write(c(colour[s], line) + '\n');
         if (event.diff) write(unifiedDiff(event.diff) + '\n');

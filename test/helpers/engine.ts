@@ -4,6 +4,7 @@ import {runPlaybook, type InventoryView, type RunOptions, type RunSummary} from 
 import type {Playbook, Role, Vars} from '../../src/core/types.ts';
 import {FakeTransport, type Handler} from '../../src/transport/fake.ts';
 import {Secrets} from '../../src/core/secret.ts';
+import {LocalTransport} from '../../src/transport/local.ts';
 import {renderTemplate, readRoleFileContent} from '../../src/templates/render.ts';
 
 export function fakeInventory(groups: Record<string, string[]>, hostVars: Record<string, Vars> = {}): InventoryView & {select(p: string): string[]} {
@@ -66,6 +67,7 @@ export async function runFake(
     render: renderTemplate,
     readFile: readRoleFileContent,
     emit: (e) => events.push(e),
+    local: () => new LocalTransport(),
     secrets,
     signal: opts.signal,
     playDirs: opts.playDirs,

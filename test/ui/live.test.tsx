@@ -265,3 +265,20 @@ test('serial: only the batch that runs shows as running; later batches wait unti
   t.is(phase('web1'), 'finished');
   t.is(phase('web2'), 'running');
 });
+
+test('-v: a change shows its command output in the scrollback when the result carries it; without -v it does not', (t) => {
+  const events: RunEvent[] = [
+    {type: 'start', playbook: 'site', inventory: 'inv', check: false, diff: false, hosts: ['web1']},
+    {type: 'play', name: 'app', hosts: ['web1'], tasks: 1},
+    {type: 'task', play: 'app', name: 'migrate', role: 'app', hosts: ['web1']},
+    {type: 'result', host: 'web1', task: 'migrate', play: 'app', role: 'app', status: 'changed', duration_ms: 5, diff: null, msg: 'ran', pending: false, stdout: 'applied 0001\napplied 0002\n', stderr: '', rc: 0},
+  ];
+  const shown = (verbose: number): string => {
+    const store = new LiveStore({...info, verbose}, new Secrets(), () => 1_000_000);
+    for (const e of events) store.apply(e);
+    return frame(store.snapshot());
+  };
+  t.regex(shown(1), /^~ web1 · app : migrate · changed · ran\n {4}stdout:\n {6}applied 0001\n {6}applied 0002$/m);
+  t.notRegex(shown(1), /stderr:/, 'an empty stream is not shown');
+  t.notRegex(shown(0), /stdout:|applied 0001/);
+});

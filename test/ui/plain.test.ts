@@ -68,3 +68,15 @@ test('secrets are masked and colours come on when asked', (t) => {
   t.regex(out, /cmd: login --password \*\*\*/);
   t.regex(out, /\x1b\[31m/);
 });
+
+test('-v: a change shows the output its command printed, when the result carries it; without -v, only the line', (t) => {
+  const events: RunEvent[] = [
+    {type: 'task', play: 'p', name: 'migrate', role: null},
+    {type: 'result', host: 'h1', task: 'migrate', play: 'p', role: null, status: 'changed', duration_ms: 1, diff: null, msg: 'ran', pending: false, stdout: 'applied 0001\napplied 0002\n', stderr: 'warning: slow\n', rc: 0},
+    {type: 'result', host: 'h2', task: 'migrate', play: 'p', role: null, status: 'changed', duration_ms: 1, diff: null, msg: 'ran', pending: false, stdout: '', stderr: ''},
+  ];
+  t.regex(plain(events, {verbose: 1}), /^changed: \[h1\] \(ran\)\n {2}stdout: applied 0001\n {10}applied 0002\n {2}stderr: warning: slow\nchanged: \[h2\] \(ran\)\n$/m);
+  const quiet = plain(events);
+  t.regex(quiet, /^changed: \[h1\]\nchanged: \[h2\]\n$/m);
+  t.notRegex(quiet, /stdout|stderr/);
+});

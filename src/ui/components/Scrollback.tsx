@@ -38,14 +38,14 @@ function DiffPreview({diff, width}: {readonly diff: string; readonly width: numb
   );
 }
 
-function Output({label, text}: {readonly label: string; readonly text: string}): React.JSX.Element | null {
+function Output({label, text, color = 'red'}: {readonly label: string; readonly text: string; readonly color?: string}): React.JSX.Element | null {
   const body = text.replace(/\s+$/, '');
   if (body === '') return null;
   const lines = body.split('\n');
   const shown = lines.length > OUTPUT_LINES ? lines.slice(-OUTPUT_LINES) : lines;
   return (
     <Box flexDirection="column">
-      <Text color="red" dimColor>
+      <Text color={color} dimColor>
         {label}:
       </Text>
       <Box flexDirection="column" paddingLeft={2}>
@@ -80,6 +80,12 @@ export function ScrollbackItem({item, width, check}: ScrollbackItemProps): React
               <Text dimColor>{why}</Text>
               {item.pending ? <Text color="cyan"> ≈ rests on an earlier would-change</Text> : null}
             </Text>
+            {item.stdout || item.stderr ? (
+              <Box flexDirection="column" paddingLeft={4}>
+                <Output label="stdout" text={item.stdout ?? ''} color="yellow" />
+                <Output label="stderr" text={item.stderr ?? ''} color="yellow" />
+              </Box>
+            ) : null}
             {item.diff ? <DiffPreview diff={item.diff} width={width} /> : null}
           </Box>
         );
