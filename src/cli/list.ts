@@ -99,7 +99,6 @@ export function listing(playbookShown: string, plays: readonly ListedPlay[], wha
       for (const t of tasks) out += `      ${shownName(t)}\tTAGS: [${sorted(t.tags).join(', ')}]\n`;
     }
     if (what.tags) out += `      TASK TAGS: [${sorted([...play.tags, ...tasks.flatMap((t) => t.tags)]).join(', ')}]\n`;
-    out += '\n';
   }
   return out;
 }

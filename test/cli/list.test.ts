@@ -79,7 +79,6 @@ test('the three listings together: Ansible\'s text, byte for byte', async (t) =>
     '      file /tmp/x (touch)\tTAGS: [webplay]',
     '      TASK TAGS: [always, pkg, webplay, x]',
     '',
-    '',
     '  play #2 (db:web): DB\tTAGS: []',
     "    pattern: ['db:web']",
     '    hosts (3):',
@@ -89,7 +88,6 @@ test('the three listings together: Ansible\'s text, byte for byte', async (t) =>
     '    tasks:',
     '      db task\tTAGS: [dbt]',
     '      TASK TAGS: [dbt]',
-    '',
     '',
   ].join('\n'));
 });
