@@ -13,7 +13,7 @@ import {applyStep, describeStep, runProbes, type Identity} from './remote.ts';
 import {q} from './cmd.ts';
 import type {ProbeScript} from '../shared/probe.ts';
 import type {Emit, HostCounts} from './events.ts';
-import type {BoundTask, Diff, Play, Playbook, ProbeOutput, Role, Step, Task, TaskContext, Vars} from './types.ts';
+import type {BoundTask, Diff, Play, Playbook, ProbeOutput, Role, Step, Task, TaskContext, TaskOptions, Vars} from './types.ts';
 import {UnreachableError, type Transport} from '../transport/types.ts';
 import {truthy} from '../shared/vars.ts';
 import {matchesTaskName} from '../shared/glob.ts';
@@ -91,6 +91,8 @@ export interface RunSummary {
 interface Entry {
   readonly task: Task;
   readonly play: Play;
+  /** A block: its entries (the block's options already passed down to them). */
+  readonly block?: {readonly tasks: readonly Entry[]; readonly rescue: readonly Entry[]; readonly always: readonly Entry[]};
   readonly role: LoadedRole | null;
   readonly tags: readonly string[];
 }
@@ -107,6 +109,8 @@ interface Ahead {
 interface PlayPlan {
   readonly play: Play;
   readonly entries: readonly Entry[];
+  /** Every task of `entries`, blocks opened (tasks, rescue, always), in order: what probes look ahead at. */
+  readonly flat: readonly Entry[];
   readonly handlers: readonly Entry[];
   readonly ctxOf: CtxOf;
   /** The hosts it targets (pattern and --limit), before failures drop any. */
@@ -134,6 +138,26 @@ export function taskSource(t: Task): string | undefined {
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** The tasks of `entries` with every block opened: its tasks, rescue and always, in order. */
+function leaves(entries: readonly Entry[]): Entry[] {
+  return entries.flatMap((e) => (e.block ? [...leaves(e.block.tasks), ...leaves(e.block.rescue), ...leaves(e.block.always)] : [e]));
+}
+
+/** Options of a block its tasks take, unless they set their own (`when` is both; `environment` merged). */
+const INHERITED = ['become', 'becomeUser', 'ignoreErrors', 'delegateTo', 'timeout', 'checkMode', 'noLog', 'diff'] as const;
+
+/** `task` inside a block with `parent`'s options: a task whose options say so (the rest of it shared). */
+function inherit(task: Task, parent: TaskOptions): Task {
+  const o = task.options;
+  const options: Record<string, unknown> = {...o};
+  for (const k of INHERITED) if (o[k] === undefined && parent[k] !== undefined) options[k] = parent[k];
+  const pw = parent.when;
+  const tw = o.when;
+  if (pw) options.when = tw ? (ctx: TaskContext): boolean => pw(ctx) && tw(ctx) : pw;
+  if (parent.environment) options.environment = {...parent.environment, ...(o.environment ?? {})};
+  return Object.assign(Object.create(task) as Task, {options: options as TaskOptions});
 }
 
 /** The hosts a run starts with: the first batch of its first play (pattern, --limit, serial). */
@@ -244,7 +268,7 @@ export class Engine {
   async preflight(playbook: Playbook): Promise<string[]> {
     const out = new Set<string>();
     for (const plan of await Promise.all(playbook.plays.map((p) => this.planPlay(p)))) {
-      for (const e of [...plan.entries, ...plan.handlers]) {
+      for (const e of [...plan.flat, ...plan.handlers]) {
         if (e.task.options.when || (e.task.label !== undefined && e.task.module !== 'template')) continue;
         for (const host of plan.hosts.slice(0, 1)) {
           let runtime = false;
@@ -285,10 +309,19 @@ export class Engine {
     const hosts = this.deps.select(play.hosts).filter((h) => !limit || limit.has(h));
     const roles: LoadedRole[] = await Promise.all((play.roles ?? []).map((r) => (typeof r === 'string' ? this.deps.loadRole(r) : {role: r, dir: r.dir ?? ''})));
     const playTags = play.tags ?? [];
+    // Blocks expanded (their options passed down to their tasks), tasks selected by tags.
+    const expand = (task: Task, role: LoadedRole | null, tags: readonly string[], parent?: TaskOptions): Entry[] => {
+      const t = parent ? inherit(task, parent) : task;
+      const own = [...tags, ...(task.options.tags ?? [])];
+      if (!task.block) return selectedByTags(own, this.opts) ? [{task: t, play, role, tags: own}] : [];
+      const kids = (list: readonly Task[] | undefined): Entry[] => (list ?? []).flatMap((k) => expand(k, role, own, t.options));
+      const block = {tasks: kids(task.block.tasks), rescue: kids(task.block.rescue), always: kids(task.block.always)};
+      return block.tasks.length + block.rescue.length + block.always.length === 0 ? [] : [{task: t, play, role, tags: own, block}];
+    };
     const selected: Entry[] = [
-      ...roles.flatMap((lr) => lr.role.tasks.map((task) => ({task, play, role: lr, tags: [...playTags, ...(task.options.tags ?? [])]}))),
-      ...(play.tasks ?? []).map((task) => ({task, play, role: null, tags: [...playTags, ...(task.options.tags ?? [])]})),
-    ].filter((e) => selectedByTags(e.tags, this.opts));
+      ...roles.flatMap((lr) => lr.role.tasks.flatMap((task) => expand(task, lr, playTags))),
+      ...(play.tasks ?? []).flatMap((task) => expand(task, null, playTags)),
+    ];
     // --start-at-task (Ansible's): no task before the first match across the playbook runs.
     const at = start === undefined || (await foundBefore) ? 0 : selected.findIndex((e) => matchesTaskName(start, taskName(e.task), e.role?.role.name ?? null));
     found(at >= 0);
@@ -299,54 +332,96 @@ export class Engine {
     ];
     const defaults = Object.assign({}, ...roles.map((lr) => lr.role.defaults ?? {})) as Vars;
     // Secrets written into the playbook (fixed arguments, defaults, play vars): masked from the run's start.
-    for (const e of [...entries, ...handlers]) this.deps.secrets.add(...e.task.secrets);
+    for (const e of [...leaves(entries), ...handlers]) this.deps.secrets.add(...e.task.secrets);
     this.deps.secrets.addFound([defaults, play.vars]);
     // A role's own folder; a play's tasks (and a role object without a folder): beside the playbook.
     const ctxOf = (h: HostSession, e: Entry): TaskContext => this.variables.context(h.name, h, play, defaults, e.role?.dir ? [e.role.dir] : (this.deps.playDirs ?? []));
-    return {play, entries, handlers, ctxOf, hosts};
+    return {play, entries, flat: leaves(entries), handlers, ctxOf, hosts};
   }
 
-  /** The tasks ahead of `h` from `entries[i]` on: the rest of this play, then the later plays that include it. */
-  private ahead(h: HostSession, plan: PlayPlan, i: number, later: readonly PlayPlan[]): Ahead[] {
-    const out: Ahead[] = plan.entries.slice(i).map((e) => ({e, ctxOf: plan.ctxOf}));
-    for (const p of later) if (p.hosts.includes(h.name)) for (const e of p.entries) out.push({e, ctxOf: p.ctxOf});
+  /** The tasks ahead of `h` from `from` on: the rest of this play, then the later plays that include it. */
+  private ahead(h: HostSession, plan: PlayPlan, from: Entry, later: readonly PlayPlan[]): Ahead[] {
+    const out: Ahead[] = plan.flat.slice(Math.max(0, plan.flat.indexOf(from))).map((e) => ({e, ctxOf: plan.ctxOf}));
+    for (const p of later) if (p.hosts.includes(h.name)) for (const e of p.flat) out.push({e, ctxOf: p.ctxOf});
     return out;
   }
 
   private async runPlay(plan: PlayPlan, later: readonly PlayPlan[]): Promise<void> {
-    const {play, entries, ctxOf} = plan;
+    const {play} = plan;
     const hosts = plan.hosts.filter((h) => !this.state(h).failed && !this.state(h).unreachable);
 
-    this.deps.emit({type: 'play', name: play.name, hosts, tasks: entries.length});
+    this.deps.emit({type: 'play', name: play.name, hosts, tasks: plan.flat.length});
     if (hosts.length === 0) return;
 
     for (const batch of batches(hosts, play.serial)) {
       if (this.interrupted || this.fatal) return;
       for (const n of batch) this.state(n).probes.dropOlderThan(this.generation);
       await this.each(batch, (h) => this.prepare(h, play.gatherFacts !== false, play));
-      for (const [i, e] of entries.entries()) {
-        if (this.interrupted) return;
-        const live = batch.map((n) => this.state(n)).filter((h) => !h.failed && !h.unreachable);
-        const [first] = live;
-        if (!first) break;
-        if (e.task.module === FLUSH_HANDLERS) {
-          await this.runHandlers(plan, batch);
-          continue;
-        }
-        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task, () => ctxOf(first, e)), role: e.role?.role.name ?? null, hosts: (e.task.options.runOnce ? [first] : live).map((h) => h.name)});
-        await this.runEverywhere(e.task.options.runOnce ? [first] : live, (h) => this.runTask(h, play, e, () => this.ahead(h, plan, i, later), ctxOf), e.task.options.throttle);
-        if (e.task.options.runOnce) this.shareRunOnce(first, live, e);
-        if (play.anyErrorsFatal && live.some((h) => h.failed || h.unreachable)) {
-          // Ansible's any_errors_fatal: the play (and the run) stops on every host; handlers do not run.
-          this.fatal = true;
-          return;
-        }
-      }
+      const sessions = batch.map((n) => this.state(n));
+      if (!(await this.runEntries(plan, plan.entries, sessions, later, false))) return;
       await this.runHandlers(plan, batch);
-      const failed = batch.filter((n) => this.state(n).failed || this.state(n).unreachable).length;
+      const failed = sessions.filter((h) => h.failed || h.unreachable).length;
       const pct = (failed / batch.length) * 100;
       if (failed === batch.length || (play.maxFailPercentage !== undefined && pct > play.maxFailPercentage)) return;
     }
+  }
+
+  /**
+   * Run `entries` in lockstep on the `hosts` still live (each task on all of them before the next).
+   * False: stop the play (interrupted, or `anyErrorsFatal` saw a failure). `rescuable`: inside a block
+   * with a rescue, whose end decides whether a failure is fatal.
+   */
+  private async runEntries(plan: PlayPlan, entries: readonly Entry[], hosts: readonly HostSession[], later: readonly PlayPlan[], rescuable: boolean): Promise<boolean> {
+    const {play, ctxOf} = plan;
+    for (const e of entries) {
+      if (this.interrupted) return false;
+      const live = hosts.filter((h) => !h.failed && !h.unreachable);
+      const [first] = live;
+      if (!first) return true;
+      if (e.block) {
+        if (!(await this.runBlock(plan, e.block, live, later, rescuable))) return false;
+      } else if (e.task.module === FLUSH_HANDLERS) {
+        await this.runHandlers(plan, live.map((h) => h.name));
+        continue;
+      } else {
+        const o = e.task.options;
+        const runs = o.runOnce ? [first] : live;
+        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task, () => ctxOf(first, e)), role: e.role?.role.name ?? null, hosts: runs.map((h) => h.name)});
+        await this.runEverywhere(runs, (h) => this.runTask(h, play, e, () => this.ahead(h, plan, e, later), ctxOf), o.throttle);
+        if (o.runOnce) this.shareRunOnce(first, live, e);
+      }
+      if (play.anyErrorsFatal && !rescuable && live.some((h) => h.failed || h.unreachable)) {
+        // Ansible's any_errors_fatal: the play (and the run) stops on every host; handlers do not run.
+        this.fatal = true;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * A block on `hosts`: its tasks; then, on the hosts where one failed, the rescue (the failure is
+   * cleared and no longer counted, as Ansible's recap does; `ctx.failed` tells what failed); then
+   * always, on every host that started the block (a failure stays a failure after it).
+   */
+  private async runBlock(plan: PlayPlan, block: NonNullable<Entry['block']>, hosts: readonly HostSession[], later: readonly PlayPlan[], rescuable: boolean): Promise<boolean> {
+    const inner = rescuable || block.rescue.length > 0;
+    let go = await this.runEntries(plan, block.tasks, hosts, later, inner);
+    const failed = hosts.filter((h) => h.failed && !h.unreachable);
+    if (go && block.rescue.length > 0 && failed.length > 0) {
+      for (const h of failed) h.rescue();
+      go = await this.runEntries(plan, block.rescue, failed, later, rescuable);
+    }
+    if (block.always.length > 0 && !this.interrupted && !this.fatal) {
+      const still = hosts.filter((h) => !h.unreachable);
+      const wasFailed = still.filter((h) => h.failed);
+      for (const h of wasFailed) h.failed = false;
+      const ok = await this.runEntries(plan, block.always, still, later, rescuable);
+      for (const h of wasFailed) h.failed = true;
+      go = go && ok;
+    }
+    for (const h of hosts) h.failure = undefined;
+    return go;
   }
 
   /** Run `fn` on each host, bounded by forks and by the task's `throttle`. */
@@ -539,7 +614,10 @@ export class Engine {
     const {shaped} = run;
     const {result} = shaped;
     h.count(shaped.counted);
-    if (result.failed && !shaped.ignored) h.failed = true;
+    if (result.failed && !shaped.ignored) {
+      h.failed = true;
+      h.failure = {task: run.name, msg: result.msg};
+    }
     const {items: _registered, ...shown} = result;
     this.report(h, play, e, run.name, t0, {...run.raw, ...shown, msg: shaped.msg, ...(run.items ? {items: run.items} : {})});
     if (result.changed) {

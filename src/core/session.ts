@@ -108,6 +108,15 @@ export class HostSession {
     return this.#control?.stepLock;
   }
 
+  /** The task that failed on this host and why, for a block's rescue and always (`ctx.failed`). */
+  failure: {readonly task: string; readonly msg: string} | undefined;
+
+  /** A block's rescue takes over the host's failure: it goes on, and the failure is not counted. */
+  rescue(): void {
+    this.failed = false;
+    this.counts.failed = Math.max(0, this.counts.failed - 1);
+  }
+
   get taskVars(): Vars {
     return this.#taskVars;
   }

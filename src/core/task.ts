@@ -10,7 +10,7 @@ import {readFileSync} from 'node:fs';
 import {SourceMap} from 'node:module';
 import {dirname, resolve, sep} from 'node:path';
 import {fileURLToPath} from 'node:url';
-import type {ModuleDef, Task, TaskContext, TaskOptions, Role, Play, Playbook, BoundTask, Vars, TaskResult} from './types.ts';
+import type {BlockBody, ModuleDef, Task, TaskContext, TaskOptions, Role, Play, Playbook, BoundTask, Vars, TaskResult} from './types.ts';
 import {fn, problems, z, type Exact} from './validate.ts';
 import {secretsIn} from './secret.ts';
 import {group} from '../shared/match.ts';
@@ -197,6 +197,23 @@ export function defineTask<A, C>(module: ModuleDef<A, C>): (args: ArgsOf<A>, opt
 }
 
 /** Identity helpers that give playbooks and roles their types. */
+const blockModule: ModuleDef<Record<string, never>, undefined> = {
+  name: 'block',
+  describe: () => '',
+  plan: () => ({steps: [], fail: 'a block is run by the engine, task by task'}),
+};
+
+/**
+ * Tasks run as one (Ansible's block): `tasks`, then `rescue` on the hosts where one of them failed (the
+ * failure is cleared, `ctx.failed` says what failed), then `always` on every host that started the
+ * block. The block's options apply to each of its tasks: `when` (with the task's own), `tags` (added),
+ * `become`, `becomeUser`, `environment`, `ignoreErrors`, `delegateTo`, `timeout`, `checkMode`.
+ */
+export function block(body: BlockBody, options: TaskOptions = {}): Task {
+  const task = makeTask(blockModule, {}, options);
+  return Object.assign(Object.create(task) as Task, {block: body});
+}
+
 export function defineRole<D extends Vars = Vars>(role: Role<D>): Role<D> {
   return role;
 }

@@ -126,6 +126,8 @@ export interface TaskContext {
    * even where it is used revealed (a hash computed from it, a template variable).
    */
   secret(value: string): Secret;
+  /** In a block's `rescue` (and `always` after a failure): the task that failed and why. */
+  readonly failed?: {readonly task: string; readonly msg: string};
   /** In a `loop`: the current item and its position (undefined outside a loop). */
   readonly item?: unknown;
   readonly index?: number;
@@ -208,6 +210,8 @@ export interface Task {
   readonly source?: {readonly file: string; readonly line: number; readonly column: number};
   /** The clear values of the `Secret`s in its fixed arguments: a run masks them from its start. */
   readonly secrets: readonly string[];
+  /** A `block()`: its tasks, then `rescue` on the hosts that failed in them, then `always` everywhere. */
+  readonly block?: BlockBody;
   /** What is wrong with the options and the fixed arguments as written, one line each (empty: nothing). */
   problems(): readonly string[];
   /** What is wrong with the arguments computed for this host (empty: nothing, or fixed arguments). Throws what the arguments function throws. */
@@ -218,6 +222,15 @@ export interface Task {
   argsFor(ctx: TaskContext): unknown;
   /** Compute this host's arguments, check them and bind the module to them. */
   bind(ctx: TaskContext): BoundTask;
+}
+
+/** The parts of a `block()`. */
+export interface BlockBody {
+  readonly tasks: readonly Task[];
+  /** Run on the hosts where a task of `tasks` failed: the failure is cleared (Ansible's rescue). */
+  readonly rescue?: readonly Task[];
+  /** Run on every host that started the block, failed or not (a failure stays a failure). */
+  readonly always?: readonly Task[];
 }
 
 /** A role: defaults, tasks and handlers; templates and files live in `roles/<name>/`. */

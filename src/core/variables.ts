@@ -25,6 +25,8 @@ export interface HostKnowledge {
   readonly results: Readonly<Record<string, TaskResult>>;
   /** Set by tasks (`setFact`). */
   readonly taskVars: Vars;
+  /** In a block's rescue or always: what failed. */
+  readonly failure?: {readonly task: string; readonly msg: string} | undefined;
 }
 
 /** Where templates and files are looked up, and how. */
@@ -102,6 +104,7 @@ export class Variables {
       },
       results: known.results,
       check: this.check,
+      ...(known.failure ? {failed: known.failure} : {}),
       render(name, extra, options) {
         return files.render(dirs, name, {...vars, facts, groups, ...(extra ?? {})}, options);
       },

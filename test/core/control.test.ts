@@ -7,7 +7,7 @@ import test from 'ava';
 import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {definePlaybook} from '../../src/core/task.ts';
+import {block, definePlaybook} from '../../src/core/task.ts';
 import {batches} from '../../src/core/engine.ts';
 import {command, shell} from '../../src/modules/command.ts';
 import {file} from '../../src/modules/files.ts';
@@ -226,4 +226,70 @@ test('setFact, debug, assert and fail', async (t) => {
   const over = await runFake(one([setFact({port: 1}), shell((ctx) => ({script: `echo ${String(ctx.vars.port)} > ${dir}/over`}))]), {extraVars: {port: 9}});
   t.is(over.results('h1')[0]?.status, 'ok');
   t.is(readFileSync(join(dir, 'over'), 'utf8'), '9\n');
+});
+
+/** A play with one block on h1..h2 and a task after it; each task appends `<host>:<name>` to the log. */
+function blockRun(dir: string, body: {fail?: Record<string, string>; rescueFails?: boolean; noRescue?: boolean}, opts: Parameters<typeof runFake>[1] = {}) {
+  const log = join(dir, 'log');
+  const step = (name: string) => shell((ctx) => ({script: `echo ${ctx.host}:${name} >> ${log}${body.fail?.[ctx.host] === name ? '; exit 1' : ''}`}), {name});
+  const pb = definePlaybook({name: 't', plays: [{
+    name: 'p', hosts: 'all_hosts', gatherFacts: false,
+    tasks: [
+      block({
+        tasks: [step('b1'), step('b2')],
+        ...(body.noRescue ? {} : {rescue: [
+          shell((ctx) => ({script: `echo ${ctx.host}:rescue:${ctx.failed?.task ?? '-'} >> ${log}${body.rescueFails ? '; exit 1' : ''}`}), {name: 'rescue', notify: 'h'}),
+        ]}),
+        always: [step('always')],
+      }, {name: 'the block'}),
+      step('after'),
+    ],
+    handlers: [shell((ctx) => ({script: `echo ${ctx.host}:handler >> ${log}`}), {name: 'h'})],
+  }]});
+  // Per host, in order (the hosts of a task run in parallel).
+  return runFake(pb, {groups: {all_hosts: ['h1', 'h2']}, ...opts}).then((r) => ({r, log: ['h1', 'h2'].flatMap((h) => lines(log).filter((l) => l.startsWith(`${h}:`)))}));
+}
+
+const blockTable: readonly {title: string; body: Parameters<typeof blockRun>[1]; log: string[]; failed: Record<string, number>}[] = [
+  {title: 'no failure: tasks and always, no rescue', body: {}, log: ['h1:b1', 'h1:b2', 'h1:always', 'h1:after', 'h2:b1', 'h2:b2', 'h2:always', 'h2:after'], failed: {h1: 0, h2: 0}},
+  {
+    title: 'a failure is rescued: the rest of the block is skipped there, rescue sees what failed, always runs, the host goes on, not counted failed; handlers notified from rescue run',
+    body: {fail: {h1: 'b1'}},
+    log: ['h1:b1', 'h1:rescue:b1', 'h1:always', 'h1:after', 'h1:handler', 'h2:b1', 'h2:b2', 'h2:always', 'h2:after'],
+    failed: {h1: 0, h2: 0},
+  },
+  {title: 'the rescue fails: always still runs, then the host stops', body: {fail: {h2: 'b2'}, rescueFails: true}, log: ['h1:b1', 'h1:b2', 'h1:always', 'h1:after', 'h2:b1', 'h2:b2', 'h2:rescue:b2', 'h2:always'], failed: {h1: 0, h2: 1}},
+  {title: 'no rescue: always runs on the failed host, which then stops', body: {fail: {h1: 'b2'}, noRescue: true}, log: ['h1:b1', 'h1:b2', 'h1:always', 'h2:b1', 'h2:b2', 'h2:always', 'h2:after'], failed: {h1: 1, h2: 0}},
+];
+
+for (const row of blockTable) {
+  test(`block: ${row.title}`, async (t) => {
+    const {r, log} = await blockRun(tmp('block'), row.body);
+    t.deepEqual(log, row.log);
+    t.deepEqual(Object.fromEntries(Object.entries(r.summary.hosts).map(([h, c]) => [h, c.failed])), row.failed);
+  });
+}
+
+test('block: its when and tags reach its tasks; --check runs nothing inside it', async (t) => {
+  const dir = tmp('blockopts');
+  const log = join(dir, 'log');
+  const pb = one([
+    block({tasks: [shell((ctx) => ({script: `echo ${ctx.host}:in >> ${log}`}), {name: 'in', when: (ctx) => ctx.host !== 'h3'})]}, {when: (ctx) => ctx.host !== 'h2', tags: ['web']}),
+    shell((ctx) => ({script: `echo ${ctx.host}:untagged >> ${log}`}), {name: 'untagged'}),
+  ]);
+  const groups = {all_hosts: ['h1', 'h2', 'h3']};
+  await runFake(pb, {groups, tags: ['web']});
+  t.deepEqual(lines(log), ['h1:in'], 'h2 by the block\'s when, h3 by the task\'s, the untagged task by --tags');
+  const check = await runFake(pb, {groups, check: true});
+  t.true(check.transports.get('h1')!.execs.every((e) => e.command === 'sh -s'));
+  t.deepEqual(lines(log), ['h1:in']);
+});
+
+test('block: become passes to its tasks', async (t) => {
+  const r = await runFake(one([block({tasks: [command({argv: ['true']}, {name: 'as root'}), command({argv: ['true']}, {name: 'as me', become: false})]}, {become: true})]), {
+    handler: () => ({code: 0, stdout: '', stderr: ''}),
+  });
+  // One probe batch per identity: the block's task's through sudo, the one that says become: false without.
+  const cmds = r.transports.get('h1')!.execs.map((e) => e.command);
+  t.deepEqual(cmds.slice(0, 2).sort(), ['sh -s', 'sudo -n -H -u root -- sh -s']);
 });
