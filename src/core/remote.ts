@@ -5,24 +5,60 @@
 import {randomBytes} from 'node:crypto';
 import {becomeWrap, display, q, render} from './cmd.ts';
 import {Secret} from './secret.ts';
+import {BecomeError, becomeVars, frame, needsFraming, type BecomeAs, type BecomeMethod, type Framed} from './become.ts';
 import type {ProbeOutput, Step} from './types.ts';
 import type {ProbeScript} from '../shared/probe.ts';
 import {uploadScript} from '../shared/upload.ts';
 import {mergedPathProbe, splitMergedPathProbe} from '../facts/file.ts';
 import type {ExecResult, RunningCommand, Transport} from '../transport/types.ts';
 
-/** Who runs a command: the login user, or `sudo -n -u user`. */
-export type Identity = {readonly become: false} | {readonly become: true; readonly user: string};
+/**
+ * Who runs a command: the login user, or another user through sudo (`sudo -n` without a password) or
+ * su, with the host's become password when it has one (see become.ts).
+ */
+export type Identity = {readonly become: false} | ({readonly become: true} & BecomeAs);
+
+/**
+ * `user` as a host's variables say to become them: `ansible_become_method` and the password. A bad
+ * setting gives plain `sudo -n`: the host's session refuses it at the start (HostSession), before any task.
+ */
+export function becomeIdentity(vars: Readonly<Record<string, unknown>>, user: string): Identity {
+  const how = becomeVars(vars);
+  return 'error' in how ? {become: true, user} : {become: true, user, ...how};
+}
+
+/**
+ * Run `command` (a command line for the login user's shell) as `who`, `stdin` after the password
+ * framing when there is one; `around` wraps the final command line (the step lock). With `check`, a
+ * wrong sudo password fails after one attempt (see become.ts). Throws `BecomeError` when the
+ * escalation failed (the command did not run).
+ */
+async function execAs(
+  t: Transport, who: Identity, command: string, stdin?: Buffer | string,
+  options: {readonly check?: boolean; readonly around?: (command: string) => string} = {},
+): Promise<ExecResult> {
+  const around = options.around ?? ((c: string) => c);
+  if (!who.become || !needsFraming(who)) {
+    return t.exec(around(who.become ? becomeWrap(command, who.user) : command), stdin === undefined ? {} : {stdin});
+  }
+  const f = frame(command, who, {check: options.check === true});
+  const head = f.stdin.reveal();
+  const data = stdin === undefined ? head : typeof stdin === 'string' ? head + stdin : Buffer.concat([Buffer.from(head, 'utf8'), stdin]);
+  return f.outcome(await t.exec(around(f.command), {stdin: data}));
+}
 
 /** Run a shell script on the host as `who`, passing the script on stdin (no argv limits, no quoting). */
 export async function runScript(t: Transport, who: Identity, script: string): Promise<ExecResult> {
-  const sh = who.become ? `sudo -n -H -u ${q(who.user)} -- sh -s` : 'sh -s';
-  return t.exec(sh, {stdin: script});
+  if (who.become && !needsFraming(who)) return t.exec(`sudo -n -H -u ${q(who.user)} -- sh -s`, {stdin: script});
+  return execAs(t, who, who.become ? 'exec sh -s' : 'sh -s', script);
 }
 
-/** Run one command string as `who`, with optional stdin. */
-export async function runCommand(t: Transport, who: Identity, command: string, stdin?: Buffer | string): Promise<ExecResult> {
-  return t.exec(who.become ? becomeWrap(command, who.user) : command, stdin === undefined ? {} : {stdin});
+/**
+ * Run one command string as `who`, with optional stdin. `check`: try a sudo password alone first (one
+ * attempt when it is wrong; costs a second authentication when it is right).
+ */
+export async function runCommand(t: Transport, who: Identity, command: string, stdin?: Buffer | string, options: {readonly check?: boolean} = {}): Promise<ExecResult> {
+  return execAs(t, who, command, stdin, options);
 }
 
 /** Every probe in one script; each probe's stdout is fenced by a random marker with its exit status. */
@@ -53,6 +89,11 @@ export function parseBatch(stdout: string, count: number, marker: string): Probe
 async function runBatch(t: Transport, who: Identity, scripts: readonly string[]): Promise<ProbeOutput[]> {
   const marker = `__provision_${randomBytes(6).toString('hex')}__`;
   const r = await runScript(t, who, batchScript(scripts, marker));
+  if (who.become && r.code !== 0 && !r.stdout.includes(`${marker} 0\n`)) {
+    // The shell as `who` never started (`sudo -n` refused): say so, not "output is missing probe 0".
+    const why = r.stderr.trim().split('\n').at(-1)?.trim() || `exit ${r.code}`;
+    throw new BecomeError(/a password is required/.test(why) ? `${why} (set ansible_become_password, or use -K)` : why);
+  }
   return parseBatch(r.stdout, scripts.length, marker);
 }
 
@@ -137,8 +178,7 @@ export async function applyStep(t: Transport, who: Identity, step: Step, lock?: 
   const [command, stdin] = step.kind === 'exec'
     ? [render(step.cmd), step.stdin instanceof Secret ? step.stdin.reveal() : step.stdin]
     : [`sh -c ${q(writeScript(step))}`, step.content];
-  const asWho = who.become ? becomeWrap(command, who.user) : command;
-  const r = await t.exec(lock ? lockedCommand(asWho, lock) : asWho, stdin === undefined ? {} : {stdin});
+  const r = await execAs(t, who, command, stdin, lock ? {around: (c) => lockedCommand(c, lock)} : {});
   const note = step.kind === 'exec' ? step.note?.(r) : undefined;
   return note ? {...r, note} : r;
 }
