@@ -7,7 +7,7 @@ export {definePlaybook, definePlay, defineRole, defineTask, makeTask, type ArgsO
 export type {Play, Playbook, Role, Task, TaskOptions, TaskContext, TaskResult, ModuleDef, Plan, Step, Probe, Vars, Diff} from './core/types.ts';
 export type {Facts} from './facts/host.ts';
 export {secret, Secret} from './core/secret.ts';
-export {argv, type Cmd} from './core/cmd.ts';
+export {argv, q, type Cmd} from './core/cmd.ts';
 export {file, copy, template, lineinfile, type FileArgs, type CopyInput, type TemplateArgs, type LineInFileArgs} from './modules/files.ts';
 export {command, shell, type CommandArgs, type ShellArgs} from './modules/command.ts';
 export {apt, type AptArgs} from './modules/apt.ts';

@@ -4,11 +4,17 @@
  * runs; never committed), run by systemd as the unprivileged system user `app`, listening on
  * 127.0.0.1:3000 behind nginx. Restarted when the bundle, its environment file or its unit changes.
  *
+ * A restart is drained (docs/operations.md): the handlers that listen to 'restart app' take the web
+ * server out of HAProxy on every load balancer first (runtime API, `delegateTo` each balancer, waiting
+ * for its open sessions to end), restart the app, wait until it answers, and put the server back,
+ * waiting until HAProxy's own checks see it UP, so the next web server (`serial: 1`) is drained only
+ * once this one serves again. No request is lost to a restart.
+ *
  * The app writes notes to the primary (`db_primary_host`) and reads them from the replicas
  * (`db_replica_hosts`); `/health` never touches the database, so the load balancers' checks pass
  * while the databases are down (`/health/db` reports their state).
  */
-import {apt, copy, defineRole, file, secret, Secret, service, template, user, type TaskContext} from '../../src/index.ts';
+import {apt, command, copy, defineRole, file, q, secret, Secret, service, shell, template, user, type TaskContext} from '../../src/index.ts';
 
 /** The addresses of a group's hosts (`ansible_host`, else the inventory name). */
 function groupAddresses(ctx: TaskContext, group: string): string[] {
@@ -63,6 +69,29 @@ function reveal(v: unknown, name: string): string {
   throw new Error(`app: variable ${name} is not set (a vault file, or -e @.lab/test-secrets.yml in the lab)`);
 }
 
+/** The load balancers whose HAProxy sends traffic to this web server (`app_balancer_group`). */
+function balancers(ctx: TaskContext): string[] {
+  return [...(ctx.groups[String(ctx.vars.app_balancer_group)] ?? [])];
+}
+
+/**
+ * On a load balancer, through HAProxy's runtime API (admin socket): `drain` this web server and wait
+ * (10 s at most) for its sessions to end; or set it `ready` and print its check status (`UP` once
+ * HAProxy's checks pass). A balancer without HAProxy yet (the site's first run) prints `none`.
+ */
+function haproxyScript(ctx: TaskContext, state: 'drain' | 'ready'): string {
+  const server = `${String(ctx.vars.app_haproxy_backend)}/${ctx.host}`;
+  const field = (n: number): string => `echo 'show stat' | socat stdio "$s" | awk -F, -v b=${q(String(ctx.vars.app_haproxy_backend))} -v h=${q(ctx.host)} '$1==b && $2==h {print $${n}}'`;
+  return [
+    `s=${q(String(ctx.vars.app_haproxy_socket))}`,
+    '[ -S "$s" ] && command -v socat >/dev/null || { echo none; exit 0; }',
+    `echo ${q(`set server ${server} state ${state}`)} | socat stdio "$s"`,
+    state === 'drain'
+      ? `i=0; while [ "$(${field(5)})" != 0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done; echo drained`
+      : `${field(18)}`,
+  ].join('\n');
+}
+
 export default defineRole({
   name: 'app',
   defaults: {
@@ -83,6 +112,10 @@ export default defineRole({
     db_primary_host: null as string | null,
     /** Read hosts (list or comma-separated): null means the hosts of the `db_replicas` group. */
     db_replica_hosts: null as string | readonly string[] | null,
+    /** The load balancers that drain this web server around a restart, their backend, their admin socket. */
+    app_balancer_group: 'loadbalancers',
+    app_haproxy_backend: 'web',
+    app_haproxy_socket: '/run/haproxy/admin.sock',
   },
   tasks: [
     apt({packages: ['nodejs']}, {name: 'Node.js from the distribution'}),
@@ -109,5 +142,17 @@ export default defineRole({
     template({src: 'app.service.mustache', dest: '/etc/systemd/system/app.service', owner: 'root', group: 'root', mode: '0644'}, {name: 'app unit', notify: 'restart app'}),
     service({name: 'app', state: 'started', enabled: true, daemonReload: true}, {name: 'app running'}),
   ],
-  handlers: [service({name: 'app', state: 'restarted', daemonReload: true}, {name: 'restart app'})],
+  handlers: [
+    shell((ctx) => ({script: haproxyScript(ctx, 'drain')}), {
+      name: 'drain in HAProxy', listen: 'restart app', loop: balancers, delegateTo: (ctx) => String(ctx.item),
+    }),
+    service({name: 'app', state: 'restarted', daemonReload: true}, {name: 'restart app'}),
+    command((ctx) => ({argv: ['curl', '-fsS', '-o', '/dev/null', `http://${String(ctx.vars.app_bind)}:${String(ctx.vars.app_port)}/health`]}), {
+      name: 'app answers', listen: 'restart app', retries: 30, delay: 1, until: (r) => r.rc === 0, changedWhen: () => false,
+    }),
+    shell((ctx) => ({script: haproxyScript(ctx, 'ready')}), {
+      name: 'back in HAProxy', listen: 'restart app', loop: balancers, delegateTo: (ctx) => String(ctx.item),
+      retries: 30, delay: 1, until: (r) => /^(UP|none)\b/m.test(r.stdout),
+    }),
+  ],
 });

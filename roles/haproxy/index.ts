@@ -76,7 +76,8 @@ export default defineRole({
     haproxy_timeout_server: '60s',
   },
   tasks: [
-    apt({packages: ['haproxy', 'openssl']}, {name: 'haproxy installed'}),
+    // socat: the runtime API (admin socket), through which the app role drains a web server around a restart.
+    apt({packages: ['haproxy', 'openssl', 'socat']}, {name: 'haproxy installed'}),
     file((ctx) => ({path: certDir(ctx), state: 'directory', owner: 'root', group: 'root', mode: '0700'}), {name: 'certificate directory'}),
     command(
       (ctx) => ({

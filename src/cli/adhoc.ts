@@ -5,10 +5,12 @@ import pLimit from 'p-limit';
 import {ExitCode, badOption, type ExitCodeValue} from '../core/errors.ts';
 import type {Secrets} from '../core/secret.ts';
 import type {Keyring} from '../core/vault.ts';
-import {runCommand, type Identity} from '../core/remote.ts';
+import {becomeIdentity, runCommand, type Identity} from '../core/remote.ts';
+import {BecomeError, becomeVars, needsFraming} from '../core/become.ts';
 import {truthy} from '../shared/vars.ts';
 import {UnreachableError} from '../transport/types.ts';
 import {loadInventory, selectHosts} from '../inventory/index.ts';
+import {askBecomePassword, becomeInventory} from './become.ts';
 import {connectHost} from './connect.ts';
 
 interface AdhocFlags {
@@ -17,6 +19,8 @@ interface AdhocFlags {
   become?: boolean;
   acceptNewHostKeys?: boolean;
   json?: boolean;
+  /** -K: ask for the become password once. */
+  askBecomePass?: boolean;
   forks: number;
 }
 
@@ -28,7 +32,8 @@ export async function adhoc(
   vault: {readonly keyring: Keyring; readonly secrets: Secrets},
 ): Promise<ExitCodeValue> {
   const {secrets} = vault;
-  const inv = await loadInventory(flags.inventory ?? defaultInventory(), vault);
+  const becomePassword = flags.askBecomePass ? await askBecomePassword(secrets) : undefined;
+  const inv = becomeInventory(await loadInventory(flags.inventory ?? defaultInventory(), vault), becomePassword, secrets);
   let hosts = selectHosts(inv, pattern);
   if (flags.limit !== undefined) {
     const allowed = new Set(selectHosts(inv, flags.limit, process.cwd()));
@@ -47,17 +52,23 @@ export async function adhoc(
     try {
       const becomeUser = typeof vars.ansible_become_user === 'string' ? vars.ansible_become_user : 'root';
       const wantBecome = kind === 'ping' ? truthy(vars.ansible_become) : flags.become ?? truthy(vars.ansible_become);
-      const who: Identity = wantBecome ? {become: true, user: becomeUser} : {become: false};
+      const how = becomeVars(vars);
+      if (wantBecome && 'error' in how) return {host, status: 'failed', msg: `become failed: ${how.error}`};
+      const who: Identity = wantBecome ? becomeIdentity(vars, becomeUser) : {become: false};
+      const method = 'error' in how ? 'sudo' : how.method;
+      // `check`: a wrong sudo password fails after one attempt (one command per host: worth a second authentication).
       if (kind === 'ping') {
-        const r = await runCommand(t, who, 'echo pong');
-        return r.code === 0 && r.stdout.trim() === 'pong'
-          ? {host, status: 'ok', msg: wantBecome ? `pong (sudo to ${becomeUser} works)` : 'pong'}
-          : {host, status: 'failed', rc: r.code, msg: `sudo -n failed: ${r.stderr.trim() || r.stdout.trim()}`};
+        const r = await runCommand(t, who, 'echo pong', undefined, {check: true});
+        if (r.code === 0 && r.stdout.trim() === 'pong') return {host, status: 'ok', msg: wantBecome ? `pong (${method} to ${becomeUser} works)` : 'pong'};
+        const said = r.stderr.trim() || r.stdout.trim();
+        const hint = /a password is required/.test(said) ? ' (set ansible_become_password, or use -K)' : '';
+        return {host, status: 'failed', rc: r.code, msg: who.become && !needsFraming(who) ? `sudo -n failed: ${said}${hint}` : `failed: ${said}`};
       }
-      const r = await runCommand(t, who, command ?? 'true');
+      const r = await runCommand(t, who, command ?? 'true', undefined, {check: true});
       return {host, status: r.code === 0 ? 'changed' : 'failed', rc: r.code, stdout: r.stdout, stderr: r.stderr};
     } catch (e) {
       if (e instanceof UnreachableError) return {host, status: 'unreachable', msg: e.message};
+      if (e instanceof BecomeError) return {host, status: 'failed', msg: e.message};
       throw e;
     } finally {
       await t.close();

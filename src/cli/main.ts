@@ -25,6 +25,7 @@ import {renderTemplate, readRoleFileContent} from '../templates/render.ts';
 import {plainWriter} from '../ui/plain.ts';
 import {jsonWriter} from '../ui/json.ts';
 import {adhoc} from './adhoc.ts';
+import {askBecomePassword, becomeInventory} from './become.ts';
 import {commandKeyring, primeExtraVarsVault, registerVault} from './vault.ts';
 import {registerInit} from './init.ts';
 import {writeRetryFile} from './retry.ts';
@@ -143,6 +144,8 @@ interface RunFlags {
   timeout?: number;
   lockTimeout: number;
   vaultPasswordFile?: string;
+  /** -K: ask for the become password once. */
+  askBecomePass?: boolean;
   /** false with --no-typecheck. */
   typecheck: boolean;
   listHosts?: boolean;
@@ -233,8 +236,11 @@ async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Prom
   const playbookPath = findPlaybook(playbookArg);
   const invPath = flags.inventory ?? defaultInventory();
   const vault = {keyring: commandKeyring(flags.vaultPasswordFile), secrets};
+  // -K first, as Ansible asks (BECOME password, then the vault's).
+  const becomePassword = flags.askBecomePass ? await askBecomePassword(secrets) : undefined;
   await primeExtraVarsVault(flags.extraVars, vault.keyring);
-  const [inventory, playbook] = await Promise.all([loadInventory(invPath, vault), typecheckedPlaybook(playbookPath, flags.typecheck)]);
+  const [loaded, playbook] = await Promise.all([loadInventory(invPath, vault), typecheckedPlaybook(playbookPath, flags.typecheck)]);
+  const inventory = becomeInventory(loaded, becomePassword, secrets);
   const extraVars = parseExtraVars(flags.extraVars, vault);
   const limit = flags.limit !== undefined ? new Set(selectHosts(inventory, flags.limit, process.cwd())) : undefined;
   if (limit && limit.size === 0) throw badOption(`--limit '${flags.limit}' matches no host of ${relative(process.cwd(), inventory.source)}`);
@@ -335,6 +341,7 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
       return n;
     }))
     .option('--vault-password-file <file>', 'read the vault passphrase from this file (else $PROVISION_VAULT_PASSWORD_FILE, $PROVISION_VAULT_PASSWORD, a prompt)')
+    .option('-K, --ask-become-pass', "ask for the become password (sudo: the login user's; su: the become user's); a host's ansible_become_password wins")
     .option('--no-typecheck', 'skip the type check of the playbook and the files it loads (it is cached by content, so it costs nothing when they did not change)')
     .option('--list-hosts', "list each play's hosts (after --limit) and run nothing")
     .option('--list-tasks', "list each play's tasks (after --tags/--skip-tags) and run nothing")
@@ -374,14 +381,15 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
 
   program
     .command('ping')
-    .description('connect to hosts and check sudo works (like ansible -m ping)')
+    .description('connect to hosts and check become works (like ansible -m ping)')
     .argument('[pattern]', 'host pattern', 'all')
     .option('-i, --inventory <file>', 'inventory file')
     .option('-l, --limit <pattern>', 'further limit the hosts')
     .option('--accept-new-host-keys', 'trust and record host keys not yet in known_hosts')
     .option('--json', 'one JSON result per host')
+    .option('-K, --ask-become-pass', 'ask for the become password')
     .addOption(new Option('-f, --forks <n>', 'hosts in parallel').default(100).argParser(parseForks))
-    .action(async (pattern: string, flags: {inventory?: string; limit?: string; acceptNewHostKeys?: boolean; json?: boolean; forks: number}) => {
+    .action(async (pattern: string, flags: {inventory?: string; limit?: string; acceptNewHostKeys?: boolean; json?: boolean; askBecomePass?: boolean; forks: number}) => {
       process.exitCode = await adhoc('ping', pattern, undefined, flags, defaultInventory, {keyring: commandKeyring(undefined), secrets});
     });
 
@@ -392,11 +400,12 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
     .argument('<command...>', 'the command (put it after --)')
     .option('-i, --inventory <file>', 'inventory file')
     .option('-l, --limit <pattern>', 'further limit the hosts')
-    .option('-b, --become', 'run through sudo -n')
+    .option('-b, --become', 'run as ansible_become_user (default root), by ansible_become_method (sudo, su)')
+    .option('-K, --ask-become-pass', 'ask for the become password')
     .option('--accept-new-host-keys', 'trust and record host keys not yet in known_hosts')
     .option('--json', 'one JSON result per host')
     .addOption(new Option('-f, --forks <n>', 'hosts in parallel').default(100).argParser(parseForks))
-    .action(async (pattern: string, command: string[], flags: {inventory?: string; limit?: string; become?: boolean; acceptNewHostKeys?: boolean; json?: boolean; forks: number}) => {
+    .action(async (pattern: string, command: string[], flags: {inventory?: string; limit?: string; become?: boolean; acceptNewHostKeys?: boolean; json?: boolean; askBecomePass?: boolean; forks: number}) => {
       process.exitCode = await adhoc('exec', pattern, command.join(' '), flags, defaultInventory, {keyring: commandKeyring(undefined), secrets});
     });
 

@@ -9,7 +9,7 @@ import {randomBytes} from 'node:crypto';
 import {relative} from 'node:path';
 import pLimit from 'p-limit';
 import type {Secrets} from './secret.ts';
-import {applyStep, describeStep, runProbes, type Identity} from './remote.ts';
+import {applyStep, becomeIdentity, describeStep, runProbes, type Identity} from './remote.ts';
 import {q} from './cmd.ts';
 import type {ProbeScript} from '../shared/probe.ts';
 import type {Emit, HostCounts} from './events.ts';
@@ -514,7 +514,11 @@ export class Engine {
     if (!become) return {become: false};
     const user = task.options.becomeUser ?? (typeof v.ansible_become_user === 'string' ? v.ansible_become_user : 'root');
     const login = h.facts?.userId || (typeof v.ansible_user === 'string' ? v.ansible_user : '');
-    return login === user ? {become: false} : {become: true, user};
+    if (login === user) return {become: false};
+    // sudo (default) or su, with the host's become password: joins the run's secrets before any use.
+    const who = becomeIdentity(v, user);
+    if (who.become && who.password) this.deps.secrets.add(who.password.reveal());
+    return who;
   }
 
   /**
@@ -646,7 +650,8 @@ export class Engine {
       }
       h.justChanged = !check && run.did !== undefined;
       if (shaped.result.changed && !check) this.dropProbes(h);
-      if (!retrying || shaped.result.skipped) return {name: run.name, shaped, raw: run.outcome};
+      // Under --check a task that would run did not: there is nothing to wait for.
+      if (!retrying || shaped.result.skipped || (check && run.did === undefined && shaped.result.changed)) return {name: run.name, shaped, raw: run.outcome};
       let done: boolean;
       try {
         done = o.until ? o.until(shaped.result, ctx) : !shaped.result.failed;

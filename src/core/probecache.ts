@@ -44,7 +44,7 @@ export class ProbeCache {
   async fill(transport: Transport, wanted: readonly WantedProbe[], gen: number): Promise<void> {
     const byWho = new Map<string, {who: Identity; probes: ProbeScript[]}>();
     for (const {who, probe} of wanted) {
-      const key = who.become ? `sudo:${who.user}` : 'login';
+      const key = who.become ? `${who.method ?? 'sudo'}:${who.user}` : 'login';
       const g = byWho.get(key) ?? {who, probes: []};
       if (!g.probes.some((p) => p.script === probe.script) && !this.#answers.has(probe.script)) g.probes.push(probe);
       byWho.set(key, g);

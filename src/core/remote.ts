@@ -200,6 +200,11 @@ export interface ControlOptions {
   readonly auditLog: string | undefined;
   /** Run the session as root through `sudo -n` when it works (login user not root). */
   readonly become: boolean;
+  /**
+   * With `become`: become root by this method with this password instead (the login user's for sudo,
+   * root's for su). Checked once (a wrong sudo password: one attempt); a failure fails the host.
+   */
+  readonly auth?: {readonly method: BecomeMethod; readonly password: Secret};
 }
 
 /**
@@ -300,12 +305,18 @@ exit 0
 `;
 
 /** The command that starts the control session (`sh -c` with arguments; become decided on the host). */
-export function controlCommand(o: ControlOptions): string {
+export function controlCommand(o: ControlOptions): {readonly command: string; readonly framed?: Framed} {
   const args = [o.lockFile === null ? '-' : (o.lockFile ?? ''), String(Math.max(0, Math.ceil(o.timeoutS))), o.runId, o.info, o.auditLog ?? ''].map(q).join(' ');
   const run = `sh -c ${q(controlScript)} sh ${args}`;
-  if (!o.become) return `exec ${run}`;
+  if (!o.become) return {command: `exec ${run}`};
+  if (o.auth) {
+    // With a password (framed on stdin, become.ts): root through it unless the login user is root;
+    // then the framing is read off stdin here, so that no password line reaches the audit log.
+    const framed = frame(`exec ${run}`, {user: 'root', ...o.auth}, {check: true});
+    return {framed, command: `if [ "$(id -u)" != 0 ]; then\n${framed.command}\nfi\n${framed.skip}\nexec ${run}`};
+  }
   // The login user is root, or sudo -n works: root; else the login user (lock under /tmp).
-  return `if [ "$(id -u)" != 0 ] && sudo -n true 2>/dev/null; then exec sudo -n -H -u root -- ${run}; else exec ${run}; fi`;
+  return {command: `if [ "$(id -u)" != 0 ] && sudo -n true 2>/dev/null; then exec sudo -n -H -u root -- ${run}; else exec ${run}; fi`};
 }
 
 /** The outcome of starting the control session. */
@@ -336,7 +347,8 @@ export async function startControl(t: Transport & {start: NonNullable<Transport[
   const gotLine = new Promise<string>((resolve) => {
     signalled = resolve;
   });
-  const session = await t.start(controlCommand(o), (chunk) => {
+  const {command, framed} = controlCommand(o);
+  const session = await t.start(command, (chunk) => {
     buffer += chunk;
     let nl: number;
     while ((nl = buffer.indexOf('\n')) >= 0) {
@@ -346,7 +358,12 @@ export async function startControl(t: Transport & {start: NonNullable<Transport[
       if (/^(LOCKED|BUSY|BUSYSTEPS|NOFLOCK|NOLOCKFILE)\b/.test(line)) signalled?.(line);
     }
   });
-  const first = await Promise.race([gotLine, session.done.then((r) => `EXIT ${r.code} ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`)]);
+  if (framed) session.write(framed.stdin.reveal());
+  let ended: ExecResult | undefined;
+  const first = await Promise.race([gotLine, session.done.then((r) => {
+    ended = r;
+    return `EXIT ${r.code} ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
+  })]);
   const noAudit = lines.find((l) => l.startsWith('NOAUDIT '));
   if (first.startsWith('LOCKED')) {
     const state = first.split(' ')[1] === 'own' ? 'own' : first.split(' ')[1] === 'shared' ? 'shared' : 'none';
@@ -373,5 +390,7 @@ export async function startControl(t: Transport & {start: NonNullable<Transport[
   }
   if (first.startsWith('NOFLOCK')) return {ok: false, msg: 'cannot take the run lock: flock (util-linux) is not installed; set provision_lock: false to run without the lock'};
   if (first.startsWith('NOLOCKFILE')) return {ok: false, msg: `cannot take the run lock: cannot open ${first.slice(11)}; set provision_lock_file to a writable path`};
+  const why = framed && ended ? framed.failure(ended) : undefined;
+  if (why !== undefined) return {ok: false, msg: `become failed: ${why}`};
   return {ok: false, msg: `cannot take the run lock: the lock command ended early (${first.slice(5).trim()})`};
 }

@@ -5,6 +5,7 @@
  */
 import {hostname, userInfo} from 'node:os';
 import {runScript, startControl, type Control} from './remote.ts';
+import {becomeVars} from './become.ts';
 import type {HostCounts, Status} from './events.ts';
 import type {TaskResult, Vars} from './types.ts';
 import {ProbeCache} from './probecache.ts';
@@ -158,12 +159,22 @@ export class HostSession {
     this.facts = factsProbe.parse({stdout: r.stdout, code: r.code});
   }
 
-  /** Start the control session: run lock (unless `provision_lock: false`) and audit log. */
+  /**
+   * Start the control session: run lock (unless `provision_lock: false`) and audit log. A become
+   * setting that cannot work (`ansible_become_method: doas`) fails the host here, before any task.
+   * With a become password that can reach root (sudo's, or su's when the become user is root), the
+   * session becomes root with it: a wrong one fails the host now, after one attempt.
+   */
   #takeControl(t: Transport, vars: Vars): Promise<Control> {
+    const how = becomeVars(vars);
+    if ('error' in how) return Promise.resolve({ok: false, msg: `become failed: ${how.error}`});
+    const becomeUser = typeof vars.ansible_become_user === 'string' ? vars.ansible_become_user : 'root';
+    const auth = how.password && (how.method === 'sudo' || becomeUser === 'root') ? {method: how.method, password: how.password} : undefined;
     const lockOff = vars.provision_lock !== undefined && !truthy(vars.provision_lock);
     const lockFile = typeof vars.provision_lock_file === 'string' && vars.provision_lock_file !== '' ? vars.provision_lock_file : undefined;
     const r = this.run;
     return startControl(t, {
+      ...(auth ? {auth} : {}),
       lockFile: lockOff ? null : lockFile,
       timeoutS: r.lockTimeoutS,
       runId: r.runId,

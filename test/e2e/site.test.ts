@@ -150,6 +150,54 @@ t('the second run changes nothing on any host', async (tt) => {
   for (const h of cfg.hosts) tt.is(rc.hosts[h.name]?.changed, 0, `${h.name}: ${changed.filter((l) => l.includes(`"host":"${h.name}"`)).join('\n')}`);
 });
 
+t('a rolling app restart under load through the VIP loses no request: each web server is drained in HAProxy during its restart', async (tt) => {
+  // Load: 4 clients, a new TLS connection per request, on an app endpoint (nginx proxies it to the app).
+  let stop = false;
+  const outcomes = {ok: 0, failed: [] as string[]};
+  const client = async (): Promise<void> => {
+    while (!stop) {
+      try {
+        const r = await https('/api/whoami', {timeoutMs: 5000});
+        if (r.status === 200) outcomes.ok++;
+        else outcomes.failed.push(`status ${r.status}`);
+      } catch (e) {
+        outcomes.failed.push((e as Error).message);
+      }
+    }
+  };
+  // What HAProxy says of each web server, on both balancers, while the run goes on.
+  const states: Record<string, Set<string>> = {web1: new Set(), web2: new Set()};
+  const watch = async (): Promise<void> => {
+    while (!stop) {
+      for (const lb of ['lb1', 'lb2']) {
+        const r = await ssh(host(lb), `echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '$1=="web" && $2 ~ /^web/ {print $2, $18}'`);
+        for (const line of r.stdout.trim().split('\n')) {
+          const [server, status] = line.split(' ');
+          if (server && status && states[server]) states[server].add(status);
+        }
+      }
+    }
+  };
+  const load = [client(), client(), client(), client(), watch()];
+  await sleep(1500);
+  const r = await provision('run', 'site', '-i', inventory, '--json', '-e', 'app_replica_wait_ms=1500');
+  await sleep(1500);
+  stop = true;
+  await Promise.all(load);
+  tt.is(r.code, 0, r.stderr + r.stdout.split('\n').filter((l) => l.includes('"status":"failed"')).join('\n'));
+  const rc = recapOf(r.stdout);
+  tt.true(rc.hosts.web1!.changed > 0 && rc.hosts.web2!.changed > 0, 'the app was restarted on both web servers');
+  figures.push(`rolling app restart under load: ${outcomes.ok} requests served, ${outcomes.failed.length} failed, run ${(r.ms / 1000).toFixed(1)} s; HAProxy states seen: web1 ${[...states.web1!].join('/')}, web2 ${[...states.web2!].join('/')}`);
+  tt.deepEqual(outcomes.failed, [], `${outcomes.failed.length} of ${outcomes.ok + outcomes.failed.length} requests failed`);
+  tt.true(outcomes.ok > 100, `${outcomes.ok} requests`);
+  for (const w of ['web1', 'web2']) tt.true([...states[w]!].some((s) => /DRAIN|MAINT/.test(s)), `${w} drained during its restart: ${[...states[w]!].join(', ')}`);
+  // Back to the inventory's value (another drained rolling restart), then nothing to change.
+  const back = await provision('run', 'site', '-i', inventory, '--json');
+  tt.is(back.code, 0, back.stderr);
+  const again = await provision('run', 'site', '-i', inventory, '--json');
+  for (const h of cfg.hosts) tt.is(recapOf(again.stdout).hosts[h.name]?.changed, 0, h.name);
+});
+
 t('provision init --example site, in a project of its own with provision installed from its tarball, converges the lab', async (tt) => {
   // As a user: pack, install into an empty project, scaffold the reference site on the shipped roles.
   const dir = mkdtempSync(join(tmpdir(), 'prov-site-'));
