@@ -5,7 +5,7 @@
  * selection and the tags, to Ansible's text.
  */
 import {selectedByTags, taskName, type LoadedRole, type RunOptions} from '../core/engine.ts';
-import type {Playbook} from '../core/types.ts';
+import type {Playbook, Task} from '../core/types.ts';
 import {matchesTaskName} from '../shared/glob.ts';
 
 /** A task as the listings show it. */
@@ -13,8 +13,10 @@ export interface ListedTask {
   /** Its name (`taskName`: a task without one shows its module and what it acts on). */
   readonly name: string;
   readonly role: string | null;
-  /** Its play's tags and its own, as the engine selects on. */
+  /** Its play's tags, its blocks' and its own, as the engine selects on. */
   readonly tags: readonly string[];
+  /** A `block()`: its parts, their tags including the block's. */
+  readonly block?: {readonly tasks: readonly ListedTask[]; readonly rescue: readonly ListedTask[]; readonly always: readonly ListedTask[]};
 }
 
 /** A play with its roles loaded: its tasks in run order (the roles' first, as the engine runs them). */
@@ -46,10 +48,16 @@ export async function listedPlays(playbook: Playbook, loadRole: (name: string) =
   return Promise.all(playbook.plays.map(async (play) => {
     const roles = await Promise.all((play.roles ?? []).map(async (r) => (typeof r === 'string' ? (await loadRole(r)).role : r)));
     const playTags = play.tags ?? [];
+    const listed = (task: Task, role: string | null, outer: readonly string[]): ListedTask => {
+      const tags = [...outer, ...(task.options.tags ?? [])];
+      const part = (list: readonly Task[] | undefined): ListedTask[] => (list ?? []).map((k) => listed(k, role, tags));
+      const b = task.block;
+      return {name: taskName(task), role, tags, ...(b ? {block: {tasks: part(b.tasks), rescue: part(b.rescue), always: part(b.always)}} : {})};
+    };
     const tasks: ListedTask[] = [
-      ...roles.flatMap((role) => role.tasks.map((task) => ({task, role: role.name}))),
-      ...(play.tasks ?? []).map((task) => ({task, role: null})),
-    ].map(({task, role}) => ({name: taskName(task), role, tags: [...playTags, ...(task.options.tags ?? [])]}));
+      ...roles.flatMap((role) => role.tasks.map((task) => listed(task, role.name, playTags))),
+      ...(play.tasks ?? []).map((task) => listed(task, null, playTags)),
+    ];
     return {name: play.name, hosts: play.hosts, tags: playTags, tasks};
   }));
 }
@@ -72,9 +80,18 @@ export function playHosts(play: ListedPlay, sel: ListSelection): string[] {
   return sel.select(play.hosts).filter((h) => !sel.limit || sel.limit.has(h));
 }
 
-/** The tasks of a play that --tags and --skip-tags select, in run order. */
-export function selectedTasks(play: ListedPlay, sel: ListSelection): ListedTask[] {
-  return play.tasks.filter((t) => selectedByTags(t.tags, sel));
+/**
+ * The tasks of a play that --tags and --skip-tags select, in run order, as Ansible lists them: a
+ * block's tasks in its place (not its rescue and always: Ansible's --list-tasks leaves them out).
+ */
+export function selectedTasks(play: ListedPlay, sel: Pick<ListSelection, 'tags' | 'skipTags'>): ListedTask[] {
+  const listed = (t: ListedTask): ListedTask[] => (t.block ? t.block.tasks.flatMap(listed) : selectedByTags(t.tags, sel) ? [t] : []);
+  return play.tasks.flatMap(listed);
+}
+
+/** Whether the run takes a task: a block, when it takes any task of it (as the engine keeps a block). */
+function taken(t: ListedTask, sel: Pick<ListSelection, 'tags' | 'skipTags'>): boolean {
+  return t.block ? [...t.block.tasks, ...t.block.rescue, ...t.block.always].some((k) => taken(k, sel)) : selectedByTags(t.tags, sel);
 }
 
 /**
@@ -104,9 +121,10 @@ export function listing(playbookShown: string, plays: readonly ListedPlay[], wha
 }
 
 /**
- * Whether `--start-at-task PATTERN` names a task the run would take (as the engine matches it: among
- * the tasks --tags and --skip-tags select, by name or `role : name`, equal or as a glob).
+ * Whether `--start-at-task PATTERN` names a task the run would take, as the engine matches it: among
+ * the tasks --tags and --skip-tags select, by name or `role : name`, equal or as a glob; a block by its
+ * own name (the engine starts at a play's tasks and blocks, not inside a block, where Ansible can).
  */
 export function startAtTaskFound(plays: readonly ListedPlay[], pattern: string, sel: Pick<ListSelection, 'tags' | 'skipTags'>): boolean {
-  return plays.some((p) => p.tasks.some((t) => selectedByTags(t.tags, sel) && matchesTaskName(pattern, t.name, t.role)));
+  return plays.some((p) => p.tasks.some((t) => taken(t, sel) && matchesTaskName(pattern, t.name, t.role)));
 }

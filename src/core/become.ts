@@ -112,12 +112,23 @@ function lastLine(text: string): string | undefined {
   return line && line.length > 240 ? `${line.slice(0, 237)}...` : line;
 }
 
+/** How `frame` tries a sudo password first. */
+export interface FrameOptions {
+  /** Try the password alone first, so that a wrong one fails after one attempt. */
+  readonly check?: boolean;
+  /**
+   * With `check`: when sudo refuses for another reason than a wrong password (not allowed, no sudo),
+   * do not fail: go on with the shell lines after the command, as the login user, the framing still
+   * on stdin (`skip` reads it off). The control session does so, as it does when `sudo -n` refuses.
+   */
+  readonly orLoginUser?: boolean;
+}
+
 /**
  * `command` (a shell command line) run as `as.user` by sudo or su, its password framed on stdin (see
- * the file's comment). `check` (sudo): try the password alone first, so that a wrong one fails after
- * one attempt.
+ * the file's comment and `FrameOptions`).
  */
-export function frame(command: string, as: BecomeAs, options: {readonly check?: boolean} = {}): Framed {
+export function frame(command: string, as: BecomeAs, options: FrameOptions = {}): Framed {
   const method = as.method ?? 'sudo';
   const password = as.password?.reveal() ?? '';
   if (/[\r\n]/.test(password)) throw new BecomeError(`the password holds a line break (${method} reads one line)`);
@@ -129,9 +140,14 @@ export function frame(command: string, as: BecomeAs, options: {readonly check?: 
   const sudo = (cmd: string): string => `sudo -S -k -p ${q(prompt)} -H -u ${q(as.user)} -- sh -c ${q(cmd)}`;
   const escalate = method === 'su' ? `su -s /bin/sh -c ${q(inner)} ${q(as.user)}` : sudo(inner);
   const check = options.check === true && method === 'sudo';
-  const checkLines = check
-    ? `IFS= read -r __p || exit 125\n__e=$(printf '%s\\n' "$__p" | ${sudo(':')} 2>&1 >/dev/null) || { unset __p; printf '%s\\n' "$__e" >&2; exit 125; }\nunset __p __e\n`
-    : '';
+  // What sudo said when the password alone failed, shown as the escalation's own output.
+  const report = `echo '${begin}' >&2; printf '%s\\n' "$__e" >&2; exit 125`;
+  // `printf` is a builtin: no process holds the password in its argv.
+  const line = check
+    ? `IFS= read -r __p || exit 125\n` +
+      `if __e=$(printf '%s\\n' "$__p" | ${sudo(':')} 2>&1 >/dev/null); then unset __p __e; echo '${begin}' >&2; exec ${escalate}; fi\nunset __p\n` +
+      (options.orLoginUser ? `case $__e in *${q(prompt)}*${q(prompt)}*) ${report};; esac\nunset __e` : report)
+    : `echo '${begin}' >&2\nexec ${escalate}`;
   const lines = [...(check ? [password] : []), password, ...Array.from({length: FILLERS}, (_, i) => `${mark} try ${i + 2}`), mark];
   const failure = (r: ExecResult): string | undefined => {
     const at = r.stderr.indexOf(`${begin}\n`);
@@ -144,7 +160,7 @@ export function frame(command: string, as: BecomeAs, options: {readonly check?: 
     return lastLine(said.split(prompt).join('')) ?? `${method} exited with ${r.code}`;
   };
   return {
-    command: `echo '${begin}' >&2\n${checkLines}exec ${escalate}`,
+    command: line,
     stdin: new Secret(lines.map((l) => `${l}\n`).join('')),
     skip: `while IFS= read -r __l; do [ "$__l" = ${mark} ] && break; done; unset __l`,
     failure,

@@ -29,7 +29,7 @@ export function argv(...words: Word[]): Cmd {
   return {argv: words};
 }
 
-/** Wrap a shell string so it runs as `user` through `sudo -n` (no password prompt, ever). */
+/** Wrap a shell string so it runs as `user` through `sudo -n` (no password prompt, ever; with a password: become.ts). */
 export function becomeWrap(command: string, user: string): string {
   return `sudo -n -H -u ${q(user)} -- sh -c ${q(command)}`;
 }

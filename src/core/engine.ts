@@ -651,7 +651,7 @@ export class Engine {
       h.justChanged = !check && run.did !== undefined;
       if (shaped.result.changed && !check) this.dropProbes(h);
       // Under --check a task that would run did not: there is nothing to wait for.
-      if (!retrying || shaped.result.skipped || (check && run.did === undefined && shaped.result.changed)) return {name: run.name, shaped, raw: run.outcome};
+      if (!retrying || shaped.result.skipped || (check && run.did === undefined && run.outcome.status === 'changed')) return {name: run.name, shaped, raw: run.outcome};
       let done: boolean;
       try {
         done = o.until ? o.until(shaped.result, ctx) : !shaped.result.failed;
@@ -700,7 +700,8 @@ export class Engine {
       msg: noLog && status === 'failed' ? 'output hidden by noLog' : mask(r.msg ?? ''),
       // Check mode: planned on today's state although an earlier task on this host would have changed it.
       pending: this.opts.check && status !== 'skipped' && h.pendingChange,
-      ...(status === 'failed' && !noLog ? {cmd: r.cmd ? mask(r.cmd) : undefined, stdout: mask(r.stdout ?? ''), stderr: mask(r.stderr ?? ''), rc: r.rc ?? null} : {}),
+      // The command's output: for failures, and for changes (shown with -v).
+      ...((status === 'failed' || status === 'changed') && !noLog ? {cmd: r.cmd ? mask(r.cmd) : undefined, stdout: mask(r.stdout ?? ''), stderr: mask(r.stderr ?? ''), rc: r.rc ?? null} : {}),
       ...(r.items && !noLog ? {items: r.items.map((i) => ({item: mask(i.item), status: i.status, msg: mask(i.msg)}))} : {}),
     });
   }

@@ -202,7 +202,8 @@ export interface ControlOptions {
   readonly become: boolean;
   /**
    * With `become`: become root by this method with this password instead (the login user's for sudo,
-   * root's for su). Checked once (a wrong sudo password: one attempt); a failure fails the host.
+   * root's for su). Checked once: a wrong password fails the host (sudo: after one attempt); sudo
+   * refusing for another reason leaves the session to the login user, as `sudo -n` does.
    */
   readonly auth?: {readonly method: BecomeMethod; readonly password: Secret};
 }
@@ -310,9 +311,10 @@ export function controlCommand(o: ControlOptions): {readonly command: string; re
   const run = `sh -c ${q(controlScript)} sh ${args}`;
   if (!o.become) return {command: `exec ${run}`};
   if (o.auth) {
-    // With a password (framed on stdin, become.ts): root through it unless the login user is root;
-    // then the framing is read off stdin here, so that no password line reaches the audit log.
-    const framed = frame(`exec ${run}`, {user: 'root', ...o.auth}, {check: true});
+    // With a password (framed on stdin, become.ts): root through it unless the login user is root. A
+    // wrong password fails the host (one attempt); sudo refusing otherwise: the login user, as with
+    // `sudo -n`. Not escalating, the framing is read off stdin here: no password line reaches the audit log.
+    const framed = frame(`exec ${run}`, {user: 'root', ...o.auth}, {check: true, orLoginUser: true});
     return {framed, command: `if [ "$(id -u)" != 0 ]; then\n${framed.command}\nfi\n${framed.skip}\nexec ${run}`};
   }
   // The login user is root, or sudo -n works: root; else the login user (lock under /tmp).

@@ -1,7 +1,7 @@
 /**
  * The transport interface: how the engine reaches a host. A leaf module: imports nothing of ours.
  * Commands arrive as complete shell strings, already quoted by `core/cmd.ts`; privilege escalation
- * (`sudo -n`) is added by the engine, not here.
+ * (sudo or su, a password framed on stdin: `core/become.ts`) is added by the engine, not here.
  *
  * Five members, as pyinfra's connectors (connect, disconnect, run, put, get): connecting is the
  * factory's job (`connectSsh`, `new FakeTransport`), the rest is here: `exec` and `start` (run),

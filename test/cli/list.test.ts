@@ -8,7 +8,7 @@ import {execFile} from 'node:child_process';
 import {mkdirSync, mkdtempSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {definePlaybook, defineRole} from '../../src/core/task.ts';
+import {block, definePlaybook, defineRole} from '../../src/core/task.ts';
 import {command} from '../../src/modules/command.ts';
 import {file} from '../../src/modules/files.ts';
 import {listedPlays, listing, startAtTaskFound, type ListedPlay, type ListSelection, type ListWhat} from '../../src/cli/list.ts';
@@ -36,7 +36,17 @@ const playbook = definePlaybook({
         file({path: '/tmp/x', state: 'touch'}),
       ],
     },
-    {name: 'DB', hosts: 'db:web', gatherFacts: false, tasks: [command({argv: ['true']}, {name: 'db task', tags: ['dbt']})]},
+    {
+      name: 'DB', hosts: 'db:web', gatherFacts: false,
+      tasks: [
+        command({argv: ['true']}, {name: 'db task', tags: ['dbt']}),
+        block({
+          tasks: [command({argv: ['true']}, {name: 'in block', tags: ['inner']})],
+          rescue: [command({argv: ['true']}, {name: 'rescue step'})],
+          always: [command({argv: ['true']}, {name: 'always step'})],
+        }, {name: 'guarded', tags: ['blk']}),
+      ],
+    },
   ],
 });
 
@@ -60,6 +70,10 @@ test('listedPlays: role tasks first, then the play\'s, with the play\'s tags; a 
     {name: 'hello', role: null, tags: ['webplay', 'x', 'always']},
     {name: 'file /tmp/x (touch)', role: null, tags: ['webplay']},
   ]);
+  t.deepEqual(plays[1]!.tasks[1], {
+    name: 'guarded', role: null, tags: ['blk'],
+    block: {tasks: [{name: 'in block', role: null, tags: ['blk', 'inner']}], rescue: [{name: 'rescue step', role: null, tags: ['blk']}], always: [{name: 'always step', role: null, tags: ['blk']}]},
+  });
 });
 
 test('the three listings together: Ansible\'s text, byte for byte', async (t) => {
@@ -87,7 +101,8 @@ test('the three listings together: Ansible\'s text, byte for byte', async (t) =>
     '      w2',
     '    tasks:',
     '      db task\tTAGS: [dbt]',
-    '      TASK TAGS: [dbt]',
+    '      in block\tTAGS: [blk, inner]',
+    '      TASK TAGS: [blk, dbt, inner]',
     '',
   ].join('\n'));
 });
@@ -103,9 +118,10 @@ const table: readonly {readonly title: string; readonly what: ListWhat; readonly
   {title: '--list-tasks --tags pkg: always-tagged tasks stay', what: {hosts: false, tasks: true, tags: false}, sel: sel({tags: ['pkg']}), want: ['web : install nginx [pkg, webplay]', 'hello [always, webplay, x]']},
   {title: '--list-tasks --tags never: the never-tagged task shows', what: {hosts: false, tasks: true, tags: false}, sel: sel({tags: ['never']}), want: ['web : configure [conf, never, webplay]', 'hello [always, webplay, x]']},
   {title: '--list-tasks --tags webplay: a play tag selects its tasks, never-tagged ones too (Ansible\'s never only holds against all)', what: {hosts: false, tasks: true, tags: false}, sel: sel({tags: ['webplay']}), want: ['web : install nginx [pkg, webplay]', 'web : configure [conf, never, webplay]', 'hello [always, webplay, x]', 'file /tmp/x (touch) [webplay]']},
-  {title: '--list-tasks --skip-tags x,dbt', what: {hosts: false, tasks: true, tags: false}, sel: sel({skipTags: ['x', 'dbt']}), want: ['web : install nginx [pkg, webplay]', 'file /tmp/x (touch) [webplay]']},
-  {title: '--list-tags: the play\'s tags and its selected tasks\'', what: {hosts: false, tasks: false, tags: true}, sel: sel(), want: ['TASK TAGS: [always, pkg, webplay, x]', 'TASK TAGS: [dbt]']},
-  {title: '--list-tags --skip-tags dbt: a play left without tasks', what: {hosts: false, tasks: false, tags: true}, sel: sel({skipTags: ['dbt']}), want: ['TASK TAGS: [always, pkg, webplay, x]', 'TASK TAGS: []']},
+  {title: '--list-tasks --skip-tags x,dbt', what: {hosts: false, tasks: true, tags: false}, sel: sel({skipTags: ['x', 'dbt']}), want: ['web : install nginx [pkg, webplay]', 'file /tmp/x (touch) [webplay]', 'in block [blk, inner]']},
+  {title: '--list-tasks --tags inner: a block\'s task (its tasks only, as Ansible: not rescue and always)', what: {hosts: false, tasks: true, tags: false}, sel: sel({tags: ['inner']}), want: ['hello [always, webplay, x]', 'in block [blk, inner]']},
+  {title: '--list-tags: the play\'s tags and its selected tasks\'', what: {hosts: false, tasks: false, tags: true}, sel: sel(), want: ['TASK TAGS: [always, pkg, webplay, x]', 'TASK TAGS: [blk, dbt, inner]']},
+  {title: '--list-tags --skip-tags dbt,blk: a play left without tasks', what: {hosts: false, tasks: false, tags: true}, sel: sel({skipTags: ['dbt', 'blk']}), want: ['TASK TAGS: [always, pkg, webplay, x]', 'TASK TAGS: []']},
 ];
 
 for (const row of table) {
@@ -135,6 +151,11 @@ const starts: readonly (readonly [pattern: string, tags: Partial<ListSelection>,
   ['configure', {tags: ['never']}, true],
   ['db task', {skipTags: ['dbt']}, false],
   ['web : install', {}, false],
+  // A block by its own name, as the engine starts at it (Ansible starts inside blocks instead).
+  ['guarded', {}, true],
+  ['guarded', {skipTags: ['blk']}, false],
+  ['guarded', {tags: ['inner']}, true],
+  ['in block', {}, false],
 ];
 for (const [pattern, tags, found] of starts) {
   test(`startAtTaskFound: '${pattern}' ${JSON.stringify(tags)} → ${found}`, async (t) => {
@@ -192,6 +213,18 @@ const ansibleYaml = `
     - name: db task
       command: 'true'
       tags: [dbt]
+    - name: guarded
+      tags: [blk]
+      block:
+        - name: in block
+          command: 'true'
+          tags: [inner]
+      rescue:
+        - name: rescue step
+          command: 'true'
+      always:
+        - name: always step
+          command: 'true'
 `;
 const ansibleRole = `
 - name: install nginx
@@ -253,7 +286,7 @@ differential('differential: the same hosts, tasks and tags as ansible-playbook -
   const plays = await listedPlays(playbook, loadRole);
   const cases: readonly {limit?: string; tags?: string; skipTags?: string}[] = [
     {}, {limit: 'w1:d1'}, {limit: 'db'}, {limit: 'w*:!w2'}, {tags: 'pkg'}, {tags: 'never'}, {tags: 'webplay,dbt'},
-    {skipTags: 'dbt'}, {skipTags: 'always'}, {tags: 'conf', skipTags: 'pkg'},
+    {skipTags: 'dbt'}, {skipTags: 'always'}, {tags: 'conf', skipTags: 'pkg'}, {tags: 'inner'}, {skipTags: 'blk'}, {tags: 'blk', skipTags: 'inner'},
   ];
   const split = (v: string | undefined) => v?.split(',');
   const runs = await Promise.all(cases.map((c) => ansiblePlaybook(dir, [
