@@ -13,6 +13,7 @@ packages=(
   openssh-server openssh-client   # integration tests: a real sshd on loopback
   ansible                         # tests compare with ansible-inventory; the benchmark runs ansible-playbook
   tmux                            # the terminal UI's end-to-end test
+  sudo                            # become with a password (sudo -S, su): the integration tests
   systemd-container debootstrap apt-cacher-ng pebble iproute2 openssl   # provision lab
   curl ca-certificates            # end-to-end checks from the controller
 )

@@ -182,7 +182,7 @@ test('anyErrorsFatal: one host fails, the play and the run stop on every host', 
   const r = await runFake(pb, {groups: {all_hosts: ['h1', 'h2']}});
   t.false(existsSync(join(dir, 'h2-second')));
   t.false(existsSync(join(dir, 'p2')));
-  t.deepEqual(r.results().map((e) => [e.host, e.task, e.status]), [['h1', 'check', 'failed'], ['h2', 'check', 'changed']]);
+  t.deepEqual(r.results().map((e) => [e.host, e.task, e.status]).sort(), [['h1', 'check', 'failed'], ['h2', 'check', 'changed']]);
   const without = await runFake(definePlaybook({...pb, plays: pb.plays.map((p) => ({...p, anyErrorsFatal: false}))}), {groups: {all_hosts: ['h1', 'h2']}});
   t.true(without.results().some((e) => e.host === 'h2' && e.task === 'second'), 'without it, h2 goes on');
 });

@@ -211,7 +211,8 @@ class FakeStdout extends EventEmitter {
   };
 }
 
-test('startLiveUi: a burst of events costs a few frames, resizes are followed, q calls onInterrupt once', async (t) => {
+// Serial: it counts frames and waits on timers; other tests rendering in this process meanwhile disturb both.
+test.serial('startLiveUi: a burst of events costs a few frames, resizes are followed, q calls onInterrupt once', async (t) => {
   const stdout = new FakeStdout();
   const stdin = new FakeStdin();
   let interrupts = 0;
