@@ -47,42 +47,42 @@ interface MustacheContext {
   lookup(name: string): unknown;
 }
 
-/** The template being rendered by `strict`, for its messages (rendering is synchronous). */
-let current: {readonly template: string; readonly file?: string} | undefined;
+type StrictWriter = {
+  templateCache: unknown;
+  escapedValue(token: Token, context: MustacheContext, config: unknown): unknown;
+  unescapedValue(token: Token, context: MustacheContext): unknown;
+  render(template: string, view: unknown, partials: undefined, config: unknown): string;
+};
+
+/** Parsed templates by text, shared by every strict render (mustache's own cache: a memo, as Mustache.render keeps). */
+const parsedTemplates = (new Mustache.Writer() as unknown as StrictWriter).templateCache;
 
 /**
- * One writer for every strict render: mustache's Writer prints a variable through these two methods
- * (mustache.js 4), checked first here; and it caches parsed templates, as Mustache.render does.
+ * A writer for one strict render: mustache's Writer prints a variable through these two methods
+ * (mustache.js 4), checked first here against the view; a missing one names `where` (the template's
+ * file and line). Made per render, so what it reports on is its own, not a module's.
  */
-const strict = ((): {render(template: string, view: unknown, partials: undefined, config: unknown): string} => {
-  const writer = new Mustache.Writer() as unknown as {
-    escapedValue(token: Token, context: MustacheContext, config: unknown): unknown;
-    unescapedValue(token: Token, context: MustacheContext): unknown;
-    render(template: string, view: unknown, partials: undefined, config: unknown): string;
-  };
+function strictWriter(where: {readonly template: string; readonly file?: string | undefined}): StrictWriter {
+  const writer = new Mustache.Writer() as unknown as StrictWriter;
+  writer.templateCache = parsedTemplates;
   const checked = (token: Token, context: MustacheContext): void => {
-    if (context.lookup(token[1]) !== undefined || !current) return;
-    const line = current.template.slice(0, token[2]).split('\n').length;
-    const where = current.file ? `${relative(process.cwd(), current.file) || current.file}:${line}` : `line ${line}`;
-    throw new MissingVariableError(`${where}: variable '${token[1]}' is not defined (define it, or set allowMissingVars: true on the task)`, token[1]);
+    if (context.lookup(token[1]) !== undefined) return;
+    const line = where.template.slice(0, token[2]).split('\n').length;
+    const at = where.file ? `${relative(process.cwd(), where.file) || where.file}:${line}` : `line ${line}`;
+    throw new MissingVariableError(`${at}: variable '${token[1]}' is not defined (define it, or set allowMissingVars: true on the task)`, token[1]);
   };
   const escaped = writer.escapedValue.bind(writer);
   const unescaped = writer.unescapedValue.bind(writer);
   writer.escapedValue = (token, context, cfg) => (checked(token, context), escaped(token, context, cfg));
   writer.unescapedValue = (token, context) => (checked(token, context), unescaped(token, context));
   return writer;
-})();
+}
 
 /** Render a mustache string with a view; no escaping. */
 export function renderString(template: string, view: Record<string, unknown>, options: RenderOptions = {}): string {
   const config = {escape: (s: string) => s};
   if (options.allowMissingVars) return Mustache.render(template, view, undefined, config);
-  current = {template, file: options.file};
-  try {
-    return strict.render(template, view, undefined, config);
-  } finally {
-    current = undefined;
-  }
+  return strictWriter({template, file: options.file}).render(template, view, undefined, config);
 }
 
 /** Render `<dir>/templates/<name>` of the first of `dirs` that has it (a role's folder, or the playbook's). */
