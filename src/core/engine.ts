@@ -9,12 +9,13 @@ import {randomBytes} from 'node:crypto';
 import {relative} from 'node:path';
 import pLimit from 'p-limit';
 import type {Secrets} from './secret.ts';
-import {applyStep, becomeIdentity, describeStep, runProbes, type Identity} from './remote.ts';
-import {q} from './cmd.ts';
+import {applyStep, becomeIdentity, describeStep, runCommand, runProbes, type Identity, type StepResult} from './remote.ts';
+import {endScript, jobPath, parsePoll, pollScript, startScript} from './async.ts';
+import {q, render} from './cmd.ts';
 import type {ProbeScript} from '../shared/probe.ts';
 import type {Emit, HostCounts} from './events.ts';
 import type {BoundTask, Diff, Play, Playbook, ProbeOutput, Role, Step, Task, TaskContext, TaskOptions, Vars} from './types.ts';
-import {UnreachableError, type Transport} from '../transport/types.ts';
+import {UnreachableError, type ExecResult, type Transport} from '../transport/types.ts';
 import {truthy} from '../shared/vars.ts';
 import {matchesTaskName} from '../shared/glob.ts';
 import {TaskArgumentError} from './task.ts';
@@ -729,6 +730,48 @@ export class Engine {
     return {transport: other.transport, who: this.identity(other, e.task), cached: false};
   }
 
+  /**
+   * An exec step as an async job: started detached on the host, then polled every `pollS` seconds
+   * until it ends (its output and status are the step's), or killed after `limitS` seconds. A poll that
+   * finds the connection gone connects again (the job goes on meanwhile). `pollS` 0: started, not
+   * waited for (its path is the result's stdout).
+   */
+  private async runJob(h: HostSession, step: Extract<Step, {kind: 'exec'}>, who: Identity, transport: () => Transport, limitS: number, pollS: number): Promise<StepResult> {
+    if (step.stdin !== undefined) return {code: 1, stdout: '', stderr: 'async: a command that reads stdin cannot run as an async job'};
+    const id = `${this.runId}-${randomBytes(4).toString('hex')}`;
+    const started = await runCommand(transport(), who, startScript(id, render(step.cmd)));
+    if (started.code !== 0 || !started.stdout.startsWith('STARTED')) return {...started, stderr: `async: the job did not start: ${started.stderr.trim()}`};
+    if (pollS === 0) return {code: 0, stdout: `${jobPath(id)}\n`, stderr: '', note: `async job ${id} started, not waited for (poll: 0)`};
+    const deadline = Date.now() + limitS * 1000;
+    const marker = `__provision_job_${randomBytes(6).toString('hex')}__`;
+    let reconnects = 0;
+    for (;;) {
+      await this.sleep(Math.min(pollS * 1000, Math.max(0, deadline - Date.now())));
+      let r: ExecResult;
+      try {
+        r = await runCommand(transport(), who, pollScript(id, marker));
+      } catch (err) {
+        if (!(err instanceof UnreachableError) || reconnects >= 5 || Date.now() > deadline) throw err;
+        // The connection dropped; the job did not. Connect again and go on polling.
+        reconnects++;
+        const vars = this.deps.inventory.hostVars(h.name);
+        await h.reconnect(() => this.deps.connect(h.name, vars), vars);
+        continue;
+      }
+      const state = parsePoll(r.stdout, marker);
+      const note = reconnects > 0 ? `polled over ${reconnects} new connection${reconnects > 1 ? 's' : ''} after the connection dropped` : undefined;
+      if (state.kind === 'done') {
+        await runCommand(transport(), who, endScript(id, false));
+        return {code: state.rc, stdout: state.stdout, stderr: state.stderr, ...(note ? {note} : {})};
+      }
+      if (state.kind === 'lost') return {code: 1, stdout: '', stderr: `async job ${id}: gone from the host (its files were removed)`};
+      if (Date.now() >= deadline || this.interrupted) {
+        await runCommand(transport(), who, endScript(id, true));
+        return {code: 124, stdout: '', stderr: `async job ran past ${limitS} s: killed`};
+      }
+    }
+  }
+
   /** `environment` of the task, over its role's and its play's. */
   private environment(e: Entry): Readonly<Record<string, string>> {
     return {...(e.play.environment ?? {}), ...(e.role?.role.environment ?? {}), ...(e.task.options.environment ?? {})};
@@ -789,7 +832,9 @@ export class Engine {
       const notes: string[] = [];
       const stepLock = target.cached ? h.stepLock : undefined;
       for (const step of plan.steps) {
-        const r = await applyStep(transport, who, withStepEnvironment(step, env), stepLock);
+        const r = step.kind === 'exec' && o.async !== undefined
+          ? await this.runJob(h, withStepEnvironment(step, env), who, target.cached ? () => h.transport ?? transport : () => transport, o.async, o.poll ?? 10)
+          : await applyStep(transport, who, withStepEnvironment(step, env), stepLock);
         if (r.note) notes.push(r.note);
         last = {stdout: r.stdout, stderr: r.stderr, rc: r.code};
         const ok = step.kind === 'exec' ? (step.okCodes ?? [0]).includes(r.code) : r.code === 0;
@@ -829,7 +874,7 @@ function withEnvironment(probe: ProbeScript & {parse(out: ProbeOutput): unknown}
 }
 
 /** An exec step whose command runs with `env` (inside any privilege escalation: sudo resets the environment). */
-function withStepEnvironment(step: Step, env: Readonly<Record<string, string>>): Step {
+function withStepEnvironment<S extends Step>(step: S, env: Readonly<Record<string, string>>): S {
   if (step.kind !== 'exec' || Object.keys(env).length === 0) return step;
   const cmd = 'shell' in step.cmd ? {shell: `${exports(env)}\n${step.cmd.shell}`} : {argv: ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...step.cmd.argv]};
   return {...step, cmd};

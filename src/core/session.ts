@@ -127,6 +127,23 @@ export class HostSession {
     this.#taskVars = {...this.#taskVars, ...vars};
   }
 
+  /**
+   * The connection dropped (an async job goes on): a new one replaces it, and the run lock (which
+   * went with the old connection's control session) is taken again on it. If another run took the
+   * lock meanwhile, this throws, naming it: the host must not go on beside that run.
+   */
+  async reconnect(connect: () => Promise<Transport>, vars: Vars): Promise<void> {
+    const old = this.transport;
+    const oldControl = this.#control;
+    this.#control = undefined;
+    oldControl?.session.end();
+    await old?.close().catch(() => undefined);
+    const transport = (this.transport = await connect());
+    const control = await this.#takeControl(transport, vars);
+    if (!control.ok) throw new Error(`connected again, but ${control.msg}`);
+    this.#control = control;
+  }
+
   /** A result of this host, counted. */
   count(status: Status): void {
     this.counts[status]++;

@@ -42,6 +42,8 @@ export const taskOptionsSchema = z.strictObject({
   throttle: z.optional(z.int().check(z.positive())),
   environment: z.optional(z.record(z.string(), z.string())),
   checkMode: z.optional(z.boolean()),
+  async: z.optional(z.number().check(z.positive())),
+  poll: z.optional(z.number().check(z.nonnegative())),
   listen: z.optional(z.union([z.string(), z.array(z.string())])),
 });
 const optionsInSync: Exact<z.infer<typeof taskOptionsSchema>, TaskOptions> = true;

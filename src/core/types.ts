@@ -186,6 +186,13 @@ export interface TaskOptions {
   readonly environment?: Readonly<Record<string, string>>;
   /** `false`: run the task for real under --check (a read-only command whose output later tasks plan on). */
   readonly checkMode?: boolean;
+  /**
+   * Run the task's commands as jobs detached on the host, for at most this many seconds (Ansible's
+   * `async`): a dropped connection does not stop them, and the run polls them again over a new one.
+   */
+  readonly async?: number;
+  /** Seconds between polls of an `async` job (default 10, as Ansible); 0: start it and go on (fire and forget). */
+  readonly poll?: number;
   /** Handlers: the topics this handler answers besides its name (`notify: 'restart web'`). */
   readonly listen?: string | readonly string[];
 }

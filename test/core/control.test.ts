@@ -17,6 +17,8 @@ import {runFake} from '../helpers/engine.ts';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), `prov-control-${p}-`));
 const one = (tasks: Play['tasks'], extra: Partial<Play> = {}) => definePlaybook({name: 't', plays: [{name: 'p', hosts: 'all_hosts', gatherFacts: false, tasks, ...extra}]});
+/** A process that runs (a zombie waiting for PID 1 to reap it has ended). */
+const alive = (pid: string): boolean => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
 const lines = (path: string): string[] => (existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').filter((l) => l !== '') : []);
 
 test('loop: one try per item with ctx.item and ctx.index; when per item; one result with its items; register holds each', async (t) => {
@@ -93,7 +95,7 @@ test('timeout: a hung command is killed on the host and the task fails saying so
   t.true(r.summary.hosts.h1!.failed === 1);
   // The shell that ran the step is gone (killed, not left running).
   const pid = readFileSync(join(dir, 'pid'), 'utf8').trim();
-  t.false(existsSync(`/proc/${pid}`), `the step's shell ${pid} is gone`);
+  t.false(alive(pid), `the step's shell ${pid} is gone`);
   t.false(existsSync(join(dir, 'never')));
   const again = await runFake(one([shell({script: 'sleep 5'}, {name: 'hangs', timeout: 1, ignoreErrors: true}), shell({script: `touch ${dir}/next`}, {name: 'next'})]));
   t.deepEqual(again.results('h1').map((e) => e.status), ['failed', 'changed']);
@@ -301,4 +303,53 @@ test('retries under --check: a task that would run is not waited for (it did not
     shell({script: 'false'}, {name: 'read-only', retries: 5, delay: 3600, until: (res) => res.rc === 0, changedWhen: () => false}),
   ]), {check: true});
   t.deepEqual(r.results('h1').map((e) => [e.status, e.msg]), [['changed', 'would run false'], ['ok', 'would run false']]);
+});
+
+test('async: the job runs detached and is polled to its end; its output is the result\'s', async (t) => {
+  const dir = tmp('async');
+  const r = await runFake(one([
+    shell({script: `sleep 0.5; echo done; echo warn >&2; touch ${dir}/ended`}, {name: 'long job', async: 20, poll: 0.2, register: 'job'}),
+    shell((ctx) => ({script: `echo "${ctx.results.job?.stdout.trim() ?? ''}" > ${dir}/seen`}), {name: 'after'}),
+  ]));
+  t.deepEqual(r.results('h1').map((e) => [e.task, e.status]), [['long job', 'changed'], ['after', 'changed']]);
+  t.is(readFileSync(join(dir, 'seen'), 'utf8'), 'done\n');
+  t.true(existsSync(join(dir, 'ended')));
+});
+
+test('async: past its time the job is killed (its whole session) and the task fails saying so', async (t) => {
+  const dir = tmp('asynckill');
+  const r = await runFake(one([shell({script: `echo $$ > ${dir}/pid; sleep 30 & wait; touch ${dir}/never`}, {name: 'too long', async: 1, poll: 0.2})]));
+  const [res] = r.results('h1');
+  t.is(res?.status, 'failed');
+  t.regex(res?.msg ?? '', /async job ran past 1 s: killed/);
+  const pid = readFileSync(join(dir, 'pid'), 'utf8').trim();
+  t.false(alive(pid), 'the job is gone');
+  t.false(existsSync(join(dir, 'never')));
+});
+
+test('async: a poll that finds the connection gone connects again; the job went on', async (t) => {
+  const dir = tmp('asyncdrop');
+  let polls = 0;
+  const {UnreachableError} = await import('../../src/transport/types.ts');
+  const {localExec} = await import('../../src/transport/local.ts');
+  const r = await runFake(one([shell({script: `sleep 0.6; echo survived`}, {name: 'job', async: 20, poll: 0.2, register: 'job'})]), {
+    handler: (command, stdin) => {
+      if (command.includes('elif [ -e "$j.pid" ]') && ++polls === 1) throw new UnreachableError('h1', 'h1: connection lost');
+      return localExec(command, {stdin});
+    },
+  });
+  const [res] = r.results('h1');
+  t.is(res?.status, 'changed', res?.msg);
+  t.regex(res?.msg ?? '', /polled over 1 new connection after the connection dropped/);
+  t.true(polls >= 2);
+  void dir;
+});
+
+test('async with poll: 0: started and not waited for; the job finishes on its own', async (t) => {
+  const dir = tmp('asyncfire');
+  const r = await runFake(one([shell({script: `sleep 3; touch ${dir}/later`}, {name: 'fire', async: 20, poll: 0})]));
+  t.is(r.results('h1')[0]?.status, 'changed');
+  t.false(existsSync(join(dir, 'later')), 'not waited for');
+  for (let i = 0; i < 100 && !existsSync(join(dir, 'later')); i++) await new Promise((res) => setTimeout(res, 100));
+  t.true(existsSync(join(dir, 'later')), 'the job ran to its end after the run');
 });

@@ -5,7 +5,7 @@
  * timeout while the connection goes on serving the next task.
  */
 import test from 'ava';
-import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs';
 import {createServer} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -14,6 +14,7 @@ import {jsonEvents, projectRoot as root, runCli} from '../helpers/cli.ts';
 import {localExec} from '../../src/transport/local.ts';
 
 const playbook = join(root, 'test', 'fixtures', 'project', 'playbooks', 'control.ts');
+const asyncPlaybook = join(root, 'test', 'fixtures', 'project', 'playbooks', 'async.ts');
 
 let sshd: Sshd;
 test.before(async () => {
@@ -67,4 +68,40 @@ test.serial('delegateTo: another host\'s connection, or the controller; a timeou
   t.deepEqual(drain.map((e) => [e.host, e.status]).sort(), [['w1', 'unreachable'], ['w2', 'unreachable']]);
   t.regex(String(drain[0]?.msg), /^delegate lb: /);
   t.true(existsSync(join(dir2, 'w1', 'own')));
+});
+
+/** SIGKILL every sshd process serving a connection (the listener's children): the connections drop. */
+function killSessions(): number {
+  let killed = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === sshd.pid) {
+        process.kill(Number(name), 'SIGKILL');
+        killed++;
+      }
+    } catch {
+      // gone already
+    }
+  }
+  return killed;
+}
+
+test.serial('async: a job outlives its dropped connection; the run polls it over a new one and gets its output', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-async-'));
+  const inv = inventory(dir, sshd.port, 0);
+  const run = runCli(['run', asyncPlaybook, '-i', inv, '-l', 'w1', '--json']);
+  for (let i = 0; i < 300 && !existsSync(join(dir, 'w1', 'job-started')); i++) await new Promise((r) => setTimeout(r, 50));
+  t.true(existsSync(join(dir, 'w1', 'job-started')), 'the job started');
+  const killed = killSessions();
+  t.true(killed > 0, 'the connection was cut');
+  const r = await run;
+  t.is(r.code, 0, r.stderr + r.stdout);
+  const job = jsonEvents(r.stdout).find((e) => e.type === 'result' && e.task === 'long job');
+  t.is(job?.status, 'changed');
+  t.regex(String(job?.msg), /polled over \d+ new connections? after the connection dropped/);
+  t.is(readFileSync(join(dir, 'w1', 'job-output'), 'utf8'), 'survived\n');
+  t.log(`killed ${killed} sshd session process(es) while the job ran; ${String(job?.msg)}`);
 });
