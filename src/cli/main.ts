@@ -13,6 +13,7 @@ import type {Transport} from '../transport/types.ts';
 import {typecheck as typecheckUserCode} from './typecheck.ts';
 import type {Emit, RunEvent} from '../core/events.ts';
 import type {Vars} from '../core/types.ts';
+import {createInterface} from 'node:readline';
 import {Secrets} from '../core/secret.ts';
 import {LocalTransport} from '../transport/local.ts';
 import {loadInventory, selectHosts, type Inventory} from '../inventory/index.ts';
@@ -152,6 +153,8 @@ interface RunFlags {
   listTasks?: boolean;
   listTags?: boolean;
   startAtTask?: string;
+  /** --step: confirm each task (plain output: the prompt needs the terminal). */
+  step?: boolean;
 }
 
 /**
@@ -161,11 +164,40 @@ interface RunFlags {
 async function pickRenderer(flags: RunFlags, live: {playbook: string; inventory: string; onInterrupt: () => void}, secrets: Secrets): Promise<{emit: Emit; done(): Promise<void>}> {
   const out = (s: string): void => void process.stdout.write(s);
   if (flags.json) return {emit: jsonWriter(out, secrets), done: async () => undefined};
-  if (flags.tui && process.stdout.isTTY) {
+  // --step asks on the terminal between tasks: plain lines, not the live UI.
+  if (flags.tui && process.stdout.isTTY && !flags.step) {
     const {startLiveUi} = await import('../ui/live.tsx');
     return startLiveUi({...live, check: !!flags.check, diff: !!flags.diff, verbose: flags.verbose, secrets});
   }
   return {emit: plainWriter(out, {verbose: flags.verbose, color: !!process.stdout.isTTY && !process.env.NO_COLOR, secrets}), done: async () => undefined};
+}
+
+/**
+ * `--step`: Ansible's question before each task, on stderr (stdout may be --json); the answer is a
+ * line on stdin: y (run it), c (run it and the rest without asking), anything else, or end of input,
+ * skips it (Ansible's default, N).
+ */
+function stepPrompt(): {ask: NonNullable<RunOptions['step']>; close(): void} {
+  // One reader for the whole run: answers typed (or piped) ahead are kept for the next questions.
+  const rl = createInterface({input: process.stdin, terminal: false});
+  const lines: string[] = [];
+  const waiting: ((line: string | null) => void)[] = [];
+  let ended = false;
+  rl.on('line', (line) => (waiting.shift() ?? ((l: string | null) => void lines.push(l ?? '')))(line));
+  rl.on('close', () => {
+    ended = true;
+    for (const w of waiting.splice(0)) w(null);
+  });
+  return {
+    async ask(task) {
+      process.stderr.write(`Perform task: TASK: ${task} (N)o/(y)es/(c)ontinue: `);
+      const line = lines.shift() ?? (ended ? null : await new Promise<string | null>((resolve) => waiting.push(resolve)));
+      process.stderr.write('\n');
+      const a = (line ?? '').trim().toLowerCase();
+      return a === 'y' || a === 'yes' ? 'yes' : a === 'c' || a === 'continue' ? 'continue' : 'no';
+    },
+    close: () => rl.close(),
+  };
 }
 
 /** Load a playbook, refusing (exit 4, a `file:line:col` line each) a syntax error or a type error in it or any file it loads (unless `typecheck` is false; cached by content). */
@@ -244,7 +276,10 @@ async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Prom
   const extraVars = parseExtraVars(flags.extraVars, vault);
   const limit = flags.limit !== undefined ? new Set(selectHosts(inventory, flags.limit, process.cwd())) : undefined;
   if (limit && limit.size === 0) throw badOption(`--limit '${flags.limit}' matches no host of ${relative(process.cwd(), inventory.source)}`);
-  const opts: RunOptions = {check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars, lockTimeoutS: flags.lockTimeout, startAtTask: flags.startAtTask};
+  const opts: RunOptions = {
+    check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars,
+    lockTimeoutS: flags.lockTimeout, startAtTask: flags.startAtTask, verbose: flags.verbose,
+  };
   const deps = staticDeps(playbookPath, inventory, limit, secrets);
   // --list-hosts/--list-tasks/--list-tags (text, also under --json) and an unknown --start-at-task: before anything connects.
   const listWhat = {hosts: !!flags.listHosts, tasks: !!flags.listTasks, tags: !!flags.listTags};
@@ -292,9 +327,10 @@ async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Prom
   const emit = (e: RunEvent): void => renderer.emit(e);
   const allHosts = inventory.hostNames.filter((h) => !limit || limit.has(h));
   emit({type: 'start', playbook: playbook.name, inventory: inventory.source, check: !!flags.check, diff: !!flags.diff, hosts: allHosts});
+  const step = flags.step ? stepPrompt() : undefined;
   try {
     const local = new LocalTransport();
-    const summary = await runPlaybook(playbook, opts, {...deps, connect: connections.connect, local: () => local, emit, signal: ac.signal});
+    const summary = await runPlaybook(playbook, step ? {...opts, step: step.ask} : opts, {...deps, connect: connections.connect, local: () => local, emit, signal: ac.signal});
     await renderer.done();
     const hint = writeRetryFile(playbookPath, summary, (m) => process.stderr.write(`[WARNING]: ${m}\n`));
     if (hint) process.stderr.write(`${hint}\n`);
@@ -302,6 +338,7 @@ async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Prom
   } finally {
     await connections.close(); // any the run did not take (interrupted before it reached them)
     await renderer.done(); // gives the terminal back even when the run threw
+    step?.close();
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
   }
@@ -347,6 +384,7 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
     .option('--list-tasks', "list each play's tasks (after --tags/--skip-tags) and run nothing")
     .option('--list-tags', "list each play's task tags and run nothing")
     .option('--start-at-task <name>', "start at the first task with this name (or 'role : name', or a glob of them)")
+    .option('--step', 'confirm each task before it runs: (N)o/(y)es/(c)ontinue (plain output)')
     .action(async (pb: string, flags: RunFlags) => {
       process.exitCode = await run(pb, flags, secrets);
     });

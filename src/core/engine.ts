@@ -45,6 +45,13 @@ export interface RunOptions {
   readonly lockTimeoutS?: number;
   /** Ansible's --start-at-task: tasks before the first whose name (or `role : name`) equals or globs it do not run. */
   readonly startAtTask?: string;
+  /** `-vvv` (3 or more): a `command` event for every command sent to a host (probes and steps). */
+  readonly verbose?: number;
+  /**
+   * `--step`: asked before each task (not handlers): run it (`yes`), skip it (`no`), or run it and
+   * every later one without asking (`continue`).
+   */
+  readonly step?: (task: string, play: string) => Promise<'yes' | 'no' | 'continue'>;
 }
 
 /**
@@ -210,6 +217,8 @@ export class Engine {
   private generation = 0;
   /** A play with `anyErrorsFatal` saw a failure: nothing more runs. */
   private fatal = false;
+  /** `--step` answered `continue`: no more questions. */
+  private stepAll = false;
 
   constructor(private readonly deps: EngineDeps, private readonly opts: RunOptions) {
     this.limiter = pLimit(Math.max(1, opts.forks));
@@ -386,6 +395,11 @@ export class Engine {
         continue;
       } else {
         const o = e.task.options;
+        if (this.opts.step && !this.stepAll) {
+          const answer = await this.opts.step(taskName(e.task, () => ctxOf(first, e)), play.name);
+          if (answer === 'no') continue;
+          if (answer === 'continue') this.stepAll = true;
+        }
         const runs = o.runOnce ? [first] : live;
         this.deps.emit({type: 'task', play: play.name, name: taskName(e.task, () => ctxOf(first, e)), role: e.role?.role.name ?? null, hosts: runs.map((h) => h.name)});
         await this.runEverywhere(runs, (h) => this.runTask(h, play, e, () => this.ahead(h, plan, e, later), ctxOf), o.throttle);
@@ -797,8 +811,15 @@ export class Engine {
     }
     let did: string | undefined;
     try {
-      const target = await this.target(h, e, ctx);
-      if ('unreachable' in target) return {name, outcome: 'unreachable', msg: target.unreachable};
+      const reached = await this.target(h, e, ctx);
+      if ('unreachable' in reached) return {name, outcome: 'unreachable', msg: reached.unreachable};
+      // -vvv: every command this task sends, as an event (probes first, then the plan's steps).
+      let phase: 'probe' | 'apply' = 'probe';
+      const target = (this.opts.verbose ?? 0) >= 3
+        ? {...reached, transport: observed(reached.transport, (command, r, ms) => this.deps.emit({
+            type: 'command', host: h.name, task: name, on: reached.transport.host, phase, cmd: this.deps.secrets.mask(command), rc: r?.code ?? null, duration_ms: ms,
+          }))}
+        : reached;
       const env = this.environment(e);
       const transport = withLimits(target.transport, env, o.timeout);
       const {who} = target;
@@ -817,6 +838,7 @@ export class Engine {
         current = bound.probe.parse(out);
       }
       const plan = bound.plan(current);
+      phase = 'apply';
       if (plan.facts) h.setFacts(plan.facts);
       if (plan.fail) {
         // Check mode: a task planned on state an earlier "would change" has not made yet (a service
@@ -852,6 +874,28 @@ export class Engine {
       return {name, ...(did === undefined ? {} : {did}), outcome: {status: 'failed', msg: errorMessage(err)}};
     }
   }
+}
+
+/** `t`, telling `seen` each command it ran (with its result, or null when it threw) and how long it took. */
+function observed(t: Transport, seen: (command: string, r: ExecResult | null, ms: number) => void): Transport {
+  return {
+    host: t.host,
+    exec: async (command, options) => {
+      const t0 = Date.now();
+      try {
+        const r = await t.exec(command, options);
+        seen(command, r, Date.now() - t0);
+        return r;
+      } catch (err) {
+        seen(command, null, Date.now() - t0);
+        throw err;
+      }
+    },
+    start: (command, onStdout) => t.start(command, onStdout),
+    put: (path, content, options) => t.put(path, content, options),
+    get: (path) => t.get(path),
+    close: () => t.close(),
+  };
 }
 
 /** How a try of a task ended: shaped by its options, or the host could not be reached. */

@@ -39,6 +39,19 @@ export type RunEvent =
       /** A `loop`: each item (as text) with its status and message, in order. */
       readonly items?: readonly {readonly item: string; readonly status: string; readonly msg: string}[];
     }
+  /** `-vvv`: a command sent to a host for a task (`on`: the host that ran it, another one when delegated). */
+  | {
+      readonly type: 'command';
+      readonly host: string;
+      readonly task: string;
+      readonly on: string;
+      readonly phase: 'probe' | 'apply';
+      /** Secrets masked. */
+      readonly cmd: string;
+      /** null: the connection failed. */
+      readonly rc: number | null;
+      readonly duration_ms: number;
+    }
   | {readonly type: 'recap'; readonly hosts: Readonly<Record<string, HostCounts>>; readonly duration_ms: number; readonly check: boolean; readonly interrupted?: boolean};
 
 export type Emit = (event: RunEvent) => void;

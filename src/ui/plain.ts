@@ -83,6 +83,14 @@ export function plainWriter(write: (text: string) => void, opts: PlainOptions): 
         if (event.diff) write(unifiedDiff(event.diff) + '\n');
         break;
       }
+      case 'command': {
+        // -vvv: each command a task sent, where, how it ended; the command itself indented.
+        if (opts.verbose < 3) break;
+        const where = event.on === event.host ? '' : ` (on ${event.on})`;
+        const body = event.cmd.replace(/\n+$/, '').split('\n').map((l) => `    ${l}`).join('\n');
+        write(c('2', `<${event.host}>${where} ${event.phase} rc=${event.rc ?? 'lost'} ${event.duration_ms}ms\n${body}`) + '\n');
+        break;
+      }
       case 'recap': {
         write(`\n${header('PLAY RECAP')}\n`);
         const recap = Object.entries(event.hosts).sort(([a], [b]) => (a < b ? -1 : 1)); // by host name (unique)

@@ -353,3 +353,33 @@ test('async with poll: 0: started and not waited for; the job finishes on its ow
   for (let i = 0; i < 100 && !existsSync(join(dir, 'later')); i++) await new Promise((res) => setTimeout(res, 100));
   t.true(existsSync(join(dir, 'later')), 'the job ran to its end after the run');
 });
+
+test('-vvv: every command a task sends is an event (probe, then apply), with its host and status; secrets masked', async (t) => {
+  const dir = tmp('vvv');
+  const r = await runFake(one([
+    shell((ctx) => ({script: `echo ${ctx.secret('pa55-vvv-word').reveal()} > /dev/null; touch ${dir}/x`, creates: join(dir, 'x')}), {name: 'make x'}),
+    shell({script: 'true'}, {name: 'elsewhere', delegateTo: 'localhost', changedWhen: () => false}),
+  ]), {verbose: 3});
+  const commands = r.events.filter((e) => e.type === 'command');
+  t.deepEqual(commands.map((e) => e.type === 'command' && [e.task, e.phase, e.on, e.rc]), [
+    ['make x', 'probe', 'h1', 0], ['make x', 'apply', 'h1', 0], ['elsewhere', 'probe', 'localhost', 0], ['elsewhere', 'apply', 'localhost', 0],
+  ]);
+  t.false(JSON.stringify(commands).includes('pa55-vvv-word'));
+  t.true(JSON.stringify(commands).includes('***'));
+  const quiet = await runFake(one([shell({script: 'true'})]));
+  t.false(quiet.events.some((e) => e.type === 'command'), 'only from -vvv');
+});
+
+test('--step: each task asked (not handlers): no skips it, continue runs the rest without asking', async (t) => {
+  const dir = tmp('step');
+  const log = join(dir, 'log');
+  const asked: string[] = [];
+  const answers = ['yes', 'no', 'continue'] as const;
+  const task = (n: string) => shell({script: `echo ${n} >> ${log}`}, {name: n, notify: 'h'});
+  const pb = definePlaybook({name: 't', plays: [{name: 'p', hosts: 'all_hosts', gatherFacts: false, tasks: [task('one'), task('two'), task('three'), task('four')],
+    handlers: [shell({script: `echo handler >> ${log}`}, {name: 'h'})]}]});
+  const r = await runFake(pb, {step: async (name) => answers[asked.push(name) - 1] ?? 'no'});
+  t.deepEqual(asked, ['one', 'two', 'three']);
+  t.deepEqual(lines(log), ['one', 'three', 'four', 'handler']);
+  t.deepEqual(r.results('h1').map((e) => e.task), ['one', 'three', 'four', 'h']);
+});

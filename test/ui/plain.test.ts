@@ -80,3 +80,12 @@ test('-v: a change shows the output its command printed, when the result carries
   t.regex(quiet, /^changed: \[h1\]\nchanged: \[h2\]\n$/m);
   t.notRegex(quiet, /stdout|stderr/);
 });
+
+test('-vvv: each command a task sent, where and how it ended, indented; not below -vvv', (t) => {
+  const events: RunEvent[] = [
+    {type: 'task', play: 'p', name: 'drain', role: null},
+    {type: 'command', host: 'web1', task: 'drain', on: 'lb1', phase: 'apply', cmd: 'echo drain\nsocat stdio /run/haproxy/admin.sock', rc: 0, duration_ms: 12},
+  ];
+  t.regex(plain(events, {verbose: 3}), /^<web1> \(on lb1\) apply rc=0 12ms\n {4}echo drain\n {4}socat stdio \/run\/haproxy\/admin\.sock$/m);
+  t.notRegex(plain(events, {verbose: 2}), /socat/);
+});

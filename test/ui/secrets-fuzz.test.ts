@@ -192,6 +192,8 @@ function build(run: RunShape): {secrets: {value: string; marker: string}[]; regi
       counts[host]![r.status]++;
       const msg = str(r.msg) + (r.status === 'failed' && r.ignored ? ' (ignored)' : '');
       const diff = r.diff === null ? null : {before: str(r.diff.before), after: str(r.diff.after), ...(r.diff.path ? {path: str(r.diff.path)} : {})};
+      // -vvv: the command as sent (masked by the engine, and again by each writer).
+      if (r.cmd) events.push({type: 'command', host, task: name, on: host, phase: 'apply', cmd: str(r.cmd), rc: r.rc, duration_ms: 7});
       events.push({type: 'result', host, task: name, play, role, status: r.status, duration_ms: 42, diff, msg, pending: r.pending, cmd: opt(r.cmd), stdout: opt(r.stdout), stderr: opt(r.stderr), rc: r.rc});
     });
   }
@@ -206,7 +208,7 @@ function everyWriter(run: RunShape): void {
   const json = jsonOut(events, registry);
   assertJsonLines('json', json, events.length);
   assertClean('json', json, secrets);
-  for (const verbose of [0, 1, 2]) {
+  for (const verbose of [0, 1, 2, 3]) {
     for (const color of [false, true]) assertClean(`plain -${'v'.repeat(verbose)} color=${color}`, plainOut(events, verbose, color, registry), secrets);
   }
   assertClean('live store', liveOut(events, info, registry), secrets);
