@@ -82,6 +82,20 @@ function primaryHost(ctx: TaskContext): string {
 
 const mysqlNoop = `mysql --batch --skip-column-names`;
 
+/** The primary's inventory name (the first host of `mysql_primary_group`), for tasks run on it. */
+function primaryName(ctx: TaskContext): string {
+  const [p] = ctx.groups[str(ctx, 'mysql_primary_group')] ?? [];
+  if (p === undefined) throw new Error(`group ${str(ctx, 'mysql_primary_group')} has no host`);
+  return p;
+}
+
+/** A MySQL identifier from a variable, checked before it goes into SQL. */
+function ident(ctx: TaskContext, k: string): string {
+  const v = str(ctx, k);
+  if (!/^[A-Za-z0-9_]+$/.test(v)) throw new Error(`${k} '${v}': letters, digits and _ only`);
+  return v;
+}
+
 export default defineRole({
   name: 'database',
   defaults: {
@@ -137,7 +151,8 @@ export default defineRole({
     }), {name: 'binary log active before any write'}),
 
     // The primary: database, table, accounts (all replicated to the replicas).
-    mysqlDatabase((ctx) => ({name: str(ctx, 'mysql_database'), charset: 'utf8mb4'}), {name: 'app database', when: isPrimary}),
+    // The schema once, whatever the number of hosts in the play (runOnce: the first one).
+    mysqlDatabase((ctx) => ({name: str(ctx, 'mysql_database'), charset: 'utf8mb4'}), {name: 'app database', when: isPrimary, runOnce: true}),
     shell((ctx) => {
       const db = str(ctx, 'mysql_database');
       if (!/^[A-Za-z0-9_]+$/.test(db)) throw new Error(`mysql_database '${db}': letters, digits and _ only`);
@@ -145,7 +160,7 @@ export default defineRole({
         script: `${mysqlNoop} -e 'CREATE TABLE IF NOT EXISTS ${db}.notes (id BIGINT AUTO_INCREMENT PRIMARY KEY, text TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4'`,
         unless: `${mysqlNoop} -e "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${db}' AND TABLE_NAME = 'notes'" | grep -qx 1`,
       };
-    }, {name: 'notes table', when: isPrimary}),
+    }, {name: 'notes table', when: isPrimary, runOnce: true}),
     mysqlUser((ctx) => ({
       name: str(ctx, 'mysql_replication_user'),
       host: addresses(ctx, 'mysql_replication_hosts', 'mysql_replica_group'),
@@ -170,6 +185,14 @@ export default defineRole({
     }), {name: 'metrics exporter account (local only)', when: isPrimary}),
 
     // The replicas: replicate from the primary by GTID; set up only when not configured, started only when stopped.
+    // First, asked on the primary itself (delegateTo): its server answers and holds the replication
+    // account (a primary that restarts as the replicas come waits up to 30 s; under --check, not run).
+    command((ctx) => ({
+      argv: ['mysql', '--batch', '--skip-column-names', '-e', `SELECT COUNT(*) FROM mysql.user WHERE User = '${ident(ctx, 'mysql_replication_user')}'`],
+    }), {
+      name: 'primary ready for replicas', when: isReplica, delegateTo: primaryName,
+      retries: 10, delay: 3, until: (r) => Number(r.stdout.trim()) > 0, changedWhen: () => false,
+    }),
     mysqlReplica((ctx) => ({
       primaryHost: primaryHost(ctx),
       primaryPort: Number(ctx.vars.mysql_port),

@@ -405,7 +405,7 @@ export class Engine {
         await this.runEverywhere(runs, (h) => this.runTask(h, play, e, () => this.ahead(h, plan, e, later), ctxOf), o.throttle);
         if (o.runOnce) this.shareRunOnce(first, live, e);
       }
-      if (play.anyErrorsFatal && !rescuable && live.some((h) => h.failed || h.unreachable)) {
+      if ((play.anyErrorsFatal || e.task.options.anyErrorsFatal) && !rescuable && live.some((h) => h.failed || h.unreachable)) {
         // Ansible's any_errors_fatal: the play (and the run) stops on every host; handlers do not run.
         this.fatal = true;
         return false;

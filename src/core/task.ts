@@ -43,6 +43,7 @@ export const taskOptionsSchema = z.strictObject({
   environment: z.optional(z.record(z.string(), z.string())),
   checkMode: z.optional(z.boolean()),
   async: z.optional(z.number().check(z.positive())),
+  anyErrorsFatal: z.optional(z.boolean()),
   poll: z.optional(z.number().check(z.nonnegative())),
   listen: z.optional(z.union([z.string(), z.array(z.string())])),
 });

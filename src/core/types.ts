@@ -193,6 +193,11 @@ export interface TaskOptions {
   readonly async?: number;
   /** Seconds between polls of an `async` job (default 10, as Ansible); 0: start it and go on (fire and forget). */
   readonly poll?: number;
+  /**
+   * A failure of this task (or, on a `block()`, of the block once its rescue had its say) on any host
+   * stops the play and the run on every host (Ansible's `any_errors_fatal` on a block or task).
+   */
+  readonly anyErrorsFatal?: boolean;
   /** Handlers: the topics this handler answers besides its name (`notify: 'restart web'`). */
   readonly listen?: string | readonly string[];
 }

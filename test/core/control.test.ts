@@ -383,3 +383,20 @@ test('--step: each task asked (not handlers): no skips it, continue runs the res
   t.deepEqual(lines(log), ['one', 'three', 'four', 'handler']);
   t.deepEqual(r.results('h1').map((e) => e.task), ['one', 'three', 'four', 'h']);
 });
+
+test('anyErrorsFatal on a block: decided after its rescue; a failure the rescue clears goes on, one it does not stops everything', async (t) => {
+  const dir = tmp('blockfatal');
+  const log = join(dir, 'log');
+  const run = (rescueFails: boolean) => runFake(one([
+    block({
+      tasks: [shell((ctx) => ({script: ctx.host === 'h1' ? 'exit 1' : 'true'}), {name: 'risky'})],
+      rescue: [shell({script: rescueFails ? 'exit 1' : 'true'}, {name: 'rescue'})],
+      always: [shell((ctx) => ({script: `echo ${ctx.host}:always >> ${log}; exit ${ctx.host === 'h2' && rescueFails ? 1 : 0}`}), {name: 'always'})],
+    }, {anyErrorsFatal: true}),
+    shell((ctx) => ({script: `echo ${ctx.host}:after >> ${log}`}), {name: 'after'}),
+  ]), {groups: {all_hosts: ['h1', 'h2']}});
+  await run(false);
+  t.deepEqual(lines(log).sort(), ['h1:after', 'h1:always', 'h2:after', 'h2:always'], 'rescued: everyone goes on');
+  await run(true);
+  t.deepEqual(lines(log).sort(), ['h1:after', 'h1:always', 'h1:always', 'h2:after', 'h2:always', 'h2:always'], 'not rescued (and an always failing): nobody runs the next task');
+});
