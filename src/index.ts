@@ -12,7 +12,18 @@ export {file, copy, template, lineinfile, type FileArgs, type CopyInput, type Te
 export {command, shell, type CommandArgs, type ShellArgs} from './modules/command.ts';
 export {apt, type AptArgs} from './modules/apt.ts';
 export {service, type ServiceArgs} from './modules/systemd.ts';
+export {cron, type CronArgs} from './modules/cron.ts';
+export {authorizedKey, type AuthorizedKeyArgs} from './modules/authorizedkey.ts';
+export {knownHosts, type KnownHostsArgs} from './modules/knownhosts.ts';
+export {systemdUnit, type SystemdUnitArgs} from './modules/systemdunit.ts';
+export {waitFor, type WaitForArgs} from './modules/waitfor.ts';
 export {user, group, type UserArgs, type GroupArgs} from './modules/users.ts';
 export {ufwRule, ufwRules, ufwDefault, ufwState, type UfwRuleArgs, type UfwRulesArgs, type UfwDefaultArgs, type UfwStateArgs} from './modules/ufw.ts';
 export {mysqlDatabase, mysqlUser, mysqlReplica, type MysqlDatabaseArgs, type MysqlUserArgs, type MysqlReplicaArgs, type MysqlFlavor} from './modules/mysql.ts';
 export {debug, assert, fail, setFact, flushHandlers, type DebugArgs, type AssertArgs, type FailArgs, type SetFactArgs} from './modules/control.ts';
+export {blockinfile, type BlockInFileArgs} from './modules/blockinfile.ts';
+export {replace, type ReplaceArgs} from './modules/replace.ts';
+export {stat, statOf, type StatArgs, type StatResult} from './modules/stat.ts';
+export {sysctl, type SysctlArgs} from './modules/sysctl.ts';
+export {hostname, type HostnameArgs} from './modules/hostname.ts';
+export {timezone, type TimezoneArgs} from './modules/timezone.ts';

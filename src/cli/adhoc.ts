@@ -9,12 +9,13 @@ import {becomeIdentity, runCommand, type Identity} from '../core/remote.ts';
 import {BecomeError, becomeVars, needsFraming} from '../core/become.ts';
 import {truthy} from '../shared/vars.ts';
 import {UnreachableError} from '../transport/types.ts';
-import {loadInventory, selectHosts} from '../inventory/index.ts';
+import {loadInventories, selectHosts} from '../inventory/index.ts';
 import {askBecomePassword, becomeInventory} from './become.ts';
 import {connectHost} from './connect.ts';
 
 interface AdhocFlags {
-  inventory?: string;
+  /** `-i`, repeatable: the sources, merged in order. */
+  inventory?: readonly string[];
   limit?: string;
   become?: boolean;
   acceptNewHostKeys?: boolean;
@@ -33,7 +34,7 @@ export async function adhoc(
 ): Promise<ExitCodeValue> {
   const {secrets} = vault;
   const becomePassword = flags.askBecomePass ? await askBecomePassword(secrets) : undefined;
-  const inv = becomeInventory(await loadInventory(flags.inventory ?? defaultInventory(), vault), becomePassword, secrets);
+  const inv = becomeInventory(await loadInventories(flags.inventory ?? [defaultInventory()], vault), becomePassword, secrets);
   let hosts = selectHosts(inv, pattern);
   if (flags.limit !== undefined) {
     const allowed = new Set(selectHosts(inv, flags.limit, process.cwd()));

@@ -7,29 +7,30 @@ import type {Command} from 'commander';
 import {badOption} from '../core/errors.ts';
 import type {Secrets} from '../core/secret.ts';
 import {commandKeyring} from './vault.ts';
-import {inventoryGraph, inventoryList, loadInventory, sortKeys} from '../inventory/index.ts';
+import {inventoryGraph, inventoryList, loadInventories, sortKeys} from '../inventory/index.ts';
 
 interface InventoryOptions {
-  readonly inventory?: string;
+  /** `-i`, repeatable: the sources, merged in order. */
+  readonly inventory?: readonly string[];
   readonly list?: boolean;
   /** `true` for a bare `--graph`, the group name otherwise. */
   readonly graph?: boolean | string;
   readonly host?: string;
 }
 
-/** Adds `provision inventory [-i FILE] (--list | --graph [GROUP] | --host HOST)` to `program`. */
+/** Adds `provision inventory [-i SOURCE]… (--list | --graph [GROUP] | --host HOST)` to `program`. */
 export function registerInventory(program: Command, defaultInventory: () => string, secrets: Secrets): void {
   program
     .command('inventory')
     .description('show an inventory as Ansible reads it (like ansible-inventory)')
-    .option('-i, --inventory <file>', 'inventory file (YAML or INI)')
+    .option('-i, --inventory <source>', 'inventory file (YAML, INI), directory of them, or executable script; repeatable: merged in order', (v: string, prev: string[] = []) => [...prev, v])
     .option('--list', 'all groups and host variables, as JSON')
     .option('--graph [group]', 'the group tree, from GROUP (default: all)')
     .option('--host <host>', "one host's variables, as JSON")
     .action(async (options: InventoryOptions) => {
       const chosen = [options.list, options.graph, options.host].filter((o) => o !== undefined && o !== false);
       if (chosen.length !== 1) throw badOption('inventory: give exactly one of --list, --graph [GROUP], --host HOST');
-      const inv = await loadInventory(options.inventory ?? defaultInventory(), {keyring: commandKeyring(undefined), secrets});
+      const inv = await loadInventories(options.inventory ?? [defaultInventory()], {keyring: commandKeyring(undefined), secrets});
       for (const w of inv.warnings) process.stderr.write(`[WARNING]: ${w}\n`);
       if (options.list) {
         process.stdout.write(JSON.stringify(secrets.maskValue(inventoryList(inv)), null, 2) + '\n'); // vault values print as ***

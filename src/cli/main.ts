@@ -16,7 +16,7 @@ import type {Vars} from '../core/types.ts';
 import {createInterface} from 'node:readline';
 import {Secrets} from '../core/secret.ts';
 import {LocalTransport} from '../transport/local.ts';
-import {loadInventory, selectHosts, type Inventory} from '../inventory/index.ts';
+import {loadInventories, selectHosts, type Inventory} from '../inventory/index.ts';
 import {registerInventory} from './inventory.ts';
 import {registerLab} from './lab.ts';
 import {currentProject, findPlaybook, loadPlaybook, playbookProblems, provisionVersionKey, roleFiles, roleLoader, userCacheDir} from './load.ts';
@@ -48,7 +48,7 @@ export function defaultInventory(): string {
   const named = ['hosts.yml', 'hosts.yaml', 'hosts.ini'].map((n) => join(dir, n)).find((p) => existsSync(p));
   if (named) return named;
   const files = existsSync(dir) ? readdirSync(dir).filter((n) => /\.(ya?ml|ini)$/.test(n)).sort() : [];
-  if (files.length > 1) throw badOption(`no inventory given and ${shown(dir)} holds several (${files.join(', ')}): choose one with -i, or set $PROVISION_INVENTORY`);
+  if (files.length > 1) throw badOption(`no inventory given and ${shown(dir)} holds several (${files.join(', ')}): choose one with -i (-i ${shown(dir)} reads them all), or set $PROVISION_INVENTORY`);
   const [only] = files;
   if (only !== undefined) return join(dir, only);
   throw badOption(`no inventory: give one with -i FILE, set $PROVISION_INVENTORY, or create ${shown(join(dir, 'hosts.yml'))}`);
@@ -130,7 +130,8 @@ export function exitCodeOf(summary: RunSummary): ExitCodeValue {
 }
 
 interface RunFlags {
-  inventory?: string;
+  /** `-i`, repeatable: the sources, merged in order. */
+  inventory?: string[];
   check?: boolean;
   diff?: boolean;
   limit?: string;
@@ -266,12 +267,12 @@ function earlyConnections(playbook: Playbook, deps: StaticDeps, forks: number, o
 
 async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Promise<ExitCodeValue> {
   const playbookPath = findPlaybook(playbookArg);
-  const invPath = flags.inventory ?? defaultInventory();
+  const invPaths = flags.inventory ?? [defaultInventory()];
   const vault = {keyring: commandKeyring(flags.vaultPasswordFile), secrets};
   // -K first, as Ansible asks (BECOME password, then the vault's).
   const becomePassword = flags.askBecomePass ? await askBecomePassword(secrets) : undefined;
   await primeExtraVarsVault(flags.extraVars, vault.keyring);
-  const [loaded, playbook] = await Promise.all([loadInventory(invPath, vault), typecheckedPlaybook(playbookPath, flags.typecheck)]);
+  const [loaded, playbook] = await Promise.all([loadInventories(invPaths, vault), typecheckedPlaybook(playbookPath, flags.typecheck)]);
   const inventory = becomeInventory(loaded, becomePassword, secrets);
   const extraVars = parseExtraVars(flags.extraVars, vault);
   const limit = flags.limit !== undefined ? new Set(selectHosts(inventory, flags.limit, process.cwd())) : undefined;
@@ -323,7 +324,7 @@ async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Prom
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
 
-  const renderer = await pickRenderer(flags, {playbook: playbookArg, inventory: invPath, onInterrupt: () => interrupt(true)}, secrets);
+  const renderer = await pickRenderer(flags, {playbook: playbookArg, inventory: invPaths.join(', '), onInterrupt: () => interrupt(true)}, secrets);
   const emit = (e: RunEvent): void => renderer.emit(e);
   const allHosts = inventory.hostNames.filter((h) => !limit || limit.has(h));
   emit({type: 'start', playbook: playbook.name, inventory: inventory.source, check: !!flags.check, diff: !!flags.diff, hosts: allHosts});
@@ -355,7 +356,7 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
     .command('run')
     .description('run a playbook: a name in playbooks/ (e.g. site) or a path to a .ts file')
     .argument('<playbook>', 'playbook name or path')
-    .option('-i, --inventory <file>', 'inventory file (default: $PROVISION_INVENTORY, else inventory/lab.yml)')
+    .option('-i, --inventory <source>', 'inventory file, directory or executable script (repeatable: merged in order; default: $PROVISION_INVENTORY, else inventory/hosts.yml)', collect)
     .option('-C, --check', 'dry run: change nothing, report what would change')
     .option('-D, --diff', 'show unified diffs of changed files')
     .option('-l, --limit <pattern>', 'only these hosts (Ansible pattern, or @retry-file)')
@@ -393,23 +394,23 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
     .command('check')
     .description("check a playbook without touching any host (Ansible's --syntax-check): syntax, types, task arguments and options, handlers")
     .argument('<playbook>', 'playbook name or path')
-    .option('-i, --inventory <file>', 'also check the arguments computed from its variables and the templates (default: as for run, when there is one)')
+    .option('-i, --inventory <source>', 'also check the arguments computed from its variables and the templates (repeatable; default: as for run, when there is one)', collect)
     .option('-e, --extra-vars <vars>', 'key=value, JSON, or @file.yml (repeatable)', collect, [])
     .option('--no-typecheck', 'skip the type check')
-    .action(async (pb: string, flags: {typecheck: boolean; inventory?: string; extraVars: string[]}) => {
+    .action(async (pb: string, flags: {typecheck: boolean; inventory?: string[]; extraVars: string[]}) => {
       const path = findPlaybook(pb);
       const playbook = await typecheckedPlaybook(path, flags.typecheck);
-      let invPath = flags.inventory;
-      if (invPath === undefined) {
+      let invPaths = flags.inventory;
+      if (invPaths === undefined) {
         try {
-          invPath = defaultInventory();
+          invPaths = [defaultInventory()];
         } catch {
-          invPath = undefined; // no inventory: the checks that need one are skipped
+          invPaths = undefined; // no inventory: the checks that need one are skipped
         }
       }
       const loadRole = roleLoader(path);
       const vault = {keyring: commandKeyring(undefined), secrets};
-      const inventory = invPath === undefined ? undefined : await loadInventory(invPath, vault);
+      const inventory = invPaths === undefined ? undefined : await loadInventories(invPaths, vault);
       await checkPlaybook(playbook, path, loadRole, inventory && {deps: staticDeps(path, inventory, undefined, secrets, loadRole), opts: {check: true, diff: false, forks: 1, extraVars: parseExtraVars(flags.extraVars, vault)}});
       process.stdout.write(`${relative(process.cwd(), path) || path}: ok (${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'})\n`);
       process.exitCode = ExitCode.ok;
@@ -421,13 +422,13 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
     .command('ping')
     .description('connect to hosts and check become works (like ansible -m ping)')
     .argument('[pattern]', 'host pattern', 'all')
-    .option('-i, --inventory <file>', 'inventory file')
+    .option('-i, --inventory <source>', 'inventory file, directory or script (repeatable: merged in order)', collect)
     .option('-l, --limit <pattern>', 'further limit the hosts')
     .option('--accept-new-host-keys', 'trust and record host keys not yet in known_hosts')
     .option('--json', 'one JSON result per host')
     .option('-K, --ask-become-pass', 'ask for the become password')
     .addOption(new Option('-f, --forks <n>', 'hosts in parallel').default(100).argParser(parseForks))
-    .action(async (pattern: string, flags: {inventory?: string; limit?: string; acceptNewHostKeys?: boolean; json?: boolean; askBecomePass?: boolean; forks: number}) => {
+    .action(async (pattern: string, flags: {inventory?: string[]; limit?: string; acceptNewHostKeys?: boolean; json?: boolean; askBecomePass?: boolean; forks: number}) => {
       process.exitCode = await adhoc('ping', pattern, undefined, flags, defaultInventory, {keyring: commandKeyring(undefined), secrets});
     });
 
@@ -436,14 +437,14 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
     .description('run an ad-hoc shell command on hosts: provision exec web* -- uptime')
     .argument('<pattern>', 'host pattern')
     .argument('<command...>', 'the command (put it after --)')
-    .option('-i, --inventory <file>', 'inventory file')
+    .option('-i, --inventory <source>', 'inventory file, directory or script (repeatable: merged in order)', collect)
     .option('-l, --limit <pattern>', 'further limit the hosts')
     .option('-b, --become', 'run as ansible_become_user (default root), by ansible_become_method (sudo, su)')
     .option('-K, --ask-become-pass', 'ask for the become password')
     .option('--accept-new-host-keys', 'trust and record host keys not yet in known_hosts')
     .option('--json', 'one JSON result per host')
     .addOption(new Option('-f, --forks <n>', 'hosts in parallel').default(100).argParser(parseForks))
-    .action(async (pattern: string, command: string[], flags: {inventory?: string; limit?: string; become?: boolean; acceptNewHostKeys?: boolean; json?: boolean; askBecomePass?: boolean; forks: number}) => {
+    .action(async (pattern: string, command: string[], flags: {inventory?: string[]; limit?: string; become?: boolean; acceptNewHostKeys?: boolean; json?: boolean; askBecomePass?: boolean; forks: number}) => {
       process.exitCode = await adhoc('exec', pattern, command.join(' '), flags, defaultInventory, {keyring: commandKeyring(undefined), secrets});
     });
 

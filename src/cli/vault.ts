@@ -1,6 +1,7 @@
 /**
- * `provision vault encrypt|decrypt|edit|view|create FILE`: encrypted variable files (format and
- * crypto in core/vault.ts). The passphrase comes from --vault-password-file, then
+ * `provision vault encrypt|decrypt|edit|view|create|rekey FILE`: encrypted variable files (format and
+ * crypto in core/vault.ts). `view`, `decrypt` and `rekey` read Ansible's vault files too; `rekey`
+ * converts one to provision's format. The passphrase comes from --vault-password-file, then
  * $PROVISION_VAULT_PASSWORD_FILE, then $PROVISION_VAULT_PASSWORD, then a prompt without echo when
  * stdin is a terminal; otherwise a clear error (exit 5). A wrong passphrase is exit 1, as Ansible.
  */
@@ -10,7 +11,7 @@ import {tmpdir} from 'node:os';
 import {basename, join} from 'node:path';
 import type {Command} from 'commander';
 import {ExitCode, UserError} from '../core/errors.ts';
-import {VaultError, decrypt, encrypt, isAnsibleVaultText, isVaultText, Keyring, writePrivateFile} from '../core/vault.ts';
+import {VaultError, decrypt, encrypt, isAnsibleVaultText, isVaultText, Keyring, readPassFile, writePrivateFile} from '../core/vault.ts';
 import {isVaultFile} from '../inventory/varsfiles.ts';
 
 /** Read a line from the terminal without echoing it. */
@@ -71,11 +72,13 @@ function readText(file: string): string {
   }
 }
 
-/** A vault file's text, checked before any passphrase is asked for. */
-function readVault(file: string): string {
+/** A vault file's text (provision's or, with `ansible`, Ansible's), checked before any passphrase is asked for. */
+function readVault(file: string, ansible: 'ansible-too' | 'provision-only' = 'ansible-too'): string {
   const text = readText(file);
-  if (isAnsibleVaultText(text)) throw new UserError(`${file}: this is an Ansible vault file, not a provision one`, ExitCode.error);
-  if (!isVaultText(text)) throw new UserError(`${file} is not a vault file (use 'provision vault encrypt ${file}')`, ExitCode.error);
+  if (isAnsibleVaultText(text) && ansible === 'provision-only') {
+    throw new UserError(`${file}: this is an Ansible vault file; convert it first with 'provision vault rekey ${file}'`, ExitCode.error);
+  }
+  if (!isVaultText(text) && !isAnsibleVaultText(text)) throw new UserError(`${file} is not a vault file (use 'provision vault encrypt ${file}')`, ExitCode.error);
   return text;
 }
 
@@ -108,13 +111,14 @@ function editText(initial: string, name: string): string {
 
 interface VaultFlags {
   readonly vaultPasswordFile?: string;
+  readonly newVaultPasswordFile?: string;
 }
 
 /** Adds `provision vault …` to `program`. */
 export function registerVault(program: Command): void {
   const vault = program
     .command('vault')
-    .description('encrypted variable files (AES-256-GCM): encrypt, decrypt, edit, view, create');
+    .description('encrypted variable files (AES-256-GCM): encrypt, decrypt, edit, view, create, rekey');
   const sub = (name: string, description: string, action: (file: string, keyring: Keyring) => Promise<void>): void => {
     vault
       .command(name)
@@ -148,7 +152,7 @@ export function registerVault(program: Command): void {
   });
 
   sub('edit', 'edit a vault file in $EDITOR (a 0600 temp file), re-encrypt on save', async (file, keyring) => {
-    const text = readVault(file);
+    const text = readVault(file, 'provision-only');
     const pass = await keyring.passphrase(`vault edit ${file}`);
     const clear = open(file, text, pass);
     const edited = editText(clear, file);
@@ -158,6 +162,29 @@ export function registerVault(program: Command): void {
     }
     writePrivateFile(file, encrypt(edited, pass));
   });
+
+  vault
+    .command('rekey')
+    .description("re-encrypt a vault file in provision's format: an Ansible vault file is converted (same passphrase unless a new one is given), a provision one gets a new passphrase")
+    .argument('<file>', 'the vault file')
+    .option('--vault-password-file <file>', 'read the current passphrase from this file')
+    .option('--new-vault-password-file <file>', 'read the new passphrase from this file')
+    .action(async (file: string, flags: VaultFlags) => {
+      const text = readVault(file);
+      const keyring = commandKeyring(flags.vaultPasswordFile);
+      const pass = await keyring.passphrase(`vault rekey ${file}`);
+      const clear = open(file, text, pass);
+      let next: string;
+      if (flags.newVaultPasswordFile !== undefined) next = readPassFile(flags.newVaultPasswordFile);
+      else if (isAnsibleVaultText(text)) next = pass;
+      else if (process.stdin.isTTY) {
+        const ask = (question: string): Promise<string> => promptHidden(`New ${question.charAt(0).toLowerCase()}${question.slice(1)}`);
+        next = await new Keyring({prompt: ask, env: {}}).passphrase(`vault rekey ${file}`, {confirm: true});
+      }
+      else throw new UserError(`vault rekey ${file}: give the new passphrase with --new-vault-password-file`, ExitCode.badOptions);
+      writePrivateFile(file, encrypt(clear, next));
+      process.stderr.write(`Rekey successful: ${file}\n`);
+    });
 
   sub('create', 'create a new vault file in $EDITOR', async (file, keyring) => {
     if (existsSync(file)) throw new UserError(`${file} already exists (use 'provision vault edit ${file}')`, ExitCode.error);

@@ -847,7 +847,7 @@ export class Engine {
         if (check && h.pendingChange) return {name, outcome: {status: 'changed', msg: `would change once earlier changes are made (today: ${plan.fail})`, diff: plan.diff}};
         return {name, outcome: {status: 'failed', msg: plan.fail, diff: plan.diff}};
       }
-      if (plan.steps.length === 0) return {name, outcome: {status: 'ok', msg: plan.reason ?? 'ok'}};
+      if (plan.steps.length === 0) return {name, outcome: {status: 'ok', msg: plan.reason ?? 'ok', ...(plan.data === undefined ? {} : {data: plan.data})}};
       if (check) return {name, outcome: {status: 'changed', msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff}};
       let last = {stdout: '', stderr: '', rc: null as number | null};
       did = o.noLog ? `(details hidden by noLog)${plan.diff?.path ? ` ${plan.diff.path}` : ''}` : changeSummary(plan);

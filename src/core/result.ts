@@ -18,6 +18,8 @@ export interface RawOutcome {
   readonly rc?: number | null;
   /** The failing command, for failures. */
   readonly cmd?: string;
+  /** What the module found (`Plan.data`). */
+  readonly data?: unknown;
 }
 
 export interface Shaped {
@@ -50,6 +52,7 @@ export function shapeResult(
     status, changed: status === 'changed', failed: status === 'failed', skipped: status === 'skipped',
     msg: raw.msg ?? '', diff: raw.diff ?? null, stdout: raw.stdout ?? '', stderr: raw.stderr ?? '', rc: raw.rc ?? null,
     dependsOnPendingChange,
+    ...(raw.data === undefined ? {} : {data: raw.data}),
   };
   if (status !== 'skipped') {
     try {

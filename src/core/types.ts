@@ -56,6 +56,8 @@ export interface Plan {
   readonly fail?: string;
   /** Variables the task sets for this host (`setFact`): later tasks see them in `ctx.vars`. */
   readonly facts?: Vars;
+  /** What a read-only module found (`stat`), for `register`: the result's `data`. */
+  readonly data?: unknown;
 }
 
 /** A module: a probe of the current state and a pure planner. */
@@ -93,6 +95,8 @@ export interface TaskResult {
   readonly rc: number | null;
   /** Check mode: this result was planned on state an earlier "would change" would have altered. */
   readonly dependsOnPendingChange: boolean;
+  /** What the module found, when it reports data (`stat`). */
+  readonly data?: unknown;
   /** A `loop`: each item's result, in order, with its item (Ansible's `results`). */
   readonly items?: readonly (TaskResult & {readonly item: unknown})[];
 }

@@ -11,12 +11,15 @@
  * authenticated too (GCM additional data), so any change to header, salt, iv, tag or ciphertext is
  * refused, as is a wrong passphrase (GCM cannot tell the two apart).
  *
+ * Ansible's format is read too (`decrypt` dispatches on the header), so that an Ansible project's vault
+ * files and inline `!vault` values work as they are; see `decryptAnsible`. provision writes only its own.
+ *
  * Also here: a command's `Keyring` (where the passphrase comes from: a file, the environment, or an
  * interactive prompt the CLI gives it; the keys derived with it) and what a decrypted vault file
  * holds that must be masked (`vaultSecrets`).
  * The lab's generated vault (`ensureLabVault`) is in src/lab/vault.ts.
  */
-import {createCipheriv, createDecipheriv, randomBytes, scrypt, scryptSync} from 'node:crypto';
+import {createCipheriv, createDecipheriv, createHmac, pbkdf2Sync, randomBytes, scrypt, scryptSync, timingSafeEqual} from 'node:crypto';
 import {readFileSync} from 'node:fs';
 import {ExitCode, UserError} from './errors.ts';
 import {writeFileAtomic} from './localfs.ts';
@@ -40,7 +43,7 @@ export function isVaultText(text: string): boolean {
   return text.startsWith('$PROVISION_VAULT;');
 }
 
-/** Ansible's own vault format, which we do not read (a clear error instead of a YAML parse error). */
+/** Ansible's vault format (`$ANSIBLE_VAULT;1.1;AES256`, or `1.2;AES256;<vault-id>`), read by `decrypt`. */
 export function isAnsibleVaultText(text: string): boolean {
   return text.startsWith('$ANSIBLE_VAULT;');
 }
@@ -75,8 +78,9 @@ export function encrypt(plaintext: string, passphrase: string, keys?: KeyCache):
   return `${VAULT_HEADER}\n${lines.join('\n')}\n`;
 }
 
-/** Decrypt vault file text. Throws `VaultError` (never anything else) when that is not possible. */
+/** Decrypt vault text, provision's or Ansible's. Throws `VaultError` (never anything else) when that is not possible. */
 export function decrypt(text: string, passphrase: string, keys?: KeyCache): string {
+  if (isAnsibleVaultText(text)) return decryptAnsible(text, passphrase, keys);
   const nl = text.indexOf('\n');
   const header = (nl < 0 ? text : text.slice(0, nl)).trim();
   if (!isVaultText(header)) throw new VaultError('not a vault file (no $PROVISION_VAULT header)');
@@ -100,6 +104,100 @@ export function decrypt(text: string, passphrase: string, keys?: KeyCache): stri
   } catch {
     throw new VaultError('cannot decrypt: wrong passphrase, or the file was altered');
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Ansible's format (ansible-core lib/ansible/parsing/vault/__init__.py: VaultAES256,
+// format_vaulttext_envelope, parse_vaulttext_envelope)
+//
+//     $ANSIBLE_VAULT;1.1;AES256                 (or 1.2;AES256;<vault-id>)
+//     <hex of: hex(salt) "\n" hex(hmac) "\n" hex(ciphertext)>, wrapped at 80 columns
+//
+// PBKDF2-HMAC-SHA256, 10000 iterations, over the passphrase's UTF-8 and the salt (32 bytes when
+// ansible-vault writes it) gives 80 bytes: AES key (32) | HMAC key (32) | counter block (16).
+// The plaintext is PKCS#7-padded to 16 bytes and encrypted with AES-256-CTR; the HMAC-SHA256 of the
+// ciphertext (only: the header and vault id are not authenticated) is checked before decrypting.
+
+const ANSIBLE_ITERATIONS = 10_000;
+
+/** What an Ansible vault header says. The vault id is a label for choosing a passphrase, not authenticated. */
+export interface AnsibleVaultHeader {
+  readonly version: '1.1' | '1.2';
+  readonly cipher: 'AES256';
+  readonly vaultId?: string;
+}
+
+/** The header of Ansible vault text; a `VaultError` when it is not one this provision reads. */
+export function ansibleVaultHeader(text: string): AnsibleVaultHeader {
+  const first = text.trimStart().split(/\r?\n/, 1)[0]!.trim();
+  if (!isAnsibleVaultText(first)) throw new VaultError('not an Ansible vault (no $ANSIBLE_VAULT header)');
+  const [, version, cipher, vaultId] = first.split(';').map((p) => p.trim());
+  if ((version !== '1.1' && version !== '1.2') || cipher !== 'AES256') {
+    throw new VaultError(`unsupported Ansible vault format ${JSON.stringify(first)} (this provision reads 1.1 and 1.2 with AES256)`);
+  }
+  return vaultId ? {version, cipher, vaultId} : {version, cipher};
+}
+
+function ansibleKeys(passphrase: string, salt: Buffer, keys?: KeyCache): {aes: Buffer; mac: Buffer; iv: Buffer} {
+  const id = `ansible:${salt.toString('hex')}:${passphrase}`;
+  let derived = keys?.get(id);
+  if (!derived) {
+    derived = pbkdf2Sync(Buffer.from(passphrase, 'utf8'), salt, ANSIBLE_ITERATIONS, 80, 'sha256');
+    if (keys) {
+      keys.set(id, derived);
+      const oldest = keys.keys().next();
+      if (keys.size > 16 && !oldest.done) keys.delete(oldest.value);
+    }
+  }
+  return {aes: derived.subarray(0, 32), mac: derived.subarray(32, 64), iv: derived.subarray(64, 80)};
+}
+
+function unhex(text: string, what: string): Buffer {
+  if (text.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text)) throw new VaultError(`damaged Ansible vault (${what} is not hex)`);
+  return Buffer.from(text, 'hex');
+}
+
+/** Decrypt Ansible vault text (a file, or the block of an inline `!vault` value). Throws `VaultError` only. */
+export function decryptAnsible(text: string, passphrase: string, keys?: KeyCache): string {
+  ansibleVaultHeader(text);
+  const lines = text.trimStart().split(/\r?\n/);
+  const envelope = unhex(lines.slice(1).join('').replace(/\s+/g, ''), 'the body').toString('latin1');
+  const parts = envelope.split('\n');
+  if (parts.length < 3) throw new VaultError('damaged Ansible vault (no salt, hmac and ciphertext)');
+  const salt = unhex(parts[0]!, 'the salt');
+  const hmac = unhex(parts[1]!, 'the hmac');
+  const body = unhex(parts.slice(2).join('\n'), 'the ciphertext');
+  if (salt.length === 0 || body.length === 0 || body.length % 16 !== 0) throw new VaultError('damaged Ansible vault (bad lengths)');
+  const k = ansibleKeys(passphrase, salt, keys);
+  const expected = createHmac('sha256', k.mac).update(body).digest();
+  if (hmac.length !== expected.length || !timingSafeEqual(hmac, expected)) {
+    throw new VaultError('cannot decrypt: wrong passphrase, or the file was altered');
+  }
+  const decipher = createDecipheriv('aes-256-ctr', k.aes, k.iv);
+  const padded = Buffer.concat([decipher.update(body), decipher.final()]);
+  const pad = padded[padded.length - 1]!;
+  if (pad < 1 || pad > 16 || !padded.subarray(padded.length - pad).every((b) => b === pad)) {
+    throw new VaultError('damaged Ansible vault (bad padding)');
+  }
+  return padded.subarray(0, padded.length - pad).toString('utf8');
+}
+
+/**
+ * Encrypt into Ansible's format (1.1, or 1.2 with a vault id), as `ansible-vault encrypt` writes it.
+ * provision writes its own format; this is for tests and for handing a value back to Ansible.
+ */
+export function encryptAnsible(plaintext: string, passphrase: string, opts: {vaultId?: string; salt?: Buffer} = {}): string {
+  if (passphrase.length === 0) throw new VaultError('the vault passphrase is empty');
+  const salt = opts.salt ?? randomBytes(32);
+  const k = ansibleKeys(passphrase, salt);
+  const clear = Buffer.from(plaintext, 'utf8');
+  const pad = 16 - (clear.length % 16);
+  const cipher = createCipheriv('aes-256-ctr', k.aes, k.iv);
+  const body = Buffer.concat([cipher.update(Buffer.concat([clear, Buffer.alloc(pad, pad)])), cipher.final()]);
+  const hmac = createHmac('sha256', k.mac).update(body).digest();
+  const envelope = Buffer.from([salt.toString('hex'), hmac.toString('hex'), body.toString('hex')].join('\n'), 'latin1').toString('hex');
+  const header = opts.vaultId && opts.vaultId !== 'default' ? `$ANSIBLE_VAULT;1.2;AES256;${opts.vaultId}` : '$ANSIBLE_VAULT;1.1;AES256';
+  return `${header}\n${(envelope.match(/.{1,80}/g) ?? []).join('\n')}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -218,21 +316,19 @@ export class Keyring {
   }
 
   /**
-   * The clear text of a vars file that is a vault, for the loaders (group_vars, host_vars, `-e @file`):
-   * decrypted with the passphrase known so far; the caller masks what it parses (`vaultSecrets`). A
+   * The clear text of a vars file that is a vault, provision's or Ansible's, for the loaders
+   * (group_vars, host_vars, `-e @file`, the inventory file), or of an inline `!vault` value: decrypted with the passphrase known so far; the caller masks what it parses (`vaultSecrets`). A
    * wrong passphrase is a one-line `UserError` naming the file, exit 1.
    */
-  open(text: string, file: string): string {
-    if (isAnsibleVaultText(text)) {
-      throw new UserError(`${file}: this is an Ansible vault file; decrypt it with ansible-vault and encrypt it with 'provision vault encrypt'`, ExitCode.error);
-    }
+  open(text: string, file: string, line?: number): string {
     const pass = this.passphraseSync();
-    if (pass === undefined) throw noPassphrase(`vault file ${file}`);
+    if (pass === undefined) throw noPassphrase(line === undefined ? `vault file ${file}` : `the !vault value at ${file}:${line}`);
     try {
       return this.decrypt(text, pass);
     } catch (e) {
-      if (e instanceof VaultError) throw new UserError(`${file}: ${e.message}`, ExitCode.error);
-      throw e;
+      if (!(e instanceof VaultError)) throw e;
+      if (line === undefined) throw new UserError(`${file}: ${e.message}`, ExitCode.error);
+      throw new UserError(`!vault value: ${e.message}`, ExitCode.error, {file, line});
     }
   }
 }

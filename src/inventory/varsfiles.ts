@@ -9,15 +9,10 @@ import {extname, isAbsolute, join} from 'node:path';
 import {isMap, isScalar} from 'yaml';
 import type {Node} from 'yaml';
 import {parseError} from '../core/errors.ts';
-import {isAnsibleVaultText, isVaultText, vaultSecrets, type Keyring} from '../core/vault.ts';
-import type {Secrets} from '../core/secret.ts';
+import {isAnsibleVaultText, isVaultText, vaultSecrets} from '../core/vault.ts';
+import {entries, hasInlineVault, keyString, kindOf, lineOf, parseYaml, valueOf, type VaultAccess} from './yamlsource.ts';
 
-/** What loading vars files needs for vault files: the command's keyring, and where their values go to be masked. */
-export interface VaultAccess {
-  readonly keyring: Keyring;
-  readonly secrets: Secrets;
-}
-import {entries, keyString, kindOf, lineOf, parseYaml, valueOf} from './yamlsource.ts';
+export type {VaultAccess} from './yamlsource.ts';
 
 const extensions = ['.yml', '.yaml', '.json'];
 
@@ -66,7 +61,7 @@ export function readVarsFile(file: string, vault: VaultAccess): Record<string, u
   // A vault file: decrypted with the run's passphrase; every string in it is masked in all output.
   const isVault = isVaultText(text) || isAnsibleVaultText(text);
   if (isVault) text = vault.keyring.open(text, file);
-  const src = parseYaml(text, file);
+  const src = parseYaml(text, file, vault);
   const root = src.doc.contents as Node | null;
   if (!root || (isScalar(root) && root.value === null)) return {};
   if (!isMap(root)) {
@@ -94,7 +89,17 @@ export function isVaultFile(file: string): boolean {
   }
 }
 
-/** The vault files among the vars files under `dir` (a `group_vars` or `host_vars` folder), any depth. */
+/** Is this file a vault, or a YAML file holding inline `!vault` values? (Reads all of it: vars files are small.) */
+export function needsVault(file: string): boolean {
+  if (isVaultFile(file)) return true;
+  try {
+    return hasInlineVault(readFileSync(file, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** The files among the vars files under `dir` (a `group_vars` or `host_vars` folder), any depth, that need the vault passphrase. */
 export function vaultFilesUnder(dir: string): string[] {
   if (kindAt(dir) !== 'dir') return [];
   const out: string[] = [];
@@ -111,7 +116,7 @@ export function vaultFilesUnder(dir: string): string[] {
       const full = join(d, name);
       const kind = kindAt(full);
       if (kind === 'dir') walk(full, depth + 1);
-      else if (kind === 'file' && isVaultFile(full)) out.push(full);
+      else if (kind === 'file' && needsVault(full)) out.push(full);
     }
   };
   walk(dir, 0);

@@ -1,7 +1,8 @@
 /**
  * Reading YAML the way Ansible's loader (PyYAML, YAML 1.1) does, while keeping every node's line for
  * error messages: 1.1 scalars with PyYAML's booleans (`yes`/`on`, not `y`), `<<` merge keys, duplicate
- * keys allowed (the last wins).
+ * keys allowed (the last wins), and Ansible's inline `!vault |` values, decrypted at load with the
+ * command's keyring (their clear text joins the command's secrets).
  */
 import {
   type Document,
@@ -15,8 +16,20 @@ import {
   parseDocument,
   type ScalarTag,
   type Tags,
+  visit,
 } from 'yaml';
 import {parseError} from '../core/errors.ts';
+import type {Secrets} from '../core/secret.ts';
+import {vaultSecrets, type Keyring} from '../core/vault.ts';
+
+/** What loading YAML needs for vault files and `!vault` values: the command's keyring, and where their values go to be masked. */
+export interface VaultAccess {
+  readonly keyring: Keyring;
+  readonly secrets: Secrets;
+}
+
+/** Ansible's `!vault` tag: the scalar (vault text) is kept as it is by the parser and decrypted after it (`openInlineVaults`). */
+const vaultTag: ScalarTag = {tag: '!vault', resolve: (value) => value};
 
 const boolTag = 'tag:yaml.org,2002:bool';
 /** PyYAML's bool resolver: `y`/`n` stay strings. */
@@ -40,14 +53,17 @@ export interface YamlSource {
   readonly lines: LineCounter;
 }
 
-/** Parses YAML text; a syntax error is a `UserError` naming the file and line. */
-export function parseYaml(text: string, file: string): YamlSource {
+/**
+ * Parses YAML text; a syntax error is a `UserError` naming the file and line. `!vault` values are
+ * decrypted with `vault` (a wrong passphrase: a `UserError` naming file and line, exit 1).
+ */
+export function parseYaml(text: string, file: string, vault?: VaultAccess): YamlSource {
   const lines = new LineCounter();
   const doc = parseDocument(text, {
     version: '1.1',
     uniqueKeys: false,
     merge: true,
-    customTags: pyYamlTags,
+    customTags: (tags) => [...pyYamlTags(tags), vaultTag],
     lineCounter: lines,
     prettyErrors: true,
   });
@@ -58,7 +74,28 @@ export function parseYaml(text: string, file: string): YamlSource {
     const message = firstLine.replace(/ at line \d+, column \d+:?$/, '');
     throw parseError(`YAML syntax error: ${message}`, {file, line});
   }
+  if (text.includes('!vault')) openInlineVaults({file, doc, lines}, vault);
   return {file, doc, lines};
+}
+
+/** Does this YAML text hold an inline `!vault` value? (A cheap test, to get the passphrase before loading.) */
+export function hasInlineVault(text: string): boolean {
+  return /!vault\b/.test(text);
+}
+
+/** Replaces each `!vault` scalar's vault text by its clear text; every clear text joins `vault.secrets`. */
+function openInlineVaults(src: YamlSource, vault: VaultAccess | undefined): void {
+  visit(src.doc, {
+    Scalar(_key, node) {
+      if (node.tag !== '!vault') return;
+      const line = lineOf(src, node);
+      if (typeof node.value !== 'string') throw parseError('a !vault value must be a string of vault text', {file: src.file, line});
+      if (!vault) throw parseError('a !vault value is not read here', {file: src.file, line});
+      const clear = vault.keyring.open(node.value, src.file, line);
+      vault.secrets.add(...vaultSecrets(clear));
+      node.value = clear;
+    },
+  });
 }
 
 /** 1-based line of a node, when it has a position. */

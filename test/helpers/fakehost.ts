@@ -33,16 +33,27 @@ export function fakeHost(name: string, tools: Readonly<Record<string, string>>, 
 
 /** One check-mode case: the --check result, then what a real run sends besides probes. */
 export interface CheckExpectation {
-  readonly status: 'changed' | 'ok';
+  readonly status: 'changed' | 'ok' | 'failed';
   readonly msg: string;
   readonly cmds: readonly string[];
 }
 
 /**
- * `task` under --check on `host`: exactly `[status, msg]`, one probe batch and nothing else sent; then
- * the same host without --check gets `cmds` (so the "only probes" assertion can fail).
+ * A command as the tests compare it: an exec as sent; a write step (its long `sh -c` upload script) as
+ * `write <dest>: <content>`, or `write <dest>` without `content`.
  */
-export async function assertCheckMode(t: ExecutionContext, host: {handler: Handler; dir: string}, task: Task, want: CheckExpectation): Promise<void> {
+export function shortCommand(r: Recorded, content = true): string {
+  const dest = r.command.startsWith('sh -c ') ? /mv -f "\$t" ([^\n']+)/.exec(r.command)?.[1] : undefined;
+  if (dest === undefined) return r.command;
+  return content ? `write ${dest}: ${r.stdin ?? ''}` : `write ${dest}`;
+}
+
+/**
+ * `task` under --check on `host`: exactly `[status, msg]`, one probe batch and nothing else sent; then
+ * the same host without --check gets `status` again and `cmds` (short; so the "only probes" assertion
+ * can fail). `writeContent: false`: writes compared by destination only.
+ */
+export async function assertCheckMode(t: ExecutionContext, host: {handler: Handler; dir: string}, task: Task, want: CheckExpectation, opts: {readonly writeContent?: boolean} = {}): Promise<void> {
   const pb = definePlaybook({name: 'check', plays: [{name: 'check', hosts: 'all_hosts', gatherFacts: false, tasks: [task]}]});
   const check = await runFake(pb, {handler: host.handler, check: true});
   t.deepEqual(check.results().map((r) => [r.status, r.msg]), [[want.status, want.msg]]);
@@ -50,7 +61,7 @@ export async function assertCheckMode(t: ExecutionContext, host: {handler: Handl
   t.is(log.length, 1, 'one probe batch');
   t.true(log.every(isProbeBatch), `only probes: ${log.map((r) => r.command).join('; ')}`);
   const real = await runFake(pb, {handler: host.handler});
-  t.is(real.results()[0]?.status, want.status);
-  t.deepEqual(real.transports.get('h1')!.execs.filter((r) => !isProbeBatch(r)).map((r) => r.command), want.cmds);
+  t.is(real.results()[0]?.status, want.status, real.results()[0]?.msg);
+  t.deepEqual(real.transports.get('h1')!.execs.filter((r) => !isProbeBatch(r)).map((r) => shortCommand(r, opts.writeContent ?? true)), want.cmds);
   rmSync(host.dir, {recursive: true});
 }

@@ -97,7 +97,7 @@ const isRoot = process.getuid?.() === 0;
   t.regex(err!.message, /permission denied/);
 });
 
-test('error: a directory given as inventory', async (t) => {
+test('error: an empty directory given as inventory', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'provision-inv-'));
   const err = await t.throwsAsync(loadInventory(dir), {instanceOf: UserError});
   t.is(err!.exitCode, 4);
