@@ -17,6 +17,8 @@ export {authorizedKey, type AuthorizedKeyArgs} from './modules/authorizedkey.ts'
 export {knownHosts, type KnownHostsArgs} from './modules/knownhosts.ts';
 export {systemdUnit, type SystemdUnitArgs} from './modules/systemdunit.ts';
 export {waitFor, type WaitForArgs} from './modules/waitfor.ts';
+export {uri, type UriArgs, type UriMethod} from './modules/uri.ts';
+export {getUrl, type GetUrlArgs} from './modules/geturl.ts';
 export {user, group, type UserArgs, type GroupArgs} from './modules/users.ts';
 export {ufwRule, ufwRules, ufwDefault, ufwState, type UfwRuleArgs, type UfwRulesArgs, type UfwDefaultArgs, type UfwStateArgs} from './modules/ufw.ts';
 export {mysqlDatabase, mysqlUser, mysqlReplica, type MysqlDatabaseArgs, type MysqlUserArgs, type MysqlReplicaArgs, type MysqlFlavor} from './modules/mysql.ts';
@@ -27,3 +29,6 @@ export {stat, statOf, type StatArgs, type StatResult} from './modules/stat.ts';
 export {sysctl, type SysctlArgs} from './modules/sysctl.ts';
 export {hostname, type HostnameArgs} from './modules/hostname.ts';
 export {timezone, type TimezoneArgs} from './modules/timezone.ts';
+export {aptRepository, type AptRepositoryArgs} from './modules/aptrepository.ts';
+export {debconf, type DebconfArgs, type DebconfType} from './modules/debconf.ts';
+export {mount, type MountArgs} from './modules/mount.ts';

@@ -32,7 +32,7 @@ function requireAbsolute(path: string, field: string): void {
 }
 
 /** The steps that bring an existing path's attributes to the wanted ones (no content change). */
-function attrSteps(path: string, have: Attrs, want: FileAttrs, follow = true): {steps: Step[]; changes: string[]} {
+export function attrSteps(path: string, have: Attrs, want: FileAttrs, follow = true): {steps: Step[]; changes: string[]} {
   const steps: Step[] = [];
   const changes: string[] = [];
   const own = [want.owner && want.owner !== have.owner ? want.owner : '', want.group && want.group !== have.group ? `:${want.group}` : ''].join('');
