@@ -821,7 +821,7 @@ export class Engine {
           }))}
         : reached;
       const env = this.environment(e);
-      const transport = withLimits(target.transport, env, o.timeout);
+      const transport = withTimeout(target.transport, o.timeout);
       const {who} = target;
       let current: unknown;
       if (bound.probe) {
@@ -878,24 +878,22 @@ export class Engine {
 
 /** `t`, telling `seen` each command it ran (with its result, or null when it threw) and how long it took. */
 function observed(t: Transport, seen: (command: string, r: ExecResult | null, ms: number) => void): Transport {
-  return {
-    host: t.host,
-    exec: async (command, options) => {
-      const t0 = Date.now();
-      try {
-        const r = await t.exec(command, options);
-        seen(command, r, Date.now() - t0);
-        return r;
-      } catch (err) {
-        seen(command, null, Date.now() - t0);
-        throw err;
-      }
-    },
-    start: (command, onStdout) => t.start(command, onStdout),
-    put: (path, content, options) => t.put(path, content, options),
-    get: (path) => t.get(path),
-    close: () => t.close(),
-  };
+  return withExec(t, async (command, options) => {
+    const t0 = Date.now();
+    try {
+      const r = await t.exec(command, options);
+      seen(command, r, Date.now() - t0);
+      return r;
+    } catch (err) {
+      seen(command, null, Date.now() - t0);
+      throw err;
+    }
+  });
+}
+
+/** `t` with another `exec` (the rest of it as it is). */
+function withExec(t: Transport, exec: Transport['exec']): Transport {
+  return {host: t.host, exec, start: (c, o) => t.start(c, o), put: (p, c, o) => t.put(p, c, o), get: (p) => t.get(p), close: () => t.close()};
 }
 
 /** How a try of a task ended: shaped by its options, or the host could not be reached. */
@@ -928,17 +926,9 @@ function withStepEnvironment<S extends Step>(step: S, env: Readonly<Record<strin
  * The transport as a task with a `timeout` sees it: each command runs under `timeout` on the host (TERM
  * after `seconds`, KILL 5 s later), so a hung command is killed there and the connection stays usable.
  */
-function withLimits(t: Transport, env: Readonly<Record<string, string>>, seconds: number | undefined): Transport {
+function withTimeout(t: Transport, seconds: number | undefined): Transport {
   if (seconds === undefined) return t;
-  void env;
-  return {
-    host: t.host,
-    exec: (command, options) => t.exec(`timeout -k 5 ${seconds} sh -c ${q(command)}`, options),
-    start: (command, onStdout) => t.start(command, onStdout),
-    put: (path, content, options) => t.put(path, content, options),
-    get: (path) => t.get(path),
-    close: () => t.close(),
-  };
+  return withExec(t, (command, options) => t.exec(`timeout -k 5 ${seconds} sh -c ${q(command)}`, options));
 }
 
 /** What would fail before any host is touched (see Engine.preflight); nothing connects. */

@@ -148,7 +148,7 @@ export interface TaskOptions {
   /** Handler names to notify when the task changes something. */
   readonly notify?: string | readonly string[];
   readonly tags?: readonly string[];
-  /** Run through `sudo -n` (default: the host's `ansible_become`). */
+  /** Run as another user: sudo (or su), with the host's become password if it has one (default: the host's `ansible_become`). */
   readonly become?: boolean;
   /** sudo to this user (default: the host's `ansible_become_user`, else root). */
   readonly becomeUser?: string;

@@ -4,7 +4,7 @@
  * of the test process; `stop()` kills that one process by its PID.
  */
 import {spawn, execFile, type ChildProcess} from 'node:child_process';
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {createServer, connect} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -193,4 +193,32 @@ export function writeLoopbackInventory(sshd: Sshd, dir: string, hosts: Record<st
   const path = join(dir, 'inventory.yml');
   writeFileSync(path, lines.join('\n') + '\n');
   return path;
+}
+
+/** SIGKILL every sshd process serving a connection to `sshd` (the listener's children): their connections drop. */
+export function killSessions(sshd: Sshd): number {
+  let killed = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === sshd.pid) {
+        process.kill(Number(name), 'SIGKILL');
+        killed++;
+      }
+    } catch {
+      // gone already
+    }
+  }
+  return killed;
+}
+
+/** A loopback port nothing listens on (taken, then freed). */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address();
+  await new Promise<void>((r) => server.close(() => r()));
+  return typeof address === 'object' && address ? address.port : 1;
 }

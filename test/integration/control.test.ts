@@ -5,11 +5,10 @@
  * timeout while the connection goes on serving the next task.
  */
 import test from 'ava';
-import {existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs';
-import {createServer} from 'node:net';
+import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {startSshd, writeLoopbackInventory, type Sshd} from '../helpers/sshd.ts';
+import {startSshd, writeLoopbackInventory, type Sshd, killSessions, closedPort} from '../helpers/sshd.ts';
 import {jsonEvents, projectRoot as root, runCli} from '../helpers/cli.ts';
 import {localExec} from '../../src/transport/local.ts';
 
@@ -24,13 +23,6 @@ test.after.always(async () => {
   await sshd?.stop();
 });
 
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as {port: number}).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 /** w1 and w2 in `web`, lb (on `lbPort`) in `lbs`; `hang`: how long the hung command sleeps. */
 function inventory(dir: string, lbPort: number, hang: number): string {
@@ -70,24 +62,6 @@ test.serial('delegateTo: another host\'s connection, or the controller; a timeou
   t.true(existsSync(join(dir2, 'w1', 'own')));
 });
 
-/** SIGKILL every sshd process serving a connection (the listener's children): the connections drop. */
-function killSessions(): number {
-  let killed = 0;
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === sshd.pid) {
-        process.kill(Number(name), 'SIGKILL');
-        killed++;
-      }
-    } catch {
-      // gone already
-    }
-  }
-  return killed;
-}
 
 test.serial('async: a job outlives its dropped connection; the run polls it over a new one and gets its output', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'prov-async-'));
@@ -95,7 +69,7 @@ test.serial('async: a job outlives its dropped connection; the run polls it over
   const run = runCli(['run', asyncPlaybook, '-i', inv, '-l', 'w1', '--json']);
   for (let i = 0; i < 300 && !existsSync(join(dir, 'w1', 'job-started')); i++) await new Promise((r) => setTimeout(r, 50));
   t.true(existsSync(join(dir, 'w1', 'job-started')), 'the job started');
-  const killed = killSessions();
+  const killed = killSessions(sshd);
   t.true(killed > 0, 'the connection was cut');
   const r = await run;
   t.is(r.code, 0, r.stderr + r.stdout);

@@ -13,7 +13,7 @@ import {join} from 'node:path';
 import {encrypt} from '../../src/core/vault.ts';
 import {lockedCommand} from '../../src/core/remote.ts';
 import {localExec} from '../../src/transport/fake.ts';
-import {startSshd, writeLoopbackInventory, type Sshd} from '../helpers/sshd.ts';
+import {startSshd, writeLoopbackInventory, type Sshd, killSessions} from '../helpers/sshd.ts';
 import {bin, jsonEvents, projectRoot as root, runCli, type Cli} from '../helpers/cli.ts';
 
 const playbook = join(root, 'test', 'fixtures', 'project', 'playbooks', 'reliability.ts');
@@ -209,24 +209,6 @@ test('the step lock: held by the shell running the step, for as long as it runs,
   t.is((await localExec(lockedCommand('echo unlocked', {file: join(dir, 'missing')}))).stdout, 'unlocked\n');
 });
 
-/** SIGKILL every sshd process serving a connection (the listener's children). */
-function killSessions(): number {
-  let killed = 0;
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === sshd.pid) {
-        process.kill(Number(name), 'SIGKILL');
-        killed++;
-      }
-    } catch {
-      // gone already
-    }
-  }
-  return killed;
-}
 
 function tempFiles(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((n) => n.includes('.provision.')) : [];
@@ -250,7 +232,7 @@ test.serial('the connection killed during an upload: the file is the old or the 
   } catch {
     // renamed already
   }
-  const killed = killSessions();
+  const killed = killSessions(sshd);
   t.true(killed > 0, 'sshd session processes killed');
   const r2 = await second;
   t.log(`killed ${killed} sshd session process(es) with ${partialSeen} of ${v1.length} bytes in the temp file; run exit ${r2.code}`);

@@ -5,10 +5,9 @@
  */
 import test from 'ava';
 import {existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync} from 'node:fs';
-import {createServer} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {startSshd, writeLoopbackInventory, type Sshd} from '../helpers/sshd.ts';
+import {startSshd, writeLoopbackInventory, type Sshd, closedPort} from '../helpers/sshd.ts';
 import {jsonEvents, projectRoot as root, runCli, type Cli} from '../helpers/cli.ts';
 
 const playbook = join(root, 'test', 'fixtures', 'project', 'playbooks', 'files.ts');
@@ -21,13 +20,6 @@ test.after.always(async () => {
   await sshd?.stop();
 });
 
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as {port: number}).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 function inventory(dir: string, hosts: Record<string, {port: number}>): string {
   return writeLoopbackInventory(sshd, dir, Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, {ansible_port: h.port}])));

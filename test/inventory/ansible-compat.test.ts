@@ -5,6 +5,7 @@
  */
 import test from 'ava';
 import {commandWorks} from '../helpers/cli.ts';
+import {ansibleEnv} from '../helpers/ansible.ts';
 import {execFile} from 'node:child_process';
 import {mkdtempSync, readFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
@@ -18,17 +19,7 @@ const expectedDir = join(fixtures, 'expected');
 
 const live = commandWorks('ansible-inventory', ['--version']);
 const scratch = mkdtempSync(join(tmpdir(), 'provision-ansible-'));
-const env = {
-  ...process.env,
-  ANSIBLE_HOME: join(scratch, 'home'),
-  ANSIBLE_LOCAL_TEMP: join(scratch, 'tmp'),
-  ANSIBLE_CONFIG: join(scratch, 'none.cfg'),
-  ANSIBLE_INVENTORY_UNPARSED_FAILED: 'true',
-  ANSIBLE_INVENTORY_UNPARSED_WARNING: 'false',
-  ANSIBLE_LOCALHOST_WARNING: 'false',
-  ANSIBLE_DEPRECATION_WARNINGS: 'false',
-  ANSIBLE_NOCOLOR: '1',
-};
+const env = {...process.env, ...ansibleEnv(scratch)};
 
 async function ansible(file: string, args: string[]): Promise<string> {
   const {stdout} = await run('ansible-inventory', ['-i', join(fixtures, file), ...args], {env, cwd: scratch});

@@ -13,20 +13,14 @@ import {promisify} from 'node:util';
 import {commandWorks, runCli} from '../helpers/cli.ts';
 import {UserError} from '../../src/core/errors.ts';
 import {inventoryGraph, loadInventories, loadInventory} from '../../src/inventory/index.ts';
+import {ansibleEnv} from '../helpers/ansible.ts';
 
 const exec = promisify(execFile);
 const live = commandWorks('ansible-inventory', ['--version']);
 const scratch = mkdtempSync(join(tmpdir(), 'provision-sources-'));
 test.after.always(() => rmSync(scratch, {recursive: true, force: true}));
 const env = {
-  ANSIBLE_HOME: join(scratch, 'home'),
-  ANSIBLE_LOCAL_TEMP: join(scratch, 'tmp'),
-  ANSIBLE_CONFIG: join(scratch, 'none.cfg'),
-  ANSIBLE_INVENTORY_UNPARSED_FAILED: 'true',
-  ANSIBLE_INVENTORY_UNPARSED_WARNING: 'false',
-  ANSIBLE_LOCALHOST_WARNING: 'false',
-  ANSIBLE_DEPRECATION_WARNINGS: 'false',
-  ANSIBLE_NOCOLOR: '1',
+  ...ansibleEnv(scratch),
   // ansible-core 2.18's INVENTORY_IGNORE_EXTS default (no longer `.ini`), which provision follows;
   // older ansible-cores skip `.ini` files in an inventory directory.
   ANSIBLE_INVENTORY_IGNORE: '.pyc,.pyo,.swp,.bak,~,.rpm,.md,.txt,.rst,.orig,.cfg,.retry',

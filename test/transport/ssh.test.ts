@@ -7,7 +7,7 @@ import {tmpdir, userInfo} from 'node:os';
 import {join} from 'node:path';
 import {connectSsh, resolveConnection, type ConnectionSpec} from '../../src/transport/ssh.ts';
 import {FileTransferError, HostKeyError, UnreachableError} from '../../src/transport/types.ts';
-import {keygen, startSshd, type Sshd} from '../helpers/sshd.ts';
+import {keygen, startSshd, type Sshd, closedPort} from '../helpers/sshd.ts';
 
 let sshd: Sshd;
 
@@ -367,13 +367,6 @@ test('a @revoked host key is refused', async (t) => {
 // ---------------------------------------------------------------------------------------------------
 // Connect failures
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const address = server.address();
-  await new Promise<void>((r) => server.close(() => r()));
-  return typeof address === 'object' && address ? address.port : 1;
-}
 
 test('a closed port is an UnreachableError, quickly', async (t) => {
   const port = await closedPort();
