@@ -32,3 +32,5 @@ export {timezone, type TimezoneArgs} from './modules/timezone.ts';
 export {aptRepository, type AptRepositoryArgs} from './modules/aptrepository.ts';
 export {debconf, type DebconfArgs, type DebconfType} from './modules/debconf.ts';
 export {mount, type MountArgs} from './modules/mount.ts';
+export {fetch, type FetchArgs} from './modules/fetch.ts';
+export {reboot, type RebootArgs} from './modules/reboot.ts';

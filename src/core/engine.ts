@@ -786,6 +786,50 @@ export class Engine {
     }
   }
 
+  /**
+   * A reboot step: send the reboot command (detached, so it returns before the connection drops),
+   * then connect again every second (each new connection takes the run lock again, see
+   * HostSession.reconnect) until the host's boot id differs from the one before and the test command
+   * succeeds, or the step's time limit passes. The host's probe answers are dropped: everything may
+   * differ after a boot.
+   */
+  private async reboot(h: HostSession, step: Extract<Step, {kind: 'reboot'}>, who: Identity): Promise<StepResult> {
+    const t0 = Date.now();
+    const deadline = t0 + step.timeoutS * 1000;
+    this.dropProbes(h);
+    const transport = h.transport;
+    if (!transport) throw new Error(`${h.name}: reboot before connecting`);
+    const sent = await runCommand(transport, who, `nohup sh -c ${q(`sleep 1; ${step.command}`)} >/dev/null 2>&1 &`).catch((err: unknown) => {
+      if (err instanceof UnreachableError) return {code: 0, stdout: '', stderr: ''}; // it went down at once
+      throw err;
+    });
+    if (sent.code !== 0) return {...sent, stderr: `the reboot command failed: ${sent.stderr.trim() || `exit ${sent.code}`}`};
+    const vars = this.deps.inventory.hostVars(h.name);
+    let last = 'not tried yet';
+    await this.sleep(1500);
+    while (Date.now() < deadline && !this.interrupted) {
+      try {
+        await h.reconnect(() => this.deps.connect(h.name, vars), vars);
+        const now = h.transport;
+        if (!now) throw new Error('not connected');
+        const r = await runCommand(now, {become: false}, 'cat /proc/sys/kernel/random/boot_id');
+        const bootId = r.stdout.trim();
+        if (r.code === 0 && bootId !== '' && bootId !== step.bootId) {
+          if (step.postDelayS > 0) await this.sleep(step.postDelayS * 1000);
+          const test = await runCommand(now, who, step.test);
+          if (test.code === 0) return {code: 0, stdout: test.stdout, stderr: '', note: `back after ${((Date.now() - t0) / 1000).toFixed(1)} s`};
+          last = `test command ${step.test}: ${test.stderr.trim() || `exit ${test.code}`}`;
+        } else {
+          last = 'still up, not rebooted yet';
+        }
+      } catch (err) {
+        last = errorMessage(err);
+      }
+      await this.sleep(1000);
+    }
+    return {code: 124, stdout: '', stderr: `did not come back within ${step.timeoutS} s (last: ${last})`};
+  }
+
   /** `environment` of the task, over its role's and its play's. */
   private environment(e: Entry): Readonly<Record<string, string>> {
     return {...(e.play.environment ?? {}), ...(e.role?.role.environment ?? {}), ...(e.task.options.environment ?? {})};
@@ -854,9 +898,12 @@ export class Engine {
       const notes: string[] = [];
       const stepLock = target.cached ? h.stepLock : undefined;
       for (const step of plan.steps) {
-        const r = step.kind === 'exec' && o.async !== undefined
-          ? await this.runJob(h, withStepEnvironment(step, env), who, target.cached ? () => h.transport ?? transport : () => transport, o.async, o.poll ?? 10)
-          : await applyStep(transport, who, withStepEnvironment(step, env), stepLock);
+        if (step.kind === 'reboot' && !target.cached) return {name, outcome: {status: 'failed', msg: 'reboot: a delegated task cannot reboot its target (run it on the host itself)'}};
+        const r = step.kind === 'reboot'
+          ? await this.reboot(h, step, who)
+          : step.kind === 'exec' && o.async !== undefined
+            ? await this.runJob(h, withStepEnvironment(step, env), who, target.cached ? () => h.transport ?? transport : () => transport, o.async, o.poll ?? 10)
+            : await applyStep(transport, who, withStepEnvironment(step, env), stepLock);
         if (r.note) notes.push(r.note);
         last = {stdout: r.stdout, stderr: r.stderr, rc: r.code};
         const ok = step.kind === 'exec' ? (step.okCodes ?? [0]).includes(r.code) : r.code === 0;

@@ -2,7 +2,7 @@
  * How plans and probes become remote commands: the probe batch (every pending probe in one round
  * trip), privilege escalation, and the atomic write (temp file beside the target, validate, rename).
  */
-import {randomBytes} from 'node:crypto';
+import {createHash, randomBytes} from 'node:crypto';
 import {becomeWrap, display, q, render} from './cmd.ts';
 import {Secret} from './secret.ts';
 import {BecomeError, becomeVars, frame, needsFraming, type BecomeAs, type BecomeMethod, type Framed} from './become.ts';
@@ -10,7 +10,8 @@ import type {ProbeOutput, Step} from './types.ts';
 import type {ProbeScript} from '../shared/probe.ts';
 import {uploadScript} from '../shared/upload.ts';
 import {mergedPathProbe, splitMergedPathProbe} from '../facts/file.ts';
-import type {ExecResult, RunningCommand, Transport} from '../transport/types.ts';
+import {FileTransferError, type ExecResult, type RunningCommand, type Transport} from '../transport/types.ts';
+import {writeFileAtomic} from './localfs.ts';
 
 /**
  * Who runs a command: the login user, or another user through sudo (`sudo -n` without a password) or
@@ -133,8 +134,12 @@ export function writeScript(step: Extract<Step, {kind: 'write'}>): string {
 
 /** The command a step runs (for failure messages). Secrets are masked. */
 export function describeStep(step: Step): string {
-  if (step.kind === 'exec') return display(step.cmd);
-  return `write ${step.dest}${step.validate ? ` (validate: ${step.validate})` : ''}`;
+  switch (step.kind) {
+    case 'exec': return display(step.cmd);
+    case 'write': return `write ${step.dest}${step.validate ? ` (validate: ${step.validate})` : ''}`;
+    case 'fetch': return `fetch ${step.src} to the controller's ${step.dest}`;
+    case 'reboot': return `reboot (${step.command})`;
+  }
 }
 
 /** A step's command result, with its note when it has one. */
@@ -175,12 +180,43 @@ export function lockedCommand(command: string, lock: StepLock): string {
  * the caller decides what a failure means.
  */
 export async function applyStep(t: Transport, who: Identity, step: Step, lock?: StepLock): Promise<StepResult> {
+  if (step.kind === 'fetch') return fetchFile(t, who, step);
+  if (step.kind === 'reboot') throw new Error('internal error: a reboot step is run by the engine (it connects again)');
   const [command, stdin] = step.kind === 'exec'
     ? [render(step.cmd), step.stdin instanceof Secret ? step.stdin.reveal() : step.stdin]
     : [`sh -c ${q(writeScript(step))}`, step.content];
   const r = await execAs(t, who, command, stdin, lock ? {around: (c) => lockedCommand(c, lock)} : {});
   const note = step.kind === 'exec' ? step.note?.(r) : undefined;
   return note ? {...r, note} : r;
+}
+
+/**
+ * A fetch step: the host's file read as bytes (`cat`; as another user, base64 through the escalation,
+ * as Ansible's slurp), checked against the sha256 the probe read (a file that changed since is
+ * refused, not half-copied), then written on the controller atomically.
+ */
+async function fetchFile(t: Transport, who: Identity, step: Extract<Step, {kind: 'fetch'}>): Promise<StepResult> {
+  let bytes: Buffer;
+  if (who.become) {
+    const r = await execAs(t, who, `base64 -w0 -- ${q(step.src)}`);
+    if (r.code !== 0) return r;
+    bytes = Buffer.from(r.stdout, 'base64');
+  } else {
+    try {
+      bytes = await t.get(step.src);
+    } catch (err) {
+      if (err instanceof FileTransferError) return {code: 1, stdout: '', stderr: err.message};
+      throw err;
+    }
+  }
+  const sum = createHash('sha256').update(bytes).digest('hex');
+  if (sum !== step.sha256) return {code: 1, stdout: '', stderr: `${step.src} changed while it was fetched (sha256 ${sum.slice(0, 12)}…, the probe read ${step.sha256.slice(0, 12)}…): not written`};
+  try {
+    writeFileAtomic(step.dest, bytes);
+  } catch (err) {
+    return {code: 1, stdout: '', stderr: `cannot write ${step.dest} on the controller: ${(err as Error).message}`};
+  }
+  return {code: 0, stdout: '', stderr: ''};
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -36,6 +36,32 @@ export type Step =
       readonly group?: string;
       /** A command with `%s` for the temp file, run before the rename; a non-zero exit refuses the write. */
       readonly validate?: string;
+    }
+  | {
+      /** Copy a file of the host to the controller (`fetch`): written there atomically, checked first. */
+      readonly kind: 'fetch';
+      /** Absolute path on the host. */
+      readonly src: string;
+      /** Absolute path on the controller. */
+      readonly dest: string;
+      /** The sha256 the probe read on the host: bytes that differ (the file changed meanwhile) are refused. */
+      readonly sha256: string;
+    }
+  | {
+      /**
+       * Reboot the host and wait until it answers again (`reboot`): the engine sends `command`, then
+       * connects again (and takes the run lock again) until the host's boot id differs from `bootId`
+       * and `test` succeeds, or `timeoutS` passes.
+       */
+      readonly kind: 'reboot';
+      readonly command: string;
+      /** /proc/sys/kernel/random/boot_id before the reboot. */
+      readonly bootId: string;
+      readonly timeoutS: number;
+      /** A command that must succeed on the rebooted host (default `whoami`). */
+      readonly test: string;
+      /** Seconds to wait after the host answers again before the test command. */
+      readonly postDelayS: number;
     };
 
 /** A content change to show under --diff. */

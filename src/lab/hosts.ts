@@ -171,13 +171,26 @@ export function hostPublicKey(paths: LabPaths, name: string): string | undefined
   return type && key ? `${type} ${key}` : undefined;
 }
 
-/** The container's PID 1 as seen from the controller: nspawn's child. */
-export async function leaderPid(nspawn: DaemonState): Promise<number | undefined> {
-  if (!(await isAlive(nspawn))) return undefined;
+/** The container's PID 1 as seen from the controller: the child of nspawn, itself the supervisor's child. */
+export async function leaderPid(host: DaemonState): Promise<number | undefined> {
+  if (!(await isAlive(host))) return undefined;
+  let pid = host.pid;
+  // The supervisor shell (supervisorScript) → nspawn → the host's init. A record from before the
+  // supervisor (nspawn itself) has one level less.
+  for (let depth = 0; depth < 2; depth++) {
+    const kid = await firstChild(pid);
+    if (kid === undefined) return undefined;
+    const comm = await readFile(`/proc/${kid}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() !== 'systemd-nspawn') return kid;
+    pid = kid;
+  }
+  return undefined;
+}
+
+async function firstChild(pid: number): Promise<number | undefined> {
   try {
-    const tasks = await readdir(`/proc/${nspawn.pid}/task`);
-    for (const t of tasks) {
-      const kids = (await readFile(`/proc/${nspawn.pid}/task/${t}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
+    for (const t of await readdir(`/proc/${pid}/task`)) {
+      const kids = (await readFile(`/proc/${pid}/task/${t}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
       if (kids[0]) return Number(kids[0]);
     }
   } catch {
@@ -230,6 +243,25 @@ export async function ensureNspawnRuntimeDir(): Promise<boolean> {
   return true;
 }
 
+/**
+ * The shell a host's nspawn runs under: `sh -c script sh VETH CGROUP_PROCS… -- NSPAWN ARGV…`. It joins
+ * the cgroups, then runs nspawn until it exits with anything but 133 (a reboot), removing a veth the
+ * last boot left. Its PID is the host's process record (see `leaderPid`).
+ */
+export const supervisorScript = [
+  'veth=$1; shift; pid=$$',
+  'while [ "$1" != -- ]; do echo "$pid" > "$1" || exit 97; shift; done; shift',
+  'stop=0; child=',
+  'trap \'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null\' TERM INT',
+  'while :; do',
+  '  "$@" & child=$!',
+  '  while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done',
+  '  [ "$rc" -eq 133 ] && [ "$stop" -eq 0 ] || exit "$rc"',
+  '  echo "--- $(date -u +%FT%TZ) rebooted: nspawn again"',
+  '  ip link del "$veth" 2>/dev/null',
+  'done',
+].join('\n');
+
 /** Boot a host (its overlay mounted and identity written). Returns the nspawn process record. */
 export async function startHost(cfg: LabConfig, paths: LabPaths, host: LabHost): Promise<DaemonState> {
   const d = hostDirs(paths, host.name);
@@ -241,10 +273,11 @@ export async function startHost(cfg: LabConfig, paths: LabPaths, host: LabHost):
     '--resolv-conf=off', '--timezone=off', '--link-journal=no', '--console=passive',
   ];
   writeFileSync(d.console, `--- ${new Date().toISOString()} ${argv.join(' ')}\n`, {flag: 'a'});
-  // Join the host's own cgroups, then exec nspawn (same PID): see cgroups.ts.
+  // Join the host's own cgroups (see cgroups.ts), then run nspawn again each time the host reboots
+  // (nspawn exits 133 then, as systemd-nspawn@.service's RestartForceExitStatus), as a machine would.
+  // A TERM to this shell goes to nspawn (which halts the host cleanly) and ends the loop.
   const procs = prepareHostCgroups(host.name);
-  const joinScript = 'pid=$$; while [ "$1" != -- ]; do echo "$pid" > "$1" || exit 97; shift; done; shift; exec "$@"';
-  const pid = spawnDetached(['sh', '-c', joinScript, 'sh', ...procs, '--', ...argv], d.console, nspawnEnv());
+  const pid = spawnDetached(['sh', '-c', supervisorScript, 'sh', vethName(host.name), ...procs, '--', ...argv], d.console, nspawnEnv());
   const daemon = await daemonOf(pid);
   await sleep(50);
   if (!daemon.startTime || !(await isAlive(daemon))) {
