@@ -34,3 +34,6 @@ export {debconf, type DebconfArgs, type DebconfType} from './modules/debconf.ts'
 export {mount, type MountArgs} from './modules/mount.ts';
 export {fetch, type FetchArgs} from './modules/fetch.ts';
 export {reboot, type RebootArgs} from './modules/reboot.ts';
+export {git, type GitArgs} from './modules/git.ts';
+export {pip, type PipArgs} from './modules/pip.ts';
+export {npm, type NpmArgs} from './modules/npm.ts';

@@ -52,6 +52,13 @@ export interface RunOptions {
    * every later one without asking (`continue`).
    */
   readonly step?: (task: string, play: string) => Promise<'yes' | 'no' | 'continue'>;
+  /**
+   * `run --only-drifted`: a task (not a handler) runs on a host only when this says yes, given the
+   * host, the play's name and the task's name for that host (the name its result event carries, so a
+   * name computed per host matches). A task no host is chosen for is not run at all (no task event);
+   * handlers still run when a task that ran notifies them.
+   */
+  readonly onlyTasks?: (host: string, play: string, task: string) => boolean;
 }
 
 /**
@@ -395,15 +402,20 @@ export class Engine {
         continue;
       } else {
         const o = e.task.options;
+        // --only-drifted: the hosts this task is chosen on, by the name it has on each.
+        const only = this.opts.onlyTasks;
+        const chosen = only ? live.filter((h) => only(h.name, play.name, taskName(e.task, () => ctxOf(h, e)))) : live;
+        const [lead] = chosen;
+        if (!lead) continue;
         if (this.opts.step && !this.stepAll) {
-          const answer = await this.opts.step(taskName(e.task, () => ctxOf(first, e)), play.name);
+          const answer = await this.opts.step(taskName(e.task, () => ctxOf(lead, e)), play.name);
           if (answer === 'no') continue;
           if (answer === 'continue') this.stepAll = true;
         }
-        const runs = o.runOnce ? [first] : live;
-        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task, () => ctxOf(first, e)), role: e.role?.role.name ?? null, hosts: runs.map((h) => h.name)});
+        const runs = o.runOnce ? [lead] : chosen;
+        this.deps.emit({type: 'task', play: play.name, name: taskName(e.task, () => ctxOf(lead, e)), role: e.role?.role.name ?? null, hosts: runs.map((h) => h.name)});
         await this.runEverywhere(runs, (h) => this.runTask(h, play, e, () => this.ahead(h, plan, e, later), ctxOf), o.throttle);
-        if (o.runOnce) this.shareRunOnce(first, live, e);
+        if (o.runOnce) this.shareRunOnce(lead, live, e);
       }
       if ((play.anyErrorsFatal || e.task.options.anyErrorsFatal) && !rescuable && live.some((h) => h.failed || h.unreachable)) {
         // Ansible's any_errors_fatal: the play (and the run) stops on every host; handlers do not run.
@@ -892,7 +904,8 @@ export class Engine {
         return {name, outcome: {status: 'failed', msg: plan.fail, diff: plan.diff}};
       }
       if (plan.steps.length === 0) return {name, outcome: {status: 'ok', msg: plan.reason ?? 'ok', ...(plan.data === undefined ? {} : {data: plan.data})}};
-      if (check) return {name, outcome: {status: 'changed', msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff}};
+      const data = plan.data === undefined ? {} : {data: plan.data};
+      if (check) return {name, outcome: {status: 'changed', msg: `would ${plan.reason ?? 'change'}`, diff: plan.diff, ...data}};
       let last = {stdout: '', stderr: '', rc: null as number | null};
       did = o.noLog ? `(details hidden by noLog)${plan.diff?.path ? ` ${plan.diff.path}` : ''}` : changeSummary(plan);
       const notes: string[] = [];
@@ -915,7 +928,7 @@ export class Engine {
           return {name, did, outcome: {status: 'failed', msg: denied ? `become failed: ${why}` : `${describeStep(step)}: ${[why, ...notes].join('; ')}`, cmd: describeStep(step), diff: plan.diff, ...last}};
         }
       }
-      return {name, did, outcome: {status: 'changed', msg: [plan.reason ?? 'changed', ...notes].join('; '), diff: plan.diff, ...last}};
+      return {name, did, outcome: {status: 'changed', msg: [plan.reason ?? 'changed', ...notes].join('; '), diff: plan.diff, ...last, ...data}};
     } catch (err) {
       if (err instanceof UnreachableError) return {name, outcome: 'unreachable', msg: errorMessage(err)};
       return {name, ...(did === undefined ? {} : {did}), outcome: {status: 'failed', msg: errorMessage(err)}};
