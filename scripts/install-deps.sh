@@ -16,6 +16,7 @@ packages=(
   sudo                            # become with a password (sudo -S, su): the integration tests
   systemd-container debootstrap apt-cacher-ng pebble iproute2 openssl   # provision lab
   curl ca-certificates            # end-to-end checks from the controller
+  zip unzip git python3-venv cron # module tests: unarchive's zips, git's bare repos, pip's venvs, cron's crontab
 )
 missing=()
 for p in "${packages[@]}"; do

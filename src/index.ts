@@ -37,3 +37,4 @@ export {reboot, type RebootArgs} from './modules/reboot.ts';
 export {git, type GitArgs} from './modules/git.ts';
 export {pip, type PipArgs} from './modules/pip.ts';
 export {npm, type NpmArgs} from './modules/npm.ts';
+export {unarchive, type UnarchiveArgs, type UnarchiveFormat} from './modules/unarchive.ts';
