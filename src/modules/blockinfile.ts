@@ -61,47 +61,53 @@ export function markers(a: Pick<BlockInFileArgs, 'marker' | 'markerBegin' | 'mar
   return [m.split('{mark}').join(a.markerBegin ?? 'BEGIN'), m.split('{mark}').join(a.markerEnd ?? 'END')];
 }
 
+/** The lines of a text, each with its line ending (`\n`, `\r\n` or `\r`), as Python's `bytes.splitlines(True)`. */
+function linesOf(text: string): string[] {
+  return text.match(/[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$/g) ?? [];
+}
+
 /**
- * Pure: the file's text with the block put in (or taken out), Ansible's algorithm: the last line equal
- * to each marker delimits an existing block, which is replaced in place; without both markers, the
- * block goes at `insertAfter`/`insertBefore` (or the end). The result ends with a newline.
+ * Pure: the file's text with the block put in (or taken out), Ansible's algorithm (ansible-core's
+ * blockinfile, byte for byte): the last line equal to each marker line (with its `\n`) delimits an
+ * existing block, which is replaced in place; without both markers, the block goes after the last line
+ * matching `insertAfter` (before the last matching `insertBefore`, at BOF, or at the end). The line
+ * before the block gets a newline if it has none; the rest of the file keeps its line endings, a
+ * missing last newline included.
  */
 export function editBlock(text: string, a: BlockInFileArgs): string {
   const [begin, end] = markers(a);
-  const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
-  const bare = (l: string): string => l.replace(/\r$/, '');
+  const lines = linesOf(text);
+  const block = a.block ?? '';
+  const blockLines = (a.state ?? 'present') === 'absent' || block === '' ? [] : [`${begin}\n`, ...linesOf(block.endsWith('\n') ? block : `${block}\n`), `${end}\n`];
   let n0 = -1;
   let n1 = -1;
+  // One difference: a marker line ending in `\r\n` is a marker too (ansible-core on Linux sees none).
+  const is = (l: string, marker: string): boolean => l === `${marker}\n` || l === `${marker}\r\n`;
   lines.forEach((l, i) => {
-    if (bare(l) === begin) n0 = i;
-    if (bare(l) === end) n1 = i;
+    if (is(l, begin)) n0 = i;
+    if (is(l, end)) n1 = i;
   });
-  const body = (a.block ?? '').replace(/\r?\n$/, '');
-  const blockLines = (a.state ?? 'present') === 'absent' || body === '' ? [] : [begin, ...body.split(/\r?\n/), end];
-  let at: number;
-  if (n0 >= 0 && n1 >= 0) {
-    const [from, to] = n0 < n1 ? [n0, n1] : [n1, n0];
-    lines.splice(from, to - from + 1);
-    at = from;
-  } else if (blockLines.length === 0) {
-    return text; // nothing to remove
-  } else if (a.insertBefore !== undefined) {
-    at = -1;
-    if (a.insertBefore !== 'BOF') {
-      const re = new RegExp(a.insertBefore);
-      lines.forEach((l, i) => { if (re.test(l)) at = i; });
+  if (n0 < 0 || n1 < 0) {
+    const insertAfter = a.insertAfter === undefined && a.insertBefore === undefined ? 'EOF' : a.insertAfter;
+    const re = insertAfter !== undefined && insertAfter !== 'EOF' ? new RegExp(insertAfter)
+      : a.insertBefore !== undefined && a.insertBefore !== 'BOF' ? new RegExp(a.insertBefore) : undefined;
+    if (re) {
+      n0 = -1;
+      lines.forEach((l, i) => { if (re.test(l.endsWith('\n') ? l.slice(0, -1) : l)) n0 = i; });
+      n0 = n0 < 0 ? lines.length : insertAfter !== undefined ? n0 + 1 : n0;
+    } else {
+      n0 = a.insertBefore !== undefined ? 0 : lines.length;
     }
-    at = a.insertBefore === 'BOF' ? 0 : at < 0 ? lines.length : at;
-  } else if (a.insertAfter !== undefined && a.insertAfter !== 'EOF') {
-    const re = new RegExp(a.insertAfter);
-    at = -1;
-    lines.forEach((l, i) => { if (re.test(l)) at = i + 1; });
-    if (at < 0) at = lines.length;
+  } else if (n0 < n1) {
+    lines.splice(n0, n1 - n0 + 1);
   } else {
-    at = lines.length;
+    lines.splice(n1, n0 - n1 + 1);
+    n0 = n1;
   }
-  lines.splice(at, 0, ...blockLines);
-  return lines.length === 0 ? '' : lines.join('\n') + '\n';
+  const prev = lines[n0 - 1];
+  if (prev !== undefined && !prev.endsWith('\n')) lines[n0 - 1] = `${prev}\n`;
+  lines.splice(n0, 0, ...blockLines);
+  return lines.join('');
 }
 
 export const blockInFileModule: ModuleDef<BlockInFileArgs, FileState> = {
@@ -118,9 +124,8 @@ export const blockInFileModule: ModuleDef<BlockInFileArgs, FileState> = {
     const read = textOf(have, a.path);
     if ('fail' in read) return {steps: [], fail: read.fail};
     const after = editBlock(read.text, a);
-    if (have.kind === 'missing' && after === '') return {steps: [], reason: 'empty block: nothing to write'};
     const [begin] = markers(a);
-    const hadBlock = read.text.split('\n').some((l) => l.replace(/\r$/, '') === begin);
+    const hadBlock = read.text.split(/(?<=\n)/).some((l) => l === `${begin}\n` || l === `${begin}\r\n`);
     return textFilePlan(have, a.path, read.text, after, a, {
       changed: have.kind === 'missing' ? 'create file with block' : absent || (a.block ?? '').replace(/\r?\n$/, '') === '' ? 'remove block' : hadBlock ? 'update block' : 'insert block',
       unchanged: absent ? 'no block to remove' : 'block already as given',

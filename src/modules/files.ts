@@ -54,7 +54,8 @@ export interface FileArgs extends FileAttrs {
   readonly path: string;
   /**
    * `directory`: create (with parents) if missing; `file`: must exist, only attributes are managed;
-   * `touch`: create an empty file if missing; `link`: a symlink to `src`; `absent`: removed (recursively).
+   * `touch`: create an empty file if missing (an existing file or directory keeps its times, as Ansible's
+   * `modification_time: preserve`; only its attributes are managed); `link`: a symlink to `src`; `absent`: removed (recursively).
    */
   readonly state: 'file' | 'directory' | 'link' | 'absent' | 'touch';
   /** Link target, for `state: 'link'`. */
@@ -98,7 +99,8 @@ export const fileModule: ModuleDef<FileArgs, FileState> = {
           const {steps: fix} = attrSteps(a.path, {mode: -1, owner: '', group: ''}, a);
           return {steps: [{kind: 'exec', cmd: argv('touch', '--', a.path)}, ...fix], reason: 'create empty file'};
         }
-        if (have.kind !== 'file') return {steps: [], fail: `${a.path} is a ${have.kind}, not a file`};
+        // An existing directory is touched too (as Ansible): only its attributes are managed.
+        if (have.kind !== 'file' && have.kind !== 'directory') return {steps: [], fail: `${a.path} is a ${have.kind}, not a file`};
         return attrPlan(a.path, have, a);
       }
       case 'link': {
@@ -259,36 +261,69 @@ export interface LineInFileArgs extends FileAttrs {
   readonly validate?: string;
 }
 
-/** Pure: the file's lines after applying the edit. Ansible's lineinfile semantics, simplified to one line. */
+/** The lines of a text, each with its `\n` (the last one may have none), as Python's `readlines`. */
+function linesOf(text: string): string[] {
+  return text === '' ? [] : text.split(/(?<=\n)/);
+}
+
+/** A line as lineinfile compares it with `line`: without its trailing `\r` and `\n` characters. */
+const bareLine = (l: string): string => l.replace(/[\r\n]+$/, '');
+/** A line as a regular expression searches it: without its `\n` (Python's `$` matches before it). */
+const searchedLine = (l: string): string => (l.endsWith('\n') ? l.slice(0, -1) : l);
+
+/**
+ * Pure: the file's text after the edit, Ansible's lineinfile algorithm (ansible-core's `present` and
+ * `absent`, without backrefs, firstmatch and search_string): the last line matching `regexp` (else the
+ * last line equal to `line`) is replaced; without one, `line` goes after the last line matching
+ * `insertAfter` (before the last matching `insertBefore`; BOF; EOF, the default and the fallback).
+ * Lines keep their own endings; a file without a last newline keeps it so unless a line is added after
+ * it. One deliberate difference: ansible-core 2.14 joins a line inserted after the last line of such a
+ * file onto it (`b` + `x` → `bx`); here the last line gets its newline first.
+ */
 export function editLines(text: string, a: LineInFileArgs): string {
-  const endsWithNewline = text === '' || text.endsWith('\n');
-  const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
+  const lines = linesOf(text);
   const re = a.regexp !== undefined ? new RegExp(a.regexp) : undefined;
-  const matches = (l: string): boolean => (re ? re.test(l) : l === a.line);
   if ((a.state ?? 'present') === 'absent') {
-    const kept = lines.filter((l) => !matches(l));
-    return kept.length === lines.length ? text : kept.join('\n') + (kept.length ? '\n' : '');
+    return lines.filter((l) => !(re ? re.test(searchedLine(l)) : bareLine(l) === a.line)).join('');
   }
   const line = a.line ?? '';
-  let idx = -1;
-  lines.forEach((l, i) => { if (matches(l)) idx = i; });
-  if (idx >= 0) {
-    if (lines[idx] === line) return text;
-    lines[idx] = line;
-  } else if (re && lines.includes(line)) {
-    return text; // the regexp matches nothing, but the exact line is there already
-  } else if (a.insertBefore !== undefined) {
-    let at = a.insertBefore === 'BOF' ? 0 : -1;
-    if (at !== 0) { const r = new RegExp(a.insertBefore); lines.forEach((l, i) => { if (r.test(l)) at = i; }); }
-    lines.splice(at < 0 ? lines.length : at, 0, line);
-  } else if (a.insertAfter !== undefined && a.insertAfter !== 'EOF') {
-    let at = a.insertAfter === 'BOF' ? 0 : -1;
-    if (at !== 0) { const r = new RegExp(a.insertAfter); lines.forEach((l, i) => { if (r.test(l)) at = i + 1; }); }
-    lines.splice(at < 0 ? lines.length : at, 0, line);
-  } else {
-    lines.push(line);
+  const insertBefore = a.insertBefore === '' ? undefined : a.insertBefore;
+  const insertAfter = a.insertAfter === '' ? undefined : a.insertAfter ?? (insertBefore === undefined ? 'EOF' : undefined);
+  const ins = insertAfter !== undefined && insertAfter !== 'BOF' && insertAfter !== 'EOF' ? new RegExp(insertAfter)
+    : insertBefore !== undefined && insertBefore !== 'BOF' ? new RegExp(insertBefore) : undefined;
+  let found = -1;
+  let insertAt = -1;
+  if (re) lines.forEach((l, i) => { if (re.test(searchedLine(l))) found = i; });
+  if (found < 0) {
+    lines.forEach((l, i) => {
+      if (bareLine(l) === line) found = i;
+      else if (ins?.test(searchedLine(l))) insertAt = insertAfter !== undefined ? i + 1 : i;
+    });
   }
-  return lines.join('\n') + (endsWithNewline || lines.length ? '\n' : '');
+  const newLine = line.endsWith('\n') ? line : `${line}\n`;
+  /** The last line with its newline, before a line is added after it. */
+  const endLast = (): void => {
+    const last = lines[lines.length - 1];
+    if (last !== undefined && !/[\r\n]$/.test(last)) lines[lines.length - 1] = `${last}\n`;
+  };
+  if (found >= 0) {
+    if (lines[found] !== newLine) lines[found] = newLine;
+  } else if (insertBefore === 'BOF' || insertAfter === 'BOF') {
+    lines.unshift(`${line}\n`);
+  } else if (insertAfter === 'EOF' || insertAt < 0) {
+    endLast();
+    lines.push(`${line}\n`);
+  } else if (insertAfter !== undefined) {
+    // Not again when the line is already right after the match.
+    if (insertAt === lines.length) {
+      if (bareLine(lines[insertAt - 1] ?? '') !== line) { endLast(); lines.push(`${line}\n`); }
+    } else if (bareLine(lines[insertAt] ?? '') !== line) {
+      lines.splice(insertAt, 0, `${line}\n`);
+    }
+  } else {
+    lines.splice(insertAt, 0, `${line}\n`);
+  }
+  return lines.join('');
 }
 
 const lineInFileArgs = z.strictObject({
@@ -312,6 +347,7 @@ export const lineInFileModule: ModuleDef<LineInFileArgs, FileState> = {
   plan(have, a): Plan {
     requireAbsolute(a.path, 'path');
     if ((a.state ?? 'present') === 'present' && a.line === undefined) return {steps: [], fail: "state 'present' needs line"};
+    if (have.kind === 'missing' && (a.state ?? 'present') === 'absent') return {steps: [], reason: 'file not present'};
     if (have.kind === 'missing' && !a.create) return {steps: [], fail: `${a.path} does not exist (set create: true to create it)`};
     if (have.kind !== 'missing' && have.kind !== 'file') return {steps: [], fail: `${a.path} is a ${have.kind}, not a file`};
     const before = have.kind === 'file' ? (have.content ?? Buffer.alloc(0)).toString('utf8') : '';
