@@ -16,6 +16,8 @@ interface InventoryOptions {
   /** `true` for a bare `--graph`, the group name otherwise. */
   readonly graph?: boolean | string;
   readonly host?: string;
+  readonly vaultPasswordFile?: string;
+  readonly vaultId?: readonly string[];
 }
 
 /** Adds `provision inventory [-i SOURCE]… (--list | --graph [GROUP] | --host HOST)` to `program`. */
@@ -27,10 +29,12 @@ export function registerInventory(program: Command, defaultInventory: () => stri
     .option('--list', 'all groups and host variables, as JSON')
     .option('--graph [group]', 'the group tree, from GROUP (default: all)')
     .option('--host <host>', "one host's variables, as JSON")
+    .option('--vault-password-file <file>', 'read the vault passphrase from this file')
+    .option('--vault-id <label@source>', 'a vault passphrase: label@file, label@script or label@prompt (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .action(async (options: InventoryOptions) => {
       const chosen = [options.list, options.graph, options.host].filter((o) => o !== undefined && o !== false);
       if (chosen.length !== 1) throw badOption('inventory: give exactly one of --list, --graph [GROUP], --host HOST');
-      const inv = await loadInventories(options.inventory ?? [defaultInventory()], {keyring: commandKeyring(undefined), secrets});
+      const inv = await loadInventories(options.inventory ?? [defaultInventory()], {keyring: commandKeyring(options.vaultPasswordFile, options.vaultId), secrets});
       for (const w of inv.warnings) process.stderr.write(`[WARNING]: ${w}\n`);
       if (options.list) {
         process.stdout.write(JSON.stringify(secrets.maskValue(inventoryList(inv)), null, 2) + '\n'); // vault values print as ***

@@ -2,10 +2,9 @@
  * The command line: argv, wiring, exit codes. User errors become one line and an Ansible exit code;
  * anything else is an internal error with a bug hint. Both are handled here, once.
  */
-import {existsSync, readFileSync, readdirSync} from 'node:fs';
+import {existsSync, readdirSync} from 'node:fs';
 import {dirname, join, relative} from 'node:path';
 import {Command, CommanderError, Option} from 'commander';
-import {parse as parseYaml} from 'yaml';
 import {ExitCode, UserError, UserErrors, badOption, type ExitCodeValue} from '../core/errors.ts';
 import {firstHosts, preflight, runPlaybook, type EngineDeps, type RunOptions, type RunSummary} from '../core/engine.ts';
 import type {Playbook} from '../core/types.ts';
@@ -27,10 +26,10 @@ import {plainWriter} from '../ui/plain.ts';
 import {jsonWriter} from '../ui/json.ts';
 import {adhoc} from './adhoc.ts';
 import {askBecomePassword, becomeInventory} from './become.ts';
-import {commandKeyring, primeExtraVarsVault, registerVault} from './vault.ts';
+import {commandKeyring, primeExtraVarsVault, readExtraVarsFile, registerVault} from './vault.ts';
 import {registerInit} from './init.ts';
 import {writeRetryFile} from './retry.ts';
-import {isAnsibleVaultText, isVaultText, Keyring, vaultSecrets} from '../core/vault.ts';
+import {Keyring} from '../core/vault.ts';
 import type {VaultAccess} from '../inventory/index.ts';
 import {KvSyntaxError, parseKeyValues, type KeyValues} from './kv.ts';
 import {listedPlays, listing, startAtTaskFound} from './list.ts';
@@ -68,23 +67,8 @@ export function parseExtraVars(items: readonly string[], vault: VaultAccess = {k
   const out: Record<string, unknown> = {};
   for (const item of items) {
     if (item.startsWith('@')) {
-      let text: string;
-      try {
-        text = readFileSync(item.slice(1), 'utf8');
-      } catch {
-        throw badOption(`-e ${item}: cannot read ${item.slice(1)}`);
-      }
-      const isVault = isVaultText(text) || isAnsibleVaultText(text);
-      if (isVault) text = vault.keyring.open(text, item.slice(1));
-      let v: unknown;
-      try {
-        v = parseYaml(text);
-      } catch (e) {
-        throw badOption(`-e ${item}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-      }
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badOption(`-e ${item}: the file must hold a mapping`);
-      if (isVault) vault.secrets.add(...vaultSecrets(v));
-      Object.assign(out, v);
+      // a vault file, or YAML with inline !vault values (src/cli/vault.ts)
+      Object.assign(out, readExtraVarsFile(item, vault));
     } else if (item.trim().startsWith('{')) {
       try {
         Object.assign(out, JSON.parse(item));
@@ -146,6 +130,8 @@ interface RunFlags {
   timeout?: number;
   lockTimeout: number;
   vaultPasswordFile?: string;
+  /** --vault-id label@source, repeatable. */
+  vaultId?: string[];
   /** -K: ask for the become password once. */
   askBecomePass?: boolean;
   /** false with --no-typecheck. */
@@ -268,7 +254,7 @@ function earlyConnections(playbook: Playbook, deps: StaticDeps, forks: number, o
 async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Promise<ExitCodeValue> {
   const playbookPath = findPlaybook(playbookArg);
   const invPaths = flags.inventory ?? [defaultInventory()];
-  const vault = {keyring: commandKeyring(flags.vaultPasswordFile), secrets};
+  const vault = {keyring: commandKeyring(flags.vaultPasswordFile, flags.vaultId), secrets};
   // -K first, as Ansible asks (BECOME password, then the vault's).
   const becomePassword = flags.askBecomePass ? await askBecomePassword(secrets) : undefined;
   await primeExtraVarsVault(flags.extraVars, vault.keyring);
@@ -379,6 +365,7 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
       return n;
     }))
     .option('--vault-password-file <file>', 'read the vault passphrase from this file (else $PROVISION_VAULT_PASSWORD_FILE, $PROVISION_VAULT_PASSWORD, a prompt)')
+    .option('--vault-id <label@source>', "a vault passphrase: label@file, label@script or label@prompt (repeatable; a vault whose header names a label tries that label's first, then the others)", collect)
     .option('-K, --ask-become-pass', "ask for the become password (sudo: the login user's; su: the become user's); a host's ansible_become_password wins")
     .option('--no-typecheck', 'skip the type check of the playbook and the files it loads (it is cached by content, so it costs nothing when they did not change)')
     .option('--list-hosts', "list each play's hosts (after --limit) and run nothing")

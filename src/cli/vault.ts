@@ -11,8 +11,11 @@ import {tmpdir} from 'node:os';
 import {basename, join} from 'node:path';
 import type {Command} from 'commander';
 import {ExitCode, UserError} from '../core/errors.ts';
-import {VaultError, decrypt, encrypt, isAnsibleVaultText, isVaultText, Keyring, readPassFile, writePrivateFile} from '../core/vault.ts';
-import {isVaultFile} from '../inventory/varsfiles.ts';
+import {VaultError, decrypt, encrypt, isAnsibleVaultText, isVaultText, Keyring, parseVaultId, readPassFile, vaultSecrets, writePrivateFile} from '../core/vault.ts';
+import {needsVault} from '../inventory/varsfiles.ts';
+import {entries, keyString, parseYaml, valueOf, type VaultAccess} from '../inventory/yamlsource.ts';
+import type {Node} from 'yaml';
+import {isMap, isScalar} from 'yaml';
 
 /** Read a line from the terminal without echoing it. */
 export function promptHidden(question: string): Promise<string> {
@@ -44,21 +47,65 @@ export function promptHidden(question: string): Promise<string> {
   });
 }
 
-/** A command's keyring: `--vault-password-file`, the environment, and a prompt when stdin is a terminal. */
-export function commandKeyring(vaultPasswordFile: string | undefined): Keyring {
+/**
+ * A command's keyring: `--vault-id label@source` (repeatable; source a file, an executable script or
+ * `prompt`), `--vault-password-file`, the environment, and a prompt when stdin is a terminal.
+ */
+export function commandKeyring(vaultPasswordFile: string | undefined, vaultIds: readonly string[] = []): Keyring {
+  const ids = vaultIds.map(parseVaultId);
   return new Keyring({
+    ...(ids.length === 0 ? {} : {ids}),
     ...(vaultPasswordFile === undefined ? {} : {file: vaultPasswordFile}),
     ...(process.stdin.isTTY ? {prompt: promptHidden} : {}),
   });
 }
 
 /**
- * `-e @file` items that are vault files: get the passphrase before the (synchronous) extra-vars
- * parsing decrypts them.
+ * `-e @file` items that are vault files or hold `!vault` values: get the passphrase before the
+ * (synchronous) extra-vars parsing decrypts them.
  */
 export async function primeExtraVarsVault(items: readonly string[], keyring: Keyring): Promise<void> {
-  const vaults = items.filter((i) => i.startsWith('@') && isVaultFile(i.slice(1)));
+  const vaults = items.filter((i) => i.startsWith('@') && needsVault(i.slice(1)));
   if (vaults.length > 0) await keyring.passphrase(`-e ${vaults[0]}`);
+}
+
+/**
+ * The variables of `-e @FILE`: YAML (or JSON) as Ansible reads it, a mapping; the file may be a vault,
+ * and may hold inline `!vault` values; their clear text joins `vault.secrets`. Mistakes are bad options (exit 5),
+ * a wrong passphrase exit 1.
+ */
+export function readExtraVarsFile(item: string, vault: VaultAccess): Record<string, unknown> {
+  const file = item.slice(1);
+  let text: string;
+  try {
+    if (statSync(file).isDirectory()) throw new Error('a directory');
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new UserError(`-e ${item}: cannot read ${file}`, ExitCode.badOptions);
+  }
+  const isVault = isVaultText(text) || isAnsibleVaultText(text);
+  if (isVault) text = vault.keyring.open(text, file);
+  let root: Node | null;
+  let vars: Record<string, unknown>;
+  try {
+    const src = parseYaml(text, file, vault);
+    root = src.doc.contents as Node | null;
+    if (!root || !isMap(root)) {
+      const empty = !root || (isScalar(root) && root.value === null);
+      throw new UserError(`-e ${item}: the file must hold a mapping${empty ? ' (it is empty)' : ''}`, ExitCode.badOptions);
+    }
+    vars = {};
+    for (const e of entries(src, root)) {
+      Object.defineProperty(vars, keyString(e.key), {value: valueOf(src, e.value), enumerable: true, writable: true, configurable: true});
+    }
+  } catch (e) {
+    if (e instanceof UserError && e.exitCode === ExitCode.parseError) {
+      throw new UserError(`-e ${item}: not valid YAML: ${e.oneLine()}`, ExitCode.badOptions);
+    }
+    throw e;
+  }
+  if (isVault) vault.secrets.add(...vaultSecrets(vars));
+  return vars;
 }
 
 function readText(file: string): string {
@@ -111,6 +158,7 @@ function editText(initial: string, name: string): string {
 
 interface VaultFlags {
   readonly vaultPasswordFile?: string;
+  readonly vaultId?: readonly string[];
   readonly newVaultPasswordFile?: string;
 }
 
@@ -125,8 +173,9 @@ export function registerVault(program: Command): void {
       .description(description)
       .argument('<file>', 'the vars file')
       .option('--vault-password-file <file>', 'read the passphrase from this file')
+      .option('--vault-id <label@source>', 'a passphrase: label@file, label@script or label@prompt (repeatable; the first encrypts)', (v: string, prev: string[] = []) => [...prev, v])
       .action(async (file: string, flags: VaultFlags) => {
-        await action(file, commandKeyring(flags.vaultPasswordFile));
+        await action(file, commandKeyring(flags.vaultPasswordFile, flags.vaultId));
       });
   };
 
@@ -140,14 +189,16 @@ export function registerVault(program: Command): void {
 
   sub('decrypt', 'decrypt a vault file in place', async (file, keyring) => {
     const text = readVault(file);
-    const clear = open(file, text, await keyring.passphrase(`vault decrypt ${file}`));
+    await keyring.passphrase(`vault decrypt ${file}`);
+    const clear = keyring.open(text, file);
     writePrivateFile(file, clear);
     process.stderr.write(`Decryption successful: ${file}\n`);
   });
 
   sub('view', 'print a vault file in clear', async (file, keyring) => {
     const text = readVault(file);
-    const clear = open(file, text, await keyring.passphrase(`vault view ${file}`));
+    await keyring.passphrase(`vault view ${file}`);
+    const clear = keyring.open(text, file);
     process.stdout.write(clear);
   });
 

@@ -19,8 +19,10 @@
  * holds that must be masked (`vaultSecrets`).
  * The lab's generated vault (`ensureLabVault`) is in src/lab/vault.ts.
  */
+import {execFileSync} from 'node:child_process';
 import {createCipheriv, createDecipheriv, createHmac, pbkdf2Sync, randomBytes, scrypt, scryptSync, timingSafeEqual} from 'node:crypto';
-import {readFileSync} from 'node:fs';
+import {accessSync, constants, readFileSync, statSync} from 'node:fs';
+import {basename, extname} from 'node:path';
 import {ExitCode, UserError} from './errors.ts';
 import {writeFileAtomic} from './localfs.ts';
 
@@ -226,8 +228,69 @@ function noPassphrase(forWhat: string): UserError {
   );
 }
 
+/** One `--vault-id label@source`: a passphrase file, an executable script printing it, or `prompt`. */
+export interface VaultId {
+  /** The label (`default` when none was given) an Ansible 1.2 vault header may name. */
+  readonly label: string;
+  /** `prompt`, or the path of a file holding the passphrase or of a script printing it. */
+  readonly source: string;
+}
+
+/** Parses `--vault-id` as Ansible does: `label@source`, or `source` alone (label `default`). */
+export function parseVaultId(text: string): VaultId {
+  const at = text.indexOf('@');
+  const [label, source] = at < 0 ? ['default', text] : [text.slice(0, at), text.slice(at + 1)];
+  if (label === '' || source === '') {
+    throw new UserError(`--vault-id ${text}: expected label@source (source: a file, an executable script, or prompt)`, ExitCode.badOptions);
+  }
+  return {label, source};
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The passphrase of a `--vault-id` file or script, as Ansible reads it: an executable is run (with
+ * `--vault-id LABEL` when its name ends in `-client`, Ansible's client scripts) and its output, less
+ * line breaks at either end, is the passphrase; a plain file's text, less line breaks at either end.
+ */
+export function readVaultIdSource(id: VaultId): string {
+  const what = `--vault-id ${id.label}@${id.source}`;
+  let pass: string;
+  if (isExecutableFile(id.source)) {
+    const client = basename(id.source, extname(id.source)).endsWith('-client');
+    try {
+      pass = execFileSync(id.source, client ? ['--vault-id', id.label] : [], {encoding: 'utf8', stdio: ['inherit', 'pipe', 'inherit'], maxBuffer: 1 << 20});
+    } catch (e) {
+      const status = (e as {status?: number | null}).status;
+      throw new UserError(`${what}: the passphrase script ${status == null ? `could not run: ${(e as Error).message.split('\n')[0]}` : `exited with ${status}`}`, ExitCode.error);
+    }
+  } else {
+    try {
+      pass = readFileSync(id.source, 'utf8');
+    } catch (e) {
+      throw new UserError(`${what}: cannot read the passphrase file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ExitCode.badOptions);
+    }
+  }
+  pass = pass.replace(/^[\r\n]+|[\r\n]+$/g, '');
+  if (pass.length === 0) throw new UserError(`${what}: the passphrase is empty`, ExitCode.badOptions);
+  return pass;
+}
+
 /** Where a command's vault passphrase may come from. */
 export interface PassphraseSources {
+  /**
+   * `--vault-id`, repeatable: every passphrase is tried on a vault (the one whose label an Ansible
+   * 1.2 header names first, then the others in order). Then `file` or the environment, as `default`.
+   */
+  readonly ids?: readonly VaultId[];
   /** `--vault-password-file`: beats the environment. */
   readonly file?: string;
   /** Asks on the terminal (no echo); the CLI gives one when stdin is a terminal. */
@@ -242,6 +305,8 @@ export interface PassphraseSources {
  */
 export class Keyring {
   #pass: string | undefined;
+  /** The passphrases of `--vault-id`s read so far, by position in `sources.ids`. */
+  readonly #idPass = new Map<number, string>();
   /** The passphrase file an inventory names (`provision_vault_password_file`, e.g. the lab's). */
   #namedFile: string | undefined;
   readonly #keys: KeyCache = new Map();
@@ -256,8 +321,34 @@ export class Keyring {
     this.#namedFile = path;
   }
 
-  /** The passphrase without asking anyone: --vault-password-file, $PROVISION_VAULT_PASSWORD_FILE, $PROVISION_VAULT_PASSWORD, the named file. */
+  /** The `--vault-id` passphrases known without asking (files and scripts are read once), in order, labelled. */
+  #idSecrets(): Array<{label: string; pass: string}> {
+    const out: Array<{label: string; pass: string}> = [];
+    (this.sources.ids ?? []).forEach((id, i) => {
+      let pass = this.#idPass.get(i);
+      if (pass === undefined && id.source !== 'prompt') this.#idPass.set(i, (pass = readVaultIdSource(id)));
+      if (pass !== undefined) out.push({label: id.label, pass});
+    });
+    return out;
+  }
+
+  /** Every passphrase known without asking: the `--vault-id`s, then the default one (`passphraseSync`). */
+  #secrets(): Array<{label: string; pass: string}> {
+    const out = this.#idSecrets();
+    const dflt = this.#defaultSync();
+    if (dflt !== undefined) out.push({label: 'default', pass: dflt});
+    return out;
+  }
+
+  /**
+   * The passphrase without asking anyone: the first `--vault-id`'s (when it is no prompt), else
+   * --vault-password-file, $PROVISION_VAULT_PASSWORD_FILE, $PROVISION_VAULT_PASSWORD, the named file.
+   */
   passphraseSync(): string | undefined {
+    return this.#secrets()[0]?.pass;
+  }
+
+  #defaultSync(): string | undefined {
     if (this.#pass !== undefined) return this.#pass;
     const env = this.sources.env ?? process.env;
     const file = this.sources.file ?? env.PROVISION_VAULT_PASSWORD_FILE;
@@ -267,8 +358,19 @@ export class Keyring {
     return undefined;
   }
 
-  /** The passphrase, asking on the terminal (once) when neither file nor environment gives it. */
+  /**
+   * The (first) passphrase, asking on the terminal (once) when neither file nor environment gives it.
+   * With `--vault-id …@prompt`, each such id is asked for now, in order ("Vault password (label): ").
+   */
   async passphrase(forWhat: string, opts: {confirm?: boolean} = {}): Promise<string> {
+    const ids = this.sources.ids ?? [];
+    for (const [i, id] of ids.entries()) {
+      if (id.source !== 'prompt' || this.#idPass.has(i)) continue;
+      if (!this.sources.prompt) throw noPassphrase(`${forWhat} (--vault-id ${id.label}@prompt)`);
+      const pass = await this.sources.prompt(id.label === 'default' ? 'Vault password: ' : `Vault password (${id.label}): `);
+      if (pass.length === 0) throw new UserError('the vault passphrase is empty', ExitCode.badOptions);
+      this.#idPass.set(i, pass);
+    }
     const known = this.passphraseSync();
     if (known !== undefined) return known;
     const prompt = this.sources.prompt;
@@ -297,6 +399,7 @@ export class Keyring {
   async prime(files: readonly string[]): Promise<void> {
     const pass = this.passphraseSync();
     if (pass === undefined) return;
+    // (with several passphrases, only the first one's keys are derived ahead)
     await Promise.all(files.map(async (file) => {
       let salt: Buffer;
       try {
@@ -321,15 +424,32 @@ export class Keyring {
    * wrong passphrase is a one-line `UserError` naming the file, exit 1.
    */
   open(text: string, file: string, line?: number): string {
-    const pass = this.passphraseSync();
-    if (pass === undefined) throw noPassphrase(line === undefined ? `vault file ${file}` : `the !vault value at ${file}:${line}`);
+    const secrets = this.#secrets();
+    if (secrets.length === 0) throw noPassphrase(line === undefined ? `vault file ${file}` : `the !vault value at ${file}:${line}`);
+    // Ansible's order: the passphrases of the label a 1.2 header names, then the others, as given.
+    let label: string | undefined;
     try {
-      return this.decrypt(text, pass);
-    } catch (e) {
-      if (!(e instanceof VaultError)) throw e;
-      if (line === undefined) throw new UserError(`${file}: ${e.message}`, ExitCode.error);
-      throw new UserError(`!vault value: ${e.message}`, ExitCode.error, {file, line});
+      label = isAnsibleVaultText(text.trimStart()) ? ansibleVaultHeader(text).vaultId : undefined;
+    } catch {
+      label = undefined; // the decryption below reports it
     }
+    const ordered = label === undefined ? secrets : [...secrets.filter((x) => x.label === label), ...secrets.filter((x) => x.label !== label)];
+    let last: VaultError | undefined;
+    for (const {pass} of ordered) {
+      try {
+        return this.decrypt(text, pass);
+      } catch (e) {
+        if (!(e instanceof VaultError)) throw e;
+        last = e;
+        if (!/wrong passphrase/.test(e.message)) break; // damaged or unsupported: no passphrase helps
+      }
+    }
+    const several = ordered.length > 1 && /wrong passphrase/.test(last!.message);
+    const message = several
+      ? `cannot decrypt with any of the ${ordered.length} vault passphrases (vault ids ${ordered.map((x) => x.label).join(', ')}): wrong passphrases, or the file was altered`
+      : last!.message;
+    if (line === undefined) throw new UserError(`${file}: ${message}`, ExitCode.error);
+    throw new UserError(`!vault value: ${message}`, ExitCode.error, {file, line});
   }
 }
 

@@ -19,6 +19,7 @@ import {Secrets} from '../core/secret.ts';
 export type {VaultAccess} from './varsfiles.ts';
 import {parseYamlInventory} from './yaml.ts';
 import {type YamlSource, hasInlineVault, parseYaml} from './yamlsource.ts';
+import {applyConstructed, pluginName, readConstructedConfig, type ConstructedConfig} from './constructed.ts';
 
 export {inventoryGraph, inventoryList, sortKeys} from './output.ts';
 export {selectHosts, splitHostPattern} from './patterns.ts';
@@ -234,12 +235,15 @@ function sourceFiles(source: string): string[] {
   return files;
 }
 
-/** Reads one inventory file (a script, or YAML or INI, maybe vaulted) into `data`. */
-async function readInventoryFile(file: string, data: InventoryData, warnings: string[], vault: VaultAccess): Promise<void> {
+/**
+ * Reads one inventory file (a script, or YAML or INI, maybe vaulted) into `data`; an inventory
+ * plugin's configuration (`plugin: constructed`) is returned instead, for the caller to run.
+ */
+async function readInventoryFile(file: string, data: InventoryData, warnings: string[], vault: VaultAccess): Promise<ConstructedConfig | undefined> {
   const kind = scriptKind(file);
   if (kind === 'script') {
     await loadScriptInventory(file, data);
-    return;
+    return undefined;
   }
   if (kind === 'not-executable') {
     throw parseError(`starts with #! like an inventory script, but is not executable (chmod +x ${basename(file)})`, {file});
@@ -270,8 +274,19 @@ async function readInventoryFile(file: string, data: InventoryData, warnings: st
     for (const g of own.groups.values()) vault.secrets.add(...vaultSecrets(g.vars));
     for (const h of own.hosts.values()) vault.secrets.add(...vaultSecrets(h.vars));
   }
+  // An inventory plugin's configuration (Ansible's `auto` plugin: a .yml/.yaml file with `plugin:`).
+  if (/^['"]?plugin['"]?\s*:/m.test(text) && ['.yml', '.yaml'].includes(extname(file))) {
+    let src: YamlSource | undefined;
+    try {
+      src = parseYaml(text, file, vault);
+    } catch {
+      // not YAML: the parse below reports it
+    }
+    if (src && pluginName(src) !== undefined) return readConstructedConfig(src, warnings);
+  }
   // Every source adds to the same inventory, as Ansible's plugins do: later values win.
   parseInventoryText(text, file, warnings, vault, data);
+  return undefined;
 }
 
 /**
@@ -293,10 +308,23 @@ export async function loadInventories(paths: readonly string[], vault: VaultAcce
   const sources = paths.map((p) => resolve(p));
   const data = new InventoryData();
   const warnings: string[] = [];
+  // The folders of the files read so far (Ansible's `processed_sources`), for `constructed`'s use_vars_plugins.
+  const processed: string[] = [];
   for (const source of sources) {
     const files = sourceFiles(source);
     if (files.length === 0) throw parseError('no inventory file in this directory', {file: source});
-    for (const file of files) await readInventoryFile(file, data, warnings, vault);
+    for (const file of files) {
+      const constructed = await readInventoryFile(file, data, warnings, vault);
+      if (constructed) {
+        // It runs here, over the hosts read so far, as Ansible runs it in the order of the sources.
+        if (constructed.useVarsPlugins) {
+          const vaults = [...new Set(processed)].flatMap((dir) => [...vaultFilesUnder(join(dir, 'group_vars')), ...vaultFilesUnder(join(dir, 'host_vars'))]);
+          if (vaults.length > 0) await vault.keyring.passphrase(`vault file ${vaults[0]}`);
+        }
+        applyConstructed(constructed, data, processed, vault);
+      }
+      processed.push(dirname(file));
+    }
   }
   data.reconcile();
   // Vault files among the vars files: get the passphrase now (maybe asking on the terminal), so that
