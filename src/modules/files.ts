@@ -13,7 +13,7 @@ import {fileProbe, formatMode, parseFileState, parseMode, type Attrs, type FileS
 
 /** Ownership and permissions, shared by every file module. */
 export interface FileAttrs {
-  /** Octal mode, e.g. '0644'. Unset: leave as is (new files get the umask's). */
+  /** Octal mode, e.g. '0644'. Unset: leave as is (a new file written with content gets 0644; a directory, an empty file from touch or a link made by `file` gets the umask's). */
   readonly mode?: string;
   /** Owner user name. Unset: leave as is. */
   readonly owner?: string;

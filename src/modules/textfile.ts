@@ -10,7 +10,7 @@ import {formatMode, parseMode, type FileState} from '../facts/file.ts';
 
 /** Ownership and permissions of an edited file. */
 export interface TextFileAttrs {
-  /** Octal mode, e.g. '0644'. Unset: an existing file keeps its own, a new one gets the umask's. */
+  /** Octal mode, e.g. '0644'. Unset: an existing file keeps its own, a new one gets 0644. */
   readonly mode?: string;
   /** Owner user name. Unset: leave as is. */
   readonly owner?: string;
