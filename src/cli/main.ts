@@ -33,6 +33,8 @@ import {Keyring} from '../core/vault.ts';
 import type {VaultAccess} from '../inventory/index.ts';
 import {KvSyntaxError, parseKeyValues, type KeyValues} from './kv.ts';
 import {listedPlays, listing, startAtTaskFound} from './list.ts';
+import {registerWatch, without, type WatchHooks} from './watch.ts';
+import {DEFAULT_STATE_FILE, readDriftedTasks} from './drift.ts';
 
 /**
  * The inventory used when none is given: $PROVISION_INVENTORY, else the current project's
@@ -142,6 +144,9 @@ interface RunFlags {
   startAtTask?: string;
   /** --step: confirm each task (plain output: the prompt needs the terminal). */
   step?: boolean;
+  /** --only-drifted: only the tasks the last watch check (the --state file) found drifted, on their hosts. */
+  onlyDrifted?: boolean;
+  state?: string;
 }
 
 /**
@@ -251,8 +256,10 @@ function earlyConnections(playbook: Playbook, deps: StaticDeps, forks: number, o
   };
 }
 
-async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Promise<ExitCodeValue> {
+async function run(playbookArg: string, flags: RunFlags, secrets: Secrets, watch?: WatchHooks): Promise<ExitCodeValue> {
   const playbookPath = findPlaybook(playbookArg);
+  if (flags.state !== undefined && !flags.onlyDrifted) throw badOption('--state goes with --only-drifted (the drift state it reads)');
+  const drifted = flags.onlyDrifted ? readDriftedTasks(flags.state ?? DEFAULT_STATE_FILE, playbookPath) : undefined;
   const invPaths = flags.inventory ?? [defaultInventory()];
   const vault = {keyring: commandKeyring(flags.vaultPasswordFile, flags.vaultId), secrets};
   // -K first, as Ansible asks (BECOME password, then the vault's).
@@ -265,14 +272,14 @@ async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Prom
   if (limit && limit.size === 0) throw badOption(`--limit '${flags.limit}' matches no host of ${relative(process.cwd(), inventory.source)}`);
   const opts: RunOptions = {
     check: !!flags.check, diff: !!flags.diff, tags: list(flags.tags), skipTags: list(flags.skipTags), forks: flags.forks, extraVars,
-    lockTimeoutS: flags.lockTimeout, startAtTask: flags.startAtTask, verbose: flags.verbose,
+    lockTimeoutS: flags.lockTimeout, startAtTask: flags.startAtTask, verbose: flags.verbose, onlyTasks: drifted?.onlyTasks(secrets.mask),
   };
-  const deps = staticDeps(playbookPath, inventory, limit, secrets);
+  const deps = staticDeps(playbookPath, inventory, drifted ? drifted.hosts(limit ?? inventory.hostNames) : limit, secrets);
   // --list-hosts/--list-tasks/--list-tags (text, also under --json) and an unknown --start-at-task: before anything connects.
   const listWhat = {hosts: !!flags.listHosts, tasks: !!flags.listTasks, tags: !!flags.listTags};
   if (listWhat.hosts || listWhat.tasks || listWhat.tags || opts.startAtTask !== undefined) {
     const plays = await listedPlays(playbook, deps.loadRole);
-    const sel = {select: deps.select, limit, tags: opts.tags, skipTags: opts.skipTags};
+    const sel = {select: deps.select, limit: deps.limit, tags: opts.tags, skipTags: opts.skipTags};
     if (listWhat.hosts || listWhat.tasks || listWhat.tags) {
       await checkPlaybook(playbook, playbookPath, deps.loadRole);
       process.stdout.write(listing(relative(process.cwd(), playbookPath) || playbookPath, plays, listWhat, sel));
@@ -310,13 +317,15 @@ async function run(playbookArg: string, flags: RunFlags, secrets: Secrets): Prom
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
 
-  const renderer = await pickRenderer(flags, {playbook: playbookArg, inventory: invPaths.join(', '), onInterrupt: () => interrupt(true)}, secrets);
+  const renderer = watch ? {emit: watch.emit, done: async () => undefined} : await pickRenderer(flags, {playbook: playbookArg, inventory: invPaths.join(', '), onInterrupt: () => interrupt(true)}, secrets);
   const emit = (e: RunEvent): void => renderer.emit(e);
-  const allHosts = inventory.hostNames.filter((h) => !limit || limit.has(h));
+  const allHosts = inventory.hostNames.filter((h) => !deps.limit || deps.limit.has(h));
   emit({type: 'start', playbook: playbook.name, inventory: inventory.source, check: !!flags.check, diff: !!flags.diff, hosts: allHosts});
   const step = flags.step ? stepPrompt() : undefined;
   try {
     const local = new LocalTransport();
+    // provision watch: the same run, in check mode, as often as its schedule says (src/cli/watch.ts).
+    if (watch) return await watch.drive((skip) => runPlaybook(playbook, opts, {...deps, limit: without(deps.limit, inventory.hostNames, skip), connect: connections.connect, local: () => local, emit, signal: ac.signal}), ac.signal);
     const summary = await runPlaybook(playbook, step ? {...opts, step: step.ask} : opts, {...deps, connect: connections.connect, local: () => local, emit, signal: ac.signal});
     await renderer.done();
     const hint = writeRetryFile(playbookPath, summary, (m) => process.stderr.write(`[WARNING]: ${m}\n`));
@@ -373,6 +382,8 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
     .option('--list-tags', "list each play's task tags and run nothing")
     .option('--start-at-task <name>', "start at the first task with this name (or 'role : name', or a glob of them)")
     .option('--step', 'confirm each task before it runs: (N)o/(y)es/(c)ontinue (plain output)')
+    .option('--only-drifted', 'only the tasks the last `provision watch` check found drifted, on those hosts (and the handlers they notify)')
+    .option('--state <file>', `with --only-drifted: the drift state watch wrote (default: ${DEFAULT_STATE_FILE})`)
     .action(async (pb: string, flags: RunFlags) => {
       process.exitCode = await run(pb, flags, secrets);
     });
@@ -438,6 +449,7 @@ export function buildProgram(secrets: Secrets = new Secrets()): Command {
   registerLab(program, labInventory);
   registerVault(program);
   registerInit(program);
+  registerWatch(program, {run: (pb, flags, hooks) => run(pb, flags, secrets, hooks), exitCodeOf, secrets});
   return program;
 }
 
