@@ -7,7 +7,8 @@
  * Order: every host gets its base and firewall first (SSH stays open to admin_network); then the
  * databases (the primary before the replicas, which need its replication account), the web servers
  * and the load balancers one host at a time (serial: 1, so a change never takes both down), the
- * certificate once both balancers serve, and monitoring last, when every target exists.
+ * certificate once both balancers serve, and monitoring last, when every target exists: Prometheus
+ * and the Alertmanager that delivers its alerts (alertmanager_webhook_url).
  */
 import {definePlaybook} from '../src/index.ts';
 
@@ -20,6 +21,6 @@ export default definePlaybook({
     {name: 'web servers: nginx and the app', hosts: 'webservers', serial: 1, roles: ['nginx', 'app']},
     {name: 'load balancers: HAProxy and keepalived', hosts: 'loadbalancers', serial: 1, roles: ['haproxy', 'keepalived']},
     {name: 'load balancers: certificate', hosts: 'loadbalancers', serial: 1, roles: ['certbot']},
-    {name: 'monitoring: Prometheus', hosts: 'monitoring', roles: ['prometheus']},
+    {name: 'monitoring: Prometheus and Alertmanager', hosts: 'monitoring', roles: ['alertmanager', 'prometheus']},
   ],
 });

@@ -14,6 +14,7 @@
 import {join} from 'node:path';
 import {projectRoot} from '../src/core/paths.ts';
 import type {Role, Vars} from '../src/index.ts';
+import alertmanagerRole from './alertmanager/index.ts';
 import appRole from './app/index.ts';
 import certbotRole from './certbot/index.ts';
 import commonRole from './common/index.ts';
@@ -55,5 +56,7 @@ export const common: ShippedRole<DefaultsOf<typeof commonRole>> = shipped(common
 export const mysqld_exporter: ShippedRole<DefaultsOf<typeof mysqldExporterRole>> = shipped(mysqldExporterRole, 'mysqld_exporter');
 /** Prometheus with the site's scrape jobs and alert rules. */
 export const prometheus: ShippedRole<DefaultsOf<typeof prometheusRole>> = shipped(prometheusRole, 'prometheus');
+/** Alertmanager beside Prometheus: delivers its alerts to `alertmanager_webhook_url`. */
+export const alertmanager: ShippedRole<DefaultsOf<typeof alertmanagerRole>> = shipped(alertmanagerRole, 'alertmanager');
 /** The same as `prometheus`. */
 export const monitoring = prometheus;

@@ -17,6 +17,7 @@ packages=(
   systemd-container debootstrap apt-cacher-ng pebble iproute2 openssl   # provision lab
   curl ca-certificates            # end-to-end checks from the controller
   zip unzip git python3-venv cron # module tests: unarchive's zips, git's bare repos, pip's venvs, cron's crontab
+  prometheus prometheus-alertmanager   # the site's alert tests: promtool check/test rules, amtool check-config
 )
 missing=()
 for p in "${packages[@]}"; do

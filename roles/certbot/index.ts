@@ -11,6 +11,11 @@
  *
  * Run it in a play after haproxy and keepalived (their handlers must have run): the challenge arrives
  * on the VIP:80 of the HAProxy that holds it.
+ *
+ * The served certificate's expiry is a metric for Prometheus (CertificateExpiringSoon):
+ * `provision-cert-expiry` writes `ssl_certificate_expiry_seconds{path}` (notAfter, Unix time) into
+ * node_exporter's textfile directory, hourly (a systemd timer), after each renewal (the deploy hook) and
+ * when the role changes it. It runs as root with no capabilities (the PEMs are root's, mode 0600).
  */
 import {defineRole, apt, file, copy, command, template, service, type TaskContext} from '../../src/index.ts';
 
@@ -21,9 +26,51 @@ function str(ctx: TaskContext, name: string): string {
 }
 
 const bundle = '/etc/ssl/certs/ca-certificates.crt';
+const expiryScript = '/usr/local/sbin/provision-cert-expiry';
+const expiryUnit = 'provision-cert-expiry';
 const hookPath = '/etc/letsencrypt/renewal-hooks/deploy/haproxy';
 const domain = (ctx: TaskContext): string => str(ctx, 'site_domain');
 const live = (ctx: TaskContext): string => `/etc/letsencrypt/live/${domain(ctx)}`;
+
+/** The certificates whose expiry is exported: `certbot_expiry_paths`, or HAProxy's PEM. */
+export function expiryPaths(ctx: TaskContext): string[] {
+  const v = ctx.vars.certbot_expiry_paths;
+  const list = Array.isArray(v) && v.length > 0 ? v.map(String) : [str(ctx, 'haproxy_cert_path')];
+  for (const p of list) if (!/^\/[\w./@+-]+$/.test(p)) throw new Error(`certbot_expiry_paths: '${p}' is not an absolute path of letters, digits and ./_@+-`);
+  return list;
+}
+
+/** provision-cert-expiry.service: the exporter, once, as root without capabilities. */
+export function expiryService(ctx: TaskContext): string {
+  return [
+    '# Managed by provision (role certbot).',
+    '[Unit]',
+    "Description=Served certificates' expiry for Prometheus (node_exporter textfile)",
+    '',
+    '[Service]',
+    'Type=oneshot',
+    `ExecStart=${expiryScript} ${expiryPaths(ctx).join(' ')}`,
+    // Root only to read root's 0600 PEMs and write root's textfile directory: no capability needed.
+    'CapabilityBoundingSet=',
+    'NoNewPrivileges=yes',
+    '',
+  ].join('\n');
+}
+
+const expiryTimer = [
+  '# Managed by provision (role certbot).',
+  '[Unit]',
+  "Description=Served certificates' expiry for Prometheus, hourly",
+  '',
+  '[Timer]',
+  'OnBootSec=1min',
+  'OnCalendar=hourly',
+  'Persistent=true',
+  '',
+  '[Install]',
+  'WantedBy=timers.target',
+  '',
+].join('\n');
 
 /** The address the domain resolves to (the VIP): certbot waits until HAProxy answers there. */
 const challengeAddress = (ctx: TaskContext): string => String(ctx.vars.certbot_challenge_address || ctx.vars.vip || '');
@@ -41,6 +88,10 @@ export default defineRole({
     haproxy_cert_path: '/etc/haproxy/certs/site.pem',
     /** Address HAProxy answers the challenge on (the domain's A record); empty: `vip`. */
     certbot_challenge_address: '',
+    /** Certificates whose expiry is exported to Prometheus; empty: `haproxy_cert_path` (what HAProxy serves). */
+    certbot_expiry_paths: [] as string[],
+    /** node_exporter's textfile collector directory (Debian's default). */
+    node_exporter_textfile_dir: '/var/lib/prometheus/node-exporter',
   },
   tasks: [
     apt({packages: ['certbot', 'curl', 'ca-certificates']}, {name: 'certbot installed'}),
@@ -114,6 +165,25 @@ export default defineRole({
     ),
     file((ctx) => ({path: str(ctx, 'haproxy_cert_path'), state: 'file', owner: 'root', group: 'root', mode: '0600'}), {name: 'HAProxy PEM private'}),
     service({name: 'certbot.timer', state: 'started', enabled: true}, {name: 'renewal timer'}),
+
+    // The served certificate's expiry, for Prometheus.
+    template({src: 'cert-expiry.sh.mustache', dest: expiryScript, owner: 'root', group: 'root', mode: '0755'}, {name: 'expiry exporter script', notify: 'write the expiry metric'}),
+    copy(
+      (ctx) => ({dest: `/etc/systemd/system/${expiryUnit}.service`, owner: 'root', group: 'root', mode: '0644', content: expiryService(ctx)}),
+      {name: 'expiry exporter service', notify: ['systemd daemon-reload', 'write the expiry metric']},
+    ),
+    copy({dest: `/etc/systemd/system/${expiryUnit}.timer`, owner: 'root', group: 'root', mode: '0644', content: expiryTimer}, {name: 'expiry exporter timer unit', notify: 'systemd daemon-reload'}),
+    service({name: `${expiryUnit}.timer`, state: 'started', enabled: true, daemonReload: true}, {name: 'expiry exporter timer'}),
+    command(
+      (ctx) => {
+        const dir = String(ctx.vars.node_exporter_textfile_dir);
+        return {argv: ['systemctl', 'start', `${expiryUnit}.service`], unless: `[ -e ${dir}/ssl_certificate.prom ] || [ ! -d ${dir} ]`};
+      },
+      {name: 'expiry metric written'},
+    ),
   ],
-  handlers: [command({argv: ['systemctl', 'daemon-reload']}, {name: 'systemd daemon-reload'})],
+  handlers: [
+    command({argv: ['systemctl', 'daemon-reload']}, {name: 'systemd daemon-reload'}),
+    command({argv: ['systemctl', 'start', `${expiryUnit}.service`]}, {name: 'write the expiry metric'}),
+  ],
 });

@@ -153,8 +153,9 @@ export default defineRole({
       {port: 'haproxy_backend_port', proto: 'tcp', from: 'group:loadbalancers', comment: 'http'},
     ]),
     firewall_rules_databases: ruleList([
-      // Web servers use the primary (writes) and the replicas (reads); replicas replicate from the primary.
-      {port: 'mysql_port', proto: 'tcp', from: ['group:webservers', 'group:db_replicas'], comment: 'mysql'},
+      // Web servers use the primary (writes) and the replicas (reads); replicas replicate from the primary,
+      // and any database host may become a replica or the primary (db-switchover, db-failover).
+      {port: 'mysql_port', proto: 'tcp', from: ['group:webservers', 'group:databases'], comment: 'mysql'},
       {port: 9104, proto: 'tcp', from: 'group:monitoring', comment: 'mysqld_exporter'},
     ]),
     firewall_rules_monitoring: ruleList([

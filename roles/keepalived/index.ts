@@ -9,8 +9,13 @@
  *
  * The check runs as an unprivileged user under `enable_script_security`. In a container
  * `/bin/pidof` resolves to killall5 and is refused: `systemctl is-active --quiet haproxy` is used.
+ *
+ * On every VRRP state change keepalived runs `keepalived-vip-metric` (as root: it writes
+ * node_exporter's textfile directory, `node_exporter_textfile_dir`), which records which VIPs this
+ * balancer holds as `keepalived_vip_held{vip, vrrp_instance, preferred}`: the prometheus role's
+ * VIPMoved, VIPNotHeld and VIPSplitBrain alerts read it.
  */
-import {defineRole, apt, user, copy, template, service, type TaskContext} from '../../src/index.ts';
+import {defineRole, apt, user, copy, command, template, service, type TaskContext} from '../../src/index.ts';
 
 function str(ctx: TaskContext, name: string): string {
   const v = ctx.vars[name];
@@ -26,14 +31,20 @@ function num(ctx: TaskContext, name: string): number {
 
 interface Instance {
   readonly name: string;
+  /** The VIP alone (no prefix). */
+  readonly vip: string;
+  /** 'true' on the instance's configured MASTER (the VIP's preferred holder). */
+  readonly preferred: 'true' | 'false';
   readonly state: 'MASTER' | 'BACKUP';
   readonly router_id: number;
   readonly priority: number;
   readonly address: string;
 }
 
-/** Everything keepalived.conf.mustache needs, computed here. */
-function configVars(ctx: TaskContext): Record<string, unknown> {
+const metricScript = '/usr/local/sbin/keepalived-vip-metric';
+
+/** Everything keepalived.conf.mustache (and keepalived-vip-metric.mustache) needs, computed here. */
+export function configVars(ctx: TaskContext): Record<string, unknown> {
   const mode = str(ctx, 'lb_mode');
   if (mode !== 'active-passive' && mode !== 'active-active') throw new Error(`lb_mode must be 'active-passive' or 'active-active', got '${mode}'`);
   const peers = ctx.groups[str(ctx, 'keepalived_group')] ?? [];
@@ -50,6 +61,8 @@ function configVars(ctx: TaskContext): Record<string, unknown> {
     const rank = (index - (k % peers.length) + peers.length) % peers.length;
     return {
       name: k === 0 ? 'VI_VIP' : `VI_VIP${k + 1}`,
+      vip: address,
+      preferred: rank === 0 ? 'true' : 'false',
       state: rank === 0 ? 'MASTER' : 'BACKUP',
       router_id: baseId + k,
       priority: top - 50 * rank > 0 ? top - 50 * rank : 1,
@@ -61,6 +74,7 @@ function configVars(ctx: TaskContext): Record<string, unknown> {
   return {
     interface: iface,
     instances,
+    metric_script: metricScript,
     unicast,
     unicast_src: hostOf(ctx.host),
     unicast_peers: peers.filter((h) => h !== ctx.host).map(hostOf),
@@ -88,6 +102,8 @@ export default defineRole({
     keepalived_check_service: 'haproxy',
     /** Unprivileged user running the check script. */
     keepalived_script_user: 'keepalived_script',
+    /** node_exporter's textfile collector directory (Debian's default), for `keepalived_vip_held`. */
+    node_exporter_textfile_dir: '/var/lib/prometheus/node-exporter',
   },
   tasks: [
     apt({packages: ['keepalived']}, {name: 'keepalived installed'}),
@@ -96,6 +112,11 @@ export default defineRole({
       {name: 'check script user'},
     ),
     copy({src: 'keepalived-config-test', dest: '/usr/local/sbin/keepalived-config-test', owner: 'root', group: 'root', mode: '0755'}, {name: 'config checker'}),
+    // Before keepalived.conf: its `notify` runs the script as soon as the new configuration is loaded.
+    template(
+      (ctx) => ({src: 'keepalived-vip-metric.mustache', dest: metricScript, owner: 'root', group: 'root', mode: '0755', vars: configVars(ctx)}),
+      {name: 'VIP metric script', notify: 'write the VIP metric'},
+    ),
     template(
       (ctx) => ({
         src: 'keepalived.conf.mustache',
@@ -110,6 +131,18 @@ export default defineRole({
       {name: 'keepalived.conf', notify: 'reload keepalived'},
     ),
     service({name: 'keepalived', state: 'started', enabled: true}, {name: 'keepalived running'}),
+    // keepalived writes it on its next state change; until then (first run, or a reload that keeps
+    // the state), from the interface. Nothing to do without node_exporter's directory.
+    command(
+      (ctx) => {
+        const dir = String(ctx.vars.node_exporter_textfile_dir);
+        return {argv: [metricScript], unless: `[ -e ${dir}/keepalived_vip.prom ] || [ ! -d ${dir} ]`};
+      },
+      {name: 'VIP metric written'},
+    ),
   ],
-  handlers: [service({name: 'keepalived', state: 'reloaded'}, {name: 'reload keepalived'})],
+  handlers: [
+    service({name: 'keepalived', state: 'reloaded'}, {name: 'reload keepalived'}),
+    command({argv: [metricScript]}, {name: 'write the VIP metric'}),
+  ],
 });

@@ -1,8 +1,10 @@
 /**
  * Prometheus on the monitoring host (Debian's package, listening on :9090): scrapes itself, the
  * node_exporter of every host, HAProxy's built-in exporter on each load balancer and mysqld_exporter on
- * each database host, with alert rules (instance down, HAProxy backend or server down, MySQL down,
- * replication broken or lagging). Both files are checked by `promtool` before they replace the old
+ * each database host, with alert rules (instance, web server or load balancer down, VIP moved or not
+ * held, HAProxy backend or server down, MySQL down, replication broken or lagging, certificate expiring,
+ * disk nearly full; docs/operations.md, "Alerts") sent to Alertmanager (`prometheus_alertmanagers`, the
+ * alertmanager role on the same host). Both files are checked by `promtool` before they replace the old
  * ones; a change reloads Prometheus (SIGHUP through `systemctl reload`).
  *
  * Targets carry `instance="<inventory name>"` (the address stays in `__address__`), so alerts name hosts.
@@ -27,14 +29,36 @@ function targets(ctx: TaskContext, group: string, port: string): {host: string; 
   });
 }
 
+/** `prometheus_alertmanagers`: a list of `host:port` (or one string); empty: no alerting section. */
+function alertmanagers(ctx: TaskContext): string[] {
+  const v = ctx.vars.prometheus_alertmanagers;
+  const list = Array.isArray(v) ? v.map(String) : v === undefined || v === null || v === '' ? [] : [String(v)];
+  for (const a of list) if (!/^[\w.-]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/.test(a)) throw new Error(`prometheus_alertmanagers: '${a}' is not host:port`);
+  return list;
+}
+
+/** A regular expression matching exactly these names, for a PromQL string (`"..."`). */
+function anyOf(names: readonly string[]): string {
+  return names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\\\$&')).join('|');
+}
+
+/** What site-rules.yml.mustache needs beyond the role's variables. */
+export function rulesVars(ctx: TaskContext): Record<string, unknown> {
+  const fstypes = ctx.vars.prometheus_disk_ignore_fstypes;
+  return {
+    prometheus_disk_ignore_fstypes: Array.isArray(fstypes) ? anyOf(fstypes.map(String)) : str(ctx, 'prometheus_disk_ignore_fstypes'),
+  };
+}
+
 /** The scrape jobs for prometheus.yml.mustache; a job without targets is left out. */
-function configVars(ctx: TaskContext): Record<string, unknown> {
+export function configVars(ctx: TaskContext): Record<string, unknown> {
   const jobs = [
     {name: 'node', path: '/metrics', targets: targets(ctx, str(ctx, 'prometheus_node_group'), str(ctx, 'prometheus_node_port'))},
     {name: 'haproxy', path: str(ctx, 'prometheus_haproxy_path'), targets: targets(ctx, str(ctx, 'prometheus_haproxy_group'), str(ctx, 'haproxy_stats_port'))},
     {name: 'mysqld', path: '/metrics', targets: targets(ctx, str(ctx, 'prometheus_mysqld_group'), str(ctx, 'prometheus_mysqld_port'))},
   ].filter((j) => j.targets.length > 0);
-  return {jobs, rules_file: rulesFile, self: ctx.host};
+  const ams = alertmanagers(ctx);
+  return {jobs, rules_file: rulesFile, self: ctx.host, alertmanagers: ams, has_alertmanagers: ams.length > 0};
 }
 
 export default defineRole({
@@ -56,13 +80,23 @@ export default defineRole({
     prometheus_alert_for: '1m',
     /** ReplicationLagging fires above this many seconds behind the primary. */
     prometheus_replication_lag_seconds: 30,
+    /** Alertmanagers (`host:port`) Prometheus sends firing alerts to: the alertmanager role on this host. */
+    prometheus_alertmanagers: ['127.0.0.1:9093'],
+    /** HAProxy's backend of the web servers (role haproxy): WebServerDown reads its servers' checks. */
+    prometheus_haproxy_web_backend: 'web',
+    /** CertificateExpiringSoon fires when a served certificate expires within this many days. */
+    prometheus_cert_expiry_days: 14,
+    /** DiskNearlyFull fires below this fraction of free space. */
+    prometheus_disk_free_ratio: 0.1,
+    /** Filesystem types DiskNearlyFull ignores (memory-backed ones). */
+    prometheus_disk_ignore_fstypes: ['tmpfs', 'ramfs', 'squashfs'],
   },
   tasks: [
     apt({packages: ['prometheus'], installRecommends: false}, {name: 'prometheus installed'}),
     file({path: rulesDir, state: 'directory', owner: 'root', group: 'root', mode: '0755'}, {name: 'rules directory'}),
     // The rules first: `promtool check config` also loads the rule files the config names.
     template(
-      {src: 'site-rules.yml.mustache', dest: rulesFile, owner: 'root', group: 'root', mode: '0644', validate: 'promtool check rules %s'},
+      (ctx) => ({src: 'site-rules.yml.mustache', dest: rulesFile, owner: 'root', group: 'root', mode: '0644', validate: 'promtool check rules %s', vars: rulesVars(ctx)}),
       {name: 'alert rules', notify: 'reload prometheus'},
     ),
     template(

@@ -14,6 +14,7 @@ import {ensureAptCacher, machineSources, pickMirrors} from './aptcache.ts';
 import {baseIsCurrent, buildBase} from './base.ts';
 import {deleteLink, ensureBridge, linkExists, linksWithPrefix} from './network.ts';
 import {ensurePebble, addARecords, pebbleFiles} from './pebble.ts';
+import {ensureReceiver, receiverFiles, receiverPort} from './receiver.ts';
 import {ensurePrerequisites, assertRootOnLinux, missingPackages, installCommand} from './prereqs.ts';
 import {
   ensureNspawnRuntimeDir, hasIdentity, hostDirNames, hostDirs, hostDiskKiB, hostMemoryKiB, hostPublicKey,
@@ -26,6 +27,7 @@ import {isAlive, readState, writeState, type DaemonState, type LabState} from '.
 
 export {LAB_APT_PACKAGES} from './prereqs.ts';
 export {fetchPebbleRoot} from './pebble.ts';
+export {receiverFiles, receiverPort} from './receiver.ts';
 export {labPaths, loadLabConfig, projectRoot} from './config.ts';
 
 export interface LabOptions {
@@ -220,6 +222,23 @@ export async function labUp(opts: LabOptions & {readonly installDeps?: boolean})
         },
       },
       {
+        title: `Alert receiver (${cfg.bridgeIp}:${receiverPort(cfg) ?? '-'}, ${relative(paths.root, receiverFiles(paths).received)})`,
+        enabled: () => receiverPort(cfg) !== undefined,
+        task: async (_, t) => {
+          const port = receiverPort(cfg)!;
+          // A receiver recorded on another port (the inventory changed): replaced.
+          if (ctx.state.receiver && ctx.state.receiver.port !== port) {
+            await killDaemon(ctx.state.receiver);
+            delete ctx.state.receiver;
+            save(ctx);
+          }
+          const r = await ensureReceiver(paths, cfg.bridgeIp, port, ctx.state.receiver);
+          ctx.state.receiver = {...r.daemon, port};
+          save(ctx);
+          if (!r.started) t.title += ' (kept)';
+        },
+      },
+      {
         title: `Hosts (${cfg.hosts.length})`,
         task: async (_, t) => {
           if (await ensureNspawnRuntimeDir()) {
@@ -299,7 +318,7 @@ async function processesMentioning(needle: string): Promise<string[]> {
 export async function leftovers(paths: LabPaths, cfg: LabConfig, state: LabState): Promise<string[]> {
   const left: string[] = [];
   for (const p of await processesMentioning(`${paths.lab}/`)) left.push(`process ${p}`);
-  for (const d of [state.aptCacher, state.pebble, state.challtestsrv]) if (await isAlive(d)) left.push(`process ${d?.pid}`);
+  for (const d of [state.aptCacher, state.pebble, state.challtestsrv, state.receiver]) if (await isAlive(d)) left.push(`process ${d?.pid}`);
   for (const m of mountPoints()) if (m === paths.lab || m.startsWith(`${paths.lab}/`)) left.push(`mount ${m}`);
   if (linkExists(cfg.bridge)) left.push(`link ${cfg.bridge}`);
   for (const c of leftoverCgroups()) left.push(`cgroup ${c}`);
@@ -350,12 +369,13 @@ export async function labDown(opts: LabOptions & {readonly purge?: boolean}): Pr
         },
       },
       {
-        title: 'Stop pebble, pebble-challtestsrv, apt-cacher-ng',
+        title: 'Stop pebble, pebble-challtestsrv, apt-cacher-ng, the alert receiver',
         task: async () => {
-          await Promise.all([killDaemon(state.pebble), killDaemon(state.challtestsrv), killDaemon(state.aptCacher)]);
+          await Promise.all([killDaemon(state.pebble), killDaemon(state.challtestsrv), killDaemon(state.aptCacher), killDaemon(state.receiver)]);
           delete state.pebble;
           delete state.challtestsrv;
           delete state.aptCacher;
+          delete state.receiver;
           save(ctx);
         },
       },
@@ -421,7 +441,7 @@ export interface HostStatus {
 export interface LabStatus {
   readonly bridge: {readonly name: string; readonly address: string; readonly up: boolean};
   readonly base: {readonly cached: boolean};
-  readonly services: Readonly<Record<'apt_cacher_ng' | 'pebble' | 'challtestsrv', {readonly pid: number | null; readonly running: boolean}>>;
+  readonly services: Readonly<Record<'apt_cacher_ng' | 'pebble' | 'challtestsrv' | 'alert_receiver', {readonly pid: number | null; readonly running: boolean}>>;
   readonly hosts: readonly HostStatus[];
 }
 
@@ -455,7 +475,12 @@ export async function labStatus(opts: LabOptions): Promise<LabStatus> {
   return {
     bridge: {name: cfg.bridge, address: `${cfg.bridgeIp}/${cfg.prefixLength}`, up: linkExists(cfg.bridge)},
     base: {cached: baseIsCurrent(paths, cfg.suite)},
-    services: {apt_cacher_ng: await svc(state.aptCacher), pebble: await svc(state.pebble), challtestsrv: await svc(state.challtestsrv)},
+    services: {
+      apt_cacher_ng: await svc(state.aptCacher),
+      pebble: await svc(state.pebble),
+      challtestsrv: await svc(state.challtestsrv),
+      alert_receiver: await svc(state.receiver),
+    },
     hosts,
   };
 }
@@ -469,7 +494,7 @@ export function formatStatus(s: LabStatus): string {
   const on = (b: boolean): string => (b ? 'running' : 'stopped');
   return [
     `bridge ${s.bridge.name} ${s.bridge.address}: ${s.bridge.up ? 'up' : 'absent'}; base image: ${s.base.cached ? 'cached' : 'not built'}`,
-    `apt-cacher-ng: ${on(s.services.apt_cacher_ng.running)}; pebble: ${on(s.services.pebble.running)}; pebble-challtestsrv: ${on(s.services.challtestsrv.running)}`,
+    `apt-cacher-ng: ${on(s.services.apt_cacher_ng.running)}; pebble: ${on(s.services.pebble.running)}; pebble-challtestsrv: ${on(s.services.challtestsrv.running)}; alert receiver: ${on(s.services.alert_receiver.running)}`,
     table,
   ].join('\n');
 }

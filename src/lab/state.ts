@@ -29,6 +29,8 @@ export interface LabState {
   aptCacher?: DaemonState & {port: number};
   pebble?: DaemonState;
   challtestsrv?: DaemonState;
+  /** The alert receiver (src/lab/receiver.ts), when the inventory's webhook points at the bridge. */
+  receiver?: DaemonState & {port: number};
   hosts: Record<string, HostState>;
 }
 

@@ -5,36 +5,15 @@
  * second changes nothing, --check with other values reports the change and leaves the host as it was.
  */
 import test from 'ava';
-import {execFile} from 'node:child_process';
 import {join} from 'node:path';
-import {labPaths, loadLabConfig, type LabHost} from '../../src/lab/config.ts';
+import {cfg, inventory, isRoot, provision, recapOf as labRecap, root, ssh, type Recap} from '../helpers/lab.ts';
 
-const paths = labPaths();
-const root = paths.root;
-const inventory = join(root, 'inventory/lab.yml');
-const cfg = loadLabConfig(inventory);
 const web = cfg.hosts.filter((h) => h.groups.includes('webservers'));
 
-interface Out {code: number; stdout: string; stderr: string; ms: number}
 
-function run(file: string, args: readonly string[], timeoutMs = 600_000): Promise<Out> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    execFile(file, args, {cwd: root, timeout: timeoutMs, maxBuffer: 64 << 20, encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}}, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as {code?: unknown}).code === 'number' ? (err as {code: number}).code : 1) : 0;
-      resolve({code, stdout, stderr, ms: Date.now() - t0});
-    });
-  });
-}
-
-const provision = (...args: string[]): Promise<Out> => run(process.execPath, [join(root, 'bin/provision.js'), ...args]);
-const ssh = (h: LabHost, command: string): Promise<Out> =>
-  run('ssh', ['-i', paths.clientKey, '-o', `UserKnownHostsFile=${paths.knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', `root@${h.address}`, command], 120_000);
 const playbook = (name: string): string => join(root, 'test/fixtures/project/playbooks', `${name}.ts`);
 
-type Recap = Record<string, {ok: number; changed: number; failed: number; unreachable: number}>;
-const recapOf = (out: string): Recap => (JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as {hosts: Recap}).hosts;
+const recapOf = (out: string): Recap => labRecap(out).hosts;
 const changedTasks = (out: string): string[] => out.split('\n').filter((l) => l.includes('"type":"result"') && l.includes('"status":"changed"')).map((l) => (JSON.parse(l) as {host: string; task: string}).host + ': ' + (JSON.parse(l) as {task: string}).task);
 
 /** What the modules change on a host, read by hand. */
@@ -45,7 +24,6 @@ const state = [
   'cat /etc/apt/sources.list.d/provision-e2e.sources 2>/dev/null | sha256sum', 'sha256sum /etc/apt/keyrings/provision-e2e.gpg 2>/dev/null || true',
 ].join('; echo ---; ');
 
-const isRoot = process.getuid?.() === 0 && process.platform === 'linux';
 const t = isRoot ? test.serial : test.serial.skip;
 if (!isRoot) test.skip('the module e2e tests (skipped: they need root on Linux)', () => undefined);
 

@@ -6,48 +6,22 @@
  * and of a web server, the firewall, and Prometheus seeing every target. Lab down at the end.
  */
 import test from 'ava';
-import {execFile} from 'node:child_process';
+import {execFile, spawn} from 'node:child_process';
 import {mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {request as httpRequest} from 'node:http';
 import {request as httpsRequest} from 'node:https';
-import {Socket} from 'node:net';
 import type {TLSSocket} from 'node:tls';
 import {join} from 'node:path';
-import {labPaths, loadLabConfig, type LabHost} from '../../src/lab/config.ts';
 import {pebbleFiles} from '../../src/lab/pebble.ts';
+import {cfg, host, inventory, isRoot, paths, provision, recapOf, root, run, sleep, ssh, tcpOpen, type Out} from '../helpers/lab.ts';
 
-const paths = labPaths();
-const root = paths.root;
-const inventory = join(root, 'inventory/lab.yml');
-const cfg = loadLabConfig(inventory);
-const host = (n: string): LabHost => cfg.hosts.find((h) => h.name === n)!;
 const vars = cfg.vars as {vip: string; site_domain: string}; // inventory/lab.yml sets both
 const vip = vars.vip;
 const domain = vars.site_domain;
 
-interface Out {code: number; stdout: string; stderr: string; ms: number}
 
-function run(file: string, args: readonly string[], timeoutMs = 1_200_000): Promise<Out> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    execFile(file, args, {cwd: root, timeout: timeoutMs, maxBuffer: 256 << 20, encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}}, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as {code?: unknown}).code === 'number' ? (err as {code: number}).code : 1) : 0;
-      resolve({code, stdout, stderr, ms: Date.now() - t0});
-    });
-  });
-}
 
-const provision = (...args: string[]): Promise<Out> => run(process.execPath, [join(root, 'bin/provision.js'), ...args]);
-const ssh = (h: LabHost, command: string): Promise<Out> =>
-  run('ssh', ['-i', paths.clientKey, '-o', `UserKnownHostsFile=${paths.knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', `root@${h.address}`, command], 120_000);
-
-type Recap = Record<string, {ok: number; changed: number; failed: number; skipped: number; unreachable: number}>;
-function recapOf(out: string): {hosts: Recap; duration_ms: number} {
-  const last = out.trim().split('\n').at(-1) ?? '{}';
-  return JSON.parse(last) as {hosts: Recap; duration_ms: number};
-}
 
 interface Resp {status: number; body: string; headers: Record<string, string | string[] | undefined>; issuer?: string}
 
@@ -81,18 +55,7 @@ function http(address: string, path: string): Promise<Resp> {
   });
 }
 
-/** Can the controller open a TCP connection? false on timeout or refusal. */
-function tcpOpen(address: string, port: number, timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = new Socket();
-    const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once('error', () => done(false));
-    s.connect(port, address, () => done(true));
-  });
-}
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function vipHolder(): Promise<string | undefined> {
   for (const n of ['lb1', 'lb2']) {
@@ -102,7 +65,6 @@ async function vipHolder(): Promise<string | undefined> {
   return undefined;
 }
 
-const isRoot = process.getuid?.() === 0 && process.platform === 'linux';
 const t = isRoot ? test.serial : test.serial.skip;
 if (!isRoot) test.skip('the site e2e tests (skipped: they need root on Linux)', () => undefined);
 
@@ -423,6 +385,104 @@ t('a broken Nginx config is refused by validation and the site keeps serving', a
   // Back to the converged site (and its defaults).
   const back = await provision('run', 'site', '-i', inventory, '--json');
   tt.is(back.code, 0, back.stderr);
+});
+
+/** `provision watch …` as a child process: its JSON lines as they come, and its metrics URL. */
+function watcher(args: readonly string[]): {lines: Array<Record<string, unknown>>; url: Promise<string>; stop(): Promise<number | null>} {
+  const child = spawn(process.execPath, [join(root, 'bin/provision.js'), 'watch', ...args], {cwd: root, env: {...process.env, NO_COLOR: '1'}});
+  const lines: Array<Record<string, unknown>> = [];
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+    for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
+      const line = out.slice(0, i);
+      out = out.slice(i + 1);
+      if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+  });
+  let err = '';
+  const url = new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      const m = /serving (http:\/\/\S+)/.exec(err);
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`watch exited ${code}: ${err}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {lines, url, stop: async () => {
+    if (child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+    return exited;
+  }};
+}
+
+async function until<T>(what: string, f: () => T | undefined, timeoutMs: number): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = f();
+    if (v !== undefined) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+t('drift: provision watch sees a hand edit of HAProxy on lb2 and a stopped node_exporter on web1 within one interval; --only-drifted repairs exactly those; nothing else is touched', async (tt) => {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-watch-'));
+  const state = join(dir, 'drift.json');
+  const w = watcher(['site', '-i', inventory, '--every', '15s', '--listen', '127.0.0.1:0', '--state', state, '--textfile', dir, '--json']);
+  const checks = (): Array<Record<string, unknown>> => w.lines.filter((l) => l.type === 'check');
+  const others = cfg.hosts.filter((h) => h.name !== 'lb2' && h.name !== 'web1');
+  let beforeOthers: string[] = [];
+  try {
+    const url = await w.url;
+    const first = await until('the first check', () => checks()[0], 120_000);
+    tt.is(first.drifted_hosts, 0, JSON.stringify(w.lines));
+    figures.push(`watch: one check of the site in the lab: ${(Number(first.duration_ms) / 1000).toFixed(2)} s`);
+
+    beforeOthers = (await Promise.all(others.map((h) => ssh(h, fingerprint)))).map((r) => r.stdout);
+    const edited = Date.now();
+    await ssh(host('lb2'), "sed -i '0,/^global/s//# edited by hand\\nglobal/' /etc/haproxy/haproxy.cfg");
+    await ssh(host('web1'), 'systemctl stop prometheus-node-exporter');
+    const n = checks().length;
+    const seen = await until('a check that sees both drifts', () => checks().slice(n).find((c) => Number(c.drifted_hosts) === 2), 60_000);
+    figures.push(`watch: drift seen ${((Date.now() - edited) / 1000).toFixed(1)} s after the edit (interval 15 s)`);
+    tt.truthy(seen);
+    const drift = w.lines.filter((l) => l.type === 'drift' && l.state === 'drifted');
+    tt.deepEqual([...new Set(drift.map((d) => d.host))].sort(), ['lb2', 'web1'], JSON.stringify(drift));
+    tt.true(drift.some((d) => d.host === 'lb2' && /haproxy/i.test(String(d.task))), JSON.stringify(drift));
+    tt.true(drift.some((d) => d.host === 'web1' && /node.exporter/i.test(String(d.task))), JSON.stringify(drift));
+    const metrics = await new Promise<string>((resolve, reject) => httpRequest(url, (res) => {
+      let b = '';
+      res.setEncoding('utf8').on('data', (d: string) => (b += d)).on('end', () => resolve(b));
+    }).on('error', reject).end());
+    tt.regex(metrics, /^provision_drift_hosts 2$/m);
+    tt.regex(metrics, /^provision_drift_tasks\{[^}]*host="lb2"[^}]*\} 1$/m);
+    tt.regex(metrics, /^provision_drift_tasks\{[^}]*host="web1"[^}]*\} 1$/m);
+    tt.regex(readFileSync(join(dir, 'provision_drift.prom'), 'utf8'), /^provision_drift_hosts 2$/m, 'the textfile says the same');
+  } finally {
+    tt.is(await w.stop(), 0, 'watch ends cleanly on SIGTERM');
+  }
+
+  const repair = await provision('run', 'site', '-i', inventory, '--only-drifted', '--state', state, '--json');
+  tt.is(repair.code, 0, repair.stderr + repair.stdout.slice(-2000));
+  const results = repair.stdout.split('\n').filter((l) => l.includes('"type":"result"')).map((l) => JSON.parse(l) as {host: string; task: string; status: string});
+  tt.deepEqual([...new Set(results.map((r) => r.host))].sort(), ['lb2', 'web1'], 'only the drifted hosts');
+  const changed = results.filter((r) => r.status === 'changed');
+  tt.true(changed.some((r) => r.host === 'lb2' && /haproxy/i.test(r.task)), JSON.stringify(changed));
+  tt.true(changed.some((r) => r.host === 'web1' && /node.exporter/i.test(r.task)), JSON.stringify(changed));
+  figures.push(`--only-drifted repair: ${results.length} task results (${changed.map((r) => `${r.host}: ${r.task}`).join('; ')}) in ${(repair.ms / 1000).toFixed(1)} s`);
+  tt.is((await ssh(host('web1'), 'systemctl is-active prometheus-node-exporter')).stdout.trim(), 'active');
+  tt.notRegex((await ssh(host('lb2'), 'cat /etc/haproxy/haproxy.cfg')).stdout, /edited by hand/);
+
+  const again = await provision('watch', 'site', '-i', inventory, '--once', '--state', state, '--json');
+  tt.is(again.code, 0, again.stderr);
+  const cleared = again.stdout.split('\n').filter((l) => l.includes('"type":"drift"')).map((l) => JSON.parse(l) as {host: string; state: string});
+  tt.true(cleared.length >= 2 && cleared.every((c) => c.state === 'cleared'), again.stdout);
+  tt.regex(again.stdout, /"type":"check".*"drifted_hosts":0/);
+  const after = await Promise.all(others.map((h) => ssh(h, fingerprint)));
+  // The other hosts: not one package or /etc file changed. (web1's and lb2's own files were repaired.)
+  after.forEach((a, i) => tt.is(a.stdout, beforeOthers[i] ?? '', `${others[i]?.name}: untouched`));
+  rmSync(dir, {recursive: true, force: true});
 });
 
 t('a host powered off in the middle of a run: the others complete, exit 4; the re-run converges', async (tt) => {

@@ -53,7 +53,8 @@ test('per group, from the inventory', (t) => {
   t.deepEqual(show('lb2').slice(4, 5), ['allow /vrrp from 10.231.0.11 to 224.0.0.18']);
   t.deepEqual(show('web2').slice(2), ['allow 80/tcp from 10.231.0.11', 'allow 80/tcp from 10.231.0.12']);
   t.deepEqual(show('db1').slice(2), ['allow 3306/tcp from 10.231.0.21', 'allow 3306/tcp from 10.231.0.22', 'allow 3306/tcp from 10.231.0.32', 'allow 9104/tcp from 10.231.0.41']);
-  t.deepEqual(show('db2').slice(2), ['allow 3306/tcp from 10.231.0.21', 'allow 3306/tcp from 10.231.0.22', 'allow 9104/tcp from 10.231.0.41']);
+  // db2 takes MySQL from db1 too: after a switchover or failover db1 replicates from db2.
+  t.deepEqual(show('db2').slice(2), ['allow 3306/tcp from 10.231.0.21', 'allow 3306/tcp from 10.231.0.22', 'allow 3306/tcp from 10.231.0.31', 'allow 9104/tcp from 10.231.0.41']);
 });
 
 test('comments carry the managed prefix, the group and the source', (t) => {

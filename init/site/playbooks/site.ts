@@ -10,10 +10,11 @@
  * Order: every host gets its base and firewall first (SSH stays open to admin_network); then the
  * databases (the primary before the replicas, which need its replication account), the web servers
  * and the load balancers one host at a time (serial: 1, so a change never takes both down), the
- * certificate once both balancers serve, and monitoring last, when every target exists.
+ * certificate once both balancers serve, and monitoring last, when every target exists: Prometheus
+ * and the Alertmanager that delivers its alerts (alertmanager_webhook_url).
  */
 import {definePlaybook} from 'provision';
-import {app, certbot, common, database, firewall, haproxy, keepalived, mysqld_exporter, nginx, prometheus} from 'provision/roles';
+import {alertmanager, app, certbot, common, database, firewall, haproxy, keepalived, mysqld_exporter, nginx, prometheus} from 'provision/roles';
 
 export default definePlaybook({
   name: 'site',
@@ -24,6 +25,6 @@ export default definePlaybook({
     {name: 'web servers: nginx and the app', hosts: 'webservers', serial: 1, roles: [nginx({nginx_site_root: '/var/www/site'}), app()]},
     {name: 'load balancers: HAProxy and keepalived', hosts: 'loadbalancers', serial: 1, roles: [haproxy(), keepalived()]},
     {name: 'load balancers: certificate', hosts: 'loadbalancers', serial: 1, roles: [certbot()]},
-    {name: 'monitoring: Prometheus', hosts: 'monitoring', roles: [prometheus()]},
+    {name: 'monitoring: Prometheus and Alertmanager', hosts: 'monitoring', roles: [alertmanager(), prometheus()]},
   ],
 });
