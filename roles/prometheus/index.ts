@@ -50,12 +50,21 @@ export function rulesVars(ctx: TaskContext): Record<string, unknown> {
   };
 }
 
+/** `provision watch --listen` endpoints (`host:port`) from `prometheus_watch_targets`, labelled by address. */
+function watchTargets(ctx: TaskContext): {host: string; address: string}[] {
+  const v = ctx.vars.prometheus_watch_targets;
+  const list = Array.isArray(v) ? v.map(String) : [];
+  for (const t of list) if (!/^[\w.:[\]-]+:\d+$/.test(t)) throw new Error(`prometheus_watch_targets: '${t}' is not host:port`);
+  return list.map((address) => ({host: address, address}));
+}
+
 /** The scrape jobs for prometheus.yml.mustache; a job without targets is left out. */
 export function configVars(ctx: TaskContext): Record<string, unknown> {
   const jobs = [
     {name: 'node', path: '/metrics', targets: targets(ctx, str(ctx, 'prometheus_node_group'), str(ctx, 'prometheus_node_port'))},
     {name: 'haproxy', path: str(ctx, 'prometheus_haproxy_path'), targets: targets(ctx, str(ctx, 'prometheus_haproxy_group'), str(ctx, 'haproxy_stats_port'))},
     {name: 'mysqld', path: '/metrics', targets: targets(ctx, str(ctx, 'prometheus_mysqld_group'), str(ctx, 'prometheus_mysqld_port'))},
+    {name: 'provision_watch', path: '/metrics', targets: watchTargets(ctx)},
   ].filter((j) => j.targets.length > 0);
   const ams = alertmanagers(ctx);
   return {jobs, rules_file: rulesFile, self: ctx.host, alertmanagers: ams, has_alertmanagers: ams.length > 0};
@@ -88,6 +97,15 @@ export default defineRole({
     prometheus_cert_expiry_days: 14,
     /** DiskNearlyFull fires below this fraction of free space. */
     prometheus_disk_free_ratio: 0.1,
+    /**
+     * `provision watch --listen` endpoints to scrape (`host:port`, docs/watch.md): drift of the site
+     * becomes the ProvisionDrift alert. Empty: none.
+     */
+    prometheus_watch_targets: [] as string[],
+    /** ProvisionDrift fires when a task stays drifted this long (a deploy in progress is not drift). */
+    prometheus_drift_for: '30m',
+    /** ProvisionCheckStale fires when no check of the watcher succeeded for this many seconds (3 intervals of 5m). */
+    prometheus_watch_stale_seconds: 900,
     /** Filesystem types DiskNearlyFull ignores (memory-backed ones). */
     prometheus_disk_ignore_fstypes: ['tmpfs', 'ramfs', 'squashfs'],
   },

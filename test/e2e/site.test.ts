@@ -426,10 +426,16 @@ async function until<T>(what: string, f: () => T | undefined, timeoutMs: number)
   }
 }
 
-t('drift: provision watch sees a hand edit of HAProxy on lb2 and a stopped node_exporter on web1 within one interval; --only-drifted repairs exactly those; nothing else is touched', async (tt) => {
+t('drift: provision watch sees a hand edit of HAProxy on lb2 and a stopped node_exporter on web1 within one interval, Prometheus on mon1 fires ProvisionDrift; --only-drifted repairs exactly those; nothing else is touched', async (tt) => {
   const dir = mkdtempSync(join(tmpdir(), 'prov-watch-'));
   const state = join(dir, 'drift.json');
-  const w = watcher(['site', '-i', inventory, '--every', '15s', '--listen', '127.0.0.1:0', '--state', state, '--textfile', dir, '--json']);
+  // The watcher on the controller's bridge address; mon1's Prometheus scrapes it (for this test only:
+  // the same -e for the watcher, so its checks of mon1 agree with the run that set it).
+  const bridge = String(cfg.vars.lab_bridge_address).split('/')[0];
+  const target = ['-e', JSON.stringify({prometheus_watch_targets: [`${bridge}:9469`]})];
+  const point = await provision('run', 'site', '-i', inventory, '--limit', 'mon1', '--json', ...target);
+  tt.is(point.code, 0, point.stderr);
+  const w = watcher(['site', '-i', inventory, '--every', '15s', '--listen', `${bridge}:9469`, '--state', state, '--textfile', dir, '--json', ...target]);
   const checks = (): Array<Record<string, unknown>> => w.lines.filter((l) => l.type === 'check');
   const others = cfg.hosts.filter((h) => h.name !== 'lb2' && h.name !== 'web1');
   let beforeOthers: string[] = [];
@@ -459,6 +465,18 @@ t('drift: provision watch sees a hand edit of HAProxy on lb2 and a stopped node_
     tt.regex(metrics, /^provision_drift_tasks\{[^}]*host="lb2"[^}]*\} 1$/m);
     tt.regex(metrics, /^provision_drift_tasks\{[^}]*host="web1"[^}]*\} 1$/m);
     tt.regex(readFileSync(join(dir, 'provision_drift.prom'), 'utf8'), /^provision_drift_hosts 2$/m, 'the textfile says the same');
+    // Prometheus scrapes the watcher: ProvisionDrift fires for both (prometheus_drift_for is 15s in the lab).
+    const t0 = Date.now();
+    let hosts: string[] = [];
+    while (Date.now() - t0 < 120_000) {
+      const r = await run('curl', ['-s', '--max-time', '5', `http://${host('mon1').address}:9090/api/v1/alerts`], 30_000);
+      const alerts = (JSON.parse(r.stdout || '{}') as {data?: {alerts?: {labels: Record<string, string>; state: string}[]}}).data?.alerts ?? [];
+      hosts = [...new Set(alerts.filter((a) => a.labels.alertname === 'ProvisionDrift' && a.state === 'firing').map((a) => a.labels.host ?? ''))].sort();
+      if (hosts.length === 2) break;
+      await sleep(2000);
+    }
+    tt.deepEqual(hosts, ['lb2', 'web1'], 'ProvisionDrift firing in Prometheus');
+    figures.push(`watch → Prometheus on mon1: ProvisionDrift firing ${((Date.now() - edited) / 1000).toFixed(1)} s after the edit`);
   } finally {
     tt.is(await w.stop(), 0, 'watch ends cleanly on SIGTERM');
   }
@@ -474,7 +492,7 @@ t('drift: provision watch sees a hand edit of HAProxy on lb2 and a stopped node_
   tt.is((await ssh(host('web1'), 'systemctl is-active prometheus-node-exporter')).stdout.trim(), 'active');
   tt.notRegex((await ssh(host('lb2'), 'cat /etc/haproxy/haproxy.cfg')).stdout, /edited by hand/);
 
-  const again = await provision('watch', 'site', '-i', inventory, '--once', '--state', state, '--json');
+  const again = await provision('watch', 'site', '-i', inventory, '--once', '--state', state, '--json', ...target);
   tt.is(again.code, 0, again.stderr);
   const cleared = again.stdout.split('\n').filter((l) => l.includes('"type":"drift"')).map((l) => JSON.parse(l) as {host: string; state: string});
   tt.true(cleared.length >= 2 && cleared.every((c) => c.state === 'cleared'), again.stdout);
@@ -483,6 +501,8 @@ t('drift: provision watch sees a hand edit of HAProxy on lb2 and a stopped node_
   // The other hosts: not one package or /etc file changed. (web1's and lb2's own files were repaired.)
   after.forEach((a, i) => tt.is(a.stdout, beforeOthers[i] ?? '', `${others[i]?.name}: untouched`));
   rmSync(dir, {recursive: true, force: true});
+  const unpoint = await provision('run', 'site', '-i', inventory, '--limit', 'mon1', '--json');
+  tt.is(unpoint.code, 0, unpoint.stderr);
 });
 
 t('a host powered off in the middle of a run: the others complete, exit 4; the re-run converges', async (tt) => {

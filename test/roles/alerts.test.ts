@@ -85,6 +85,11 @@ test('prometheus.yml for the lab: Alertmanager on loopback, every job, lab inter
   const none = ctx('mon1', prometheusRole.defaults, {prometheus_alertmanagers: []});
   t.false(render('prometheus', 'prometheus.yml.mustache', none, configVars(none)).includes('alerting:'), 'no Alertmanager: no alerting section');
   t.throws(() => configVars(ctx('mon1', prometheusRole.defaults, {prometheus_alertmanagers: ['http://x']})), {message: /not host:port/});
+  // provision watch endpoints: a job of their own, only when given.
+  const watched = ctx('mon1', prometheusRole.defaults, {prometheus_watch_targets: ['10.231.0.1:9469']});
+  const withWatch = parse(render('prometheus', 'prometheus.yml.mustache', watched, configVars(watched))) as {scrape_configs: {job_name: string; static_configs: {targets: string[]}[]}[]};
+  t.deepEqual(withWatch.scrape_configs.find((j) => j.job_name === 'provision_watch')?.static_configs[0]?.targets, ['10.231.0.1:9469']);
+  t.throws(() => configVars(ctx('mon1', prometheusRole.defaults, {prometheus_watch_targets: ['http://ctl:9469/metrics']})), {message: /not host:port/});
 });
 
 withPromtool('promtool check config and check rules accept the rendered files', (t) => {
