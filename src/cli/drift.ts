@@ -4,8 +4,9 @@
  * to the next. Everything here is pure (events in, state and changes out) except the state file's
  * reading and atomic writing at the bottom. docs/watch.md describes the file and the stream.
  */
-import {mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs';
-import {basename, dirname, join} from 'node:path';
+import {readFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {writeFileAtomic} from '../core/localfs.ts';
 import {ExitCode, UserError} from '../core/errors.ts';
 import type {HostCounts, RunEvent, Status} from '../core/events.ts';
 
@@ -243,11 +244,9 @@ export function parseState(text: string): DriftState | string {
 
 /** Write `text` to `path` atomically: a temporary file beside it, then a rename (readers see the old file or the new one). */
 export function writeAtomic(path: string, text: string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   try {
-    mkdirSync(dirname(path), {recursive: true});
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
+    // A hidden temp file ending in .tmp, renamed: node_exporter never reads half a .prom file.
+    writeFileAtomic(path, text);
   } catch (e) {
     throw new UserError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ExitCode.error);
   }
