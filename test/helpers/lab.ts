@@ -1,6 +1,7 @@
 /** What the lab's end-to-end tests share: the lab's paths and inventory, the CLI, ssh to its hosts. */
 import {execFile} from 'node:child_process';
 import {Socket} from 'node:net';
+import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {labPaths, loadLabConfig, type LabHost} from '../../src/lab/config.ts';
 
@@ -18,11 +19,11 @@ export function host(name: string): LabHost {
 
 export interface Out {code: number; stdout: string; stderr: string; ms: number}
 
-/** A command in the project root to its end (never rejects): exit code, output, how long it took. */
+/** A command in the project root to its end (never rejects): exit code, output, how long it took. Retry files go to the temp folder, not the project. */
 export function run(file: string, args: readonly string[], timeoutMs = 1_200_000): Promise<Out> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    execFile(file, args, {cwd: root, timeout: timeoutMs, maxBuffer: 256 << 20, encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}}, (err, stdout, stderr) => {
+    execFile(file, args, {cwd: root, timeout: timeoutMs, maxBuffer: 256 << 20, encoding: 'utf8', env: {...process.env, NO_COLOR: '1', PROVISION_RETRY_DIR: process.env.PROVISION_RETRY_DIR ?? tmpdir()}}, (err, stdout, stderr) => {
       const code = err ? (typeof (err as {code?: unknown}).code === 'number' ? (err as {code: number}).code : 1) : 0;
       resolve({code, stdout, stderr, ms: Date.now() - t0});
     });
