@@ -98,20 +98,8 @@ export interface WatchRunFlags {
   typecheck: boolean;
 }
 
-interface WatchFlags {
-  inventory?: string[];
-  limit?: string;
-  tags?: string;
-  skipTags?: string;
-  forks: number;
-  extraVars: string[];
-  acceptNewHostKeys?: boolean;
-  timeout?: number;
-  lockTimeout: number;
-  vaultPasswordFile?: string;
-  vaultId?: string[];
-  askBecomePass?: boolean;
-  typecheck: boolean;
+/** watch's options: the loading options it passes on to the check (`WatchRunFlags`), and its own. */
+interface WatchFlags extends Omit<WatchRunFlags, 'check' | 'diff' | 'json' | 'verbose' | 'tui'> {
   every: number;
   once?: boolean;
   listen?: {host: string | undefined; port: number};

@@ -17,6 +17,7 @@ import {
 import {loadInventory} from '../../src/inventory/index.ts';
 import {commandWorks} from '../helpers/cli.ts';
 import {runMain} from '../helpers/inprocess.ts';
+import {rng} from '../helpers/rng.ts';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'prov-avault-'));
 const scratch = tmp();
@@ -35,17 +36,6 @@ function ansibleVault(args: readonly string[], input?: string): string {
   return execFileSync('ansible-vault', args, {env: ansibleEnv, cwd: scratch, encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe']});
 }
 
-/** A small seeded generator (mulberry32), so that a failure names a text that can be made again. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const alphabet = [...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 :-_#"\'\\{}[]\n\t', 'é', 'ü', '✓', '日本', '🔑'];
 function randomText(seed: number): string {

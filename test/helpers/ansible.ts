@@ -14,3 +14,12 @@ export function ansibleEnv(scratch: string): Record<string, string> {
     ANSIBLE_NOCOLOR: '1',
   };
 }
+
+/**
+ * `ansibleEnv` for `ansible-inventory` over directories: ansible-core 2.18's INVENTORY_IGNORE_EXTS
+ * default (no longer `.ini`), which provision follows; older ansible-cores skip `.ini` files in an
+ * inventory directory.
+ */
+export function ansibleInventoryEnv(scratch: string): Record<string, string> {
+  return {...ansibleEnv(scratch), ANSIBLE_INVENTORY_IGNORE: '.pyc,.pyo,.swp,.bak,~,.rpm,.md,.txt,.rst,.orig,.cfg,.retry'};
+}

@@ -12,19 +12,17 @@ import {tmpdir} from 'node:os';
 import {dirname, join} from 'node:path';
 import {promisify} from 'node:util';
 import {commandWorks, runCli} from '../helpers/cli.ts';
-import {ansibleEnv} from '../helpers/ansible.ts';
+import {ansibleInventoryEnv} from '../helpers/ansible.ts';
 import {loadInventories} from '../../src/inventory/index.ts';
 import {UserError} from '../../src/core/errors.ts';
 import {evaluateTemplate, parseExpression, pyFloatRepr, toSafeGroupName, ExpressionError} from '../../src/inventory/jinja.ts';
+import {rng as mulberry32} from '../helpers/rng.ts';
 
 const exec = promisify(execFile);
 const live = commandWorks('ansible-inventory', ['--version']);
 const scratch = mkdtempSync(join(tmpdir(), 'provision-constructed-'));
 test.after.always(() => rmSync(scratch, {recursive: true, force: true}));
-const env = {
-  ...ansibleEnv(scratch),
-  ANSIBLE_INVENTORY_IGNORE: '.pyc,.pyo,.swp,.bak,~,.rpm,.md,.txt,.rst,.orig,.cfg,.retry',
-};
+const env = ansibleInventoryEnv(scratch);
 const skipWhy = live ? '' : ' (skipped: ansible-inventory not installed)';
 const differential = live ? test : test.skip;
 
@@ -230,16 +228,6 @@ test('to_safe_group_name and Python float repr', (t) => {
 // ---------------------------------------------------------------------------------------------------
 // Seeded random expressions of the subset: each is a compose entry; the composed values must be Ansible's.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomExpression(rnd: () => number): string {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;

@@ -13,18 +13,13 @@ import {promisify} from 'node:util';
 import {commandWorks, runCli} from '../helpers/cli.ts';
 import {UserError} from '../../src/core/errors.ts';
 import {inventoryGraph, loadInventories, loadInventory} from '../../src/inventory/index.ts';
-import {ansibleEnv} from '../helpers/ansible.ts';
+import {ansibleInventoryEnv} from '../helpers/ansible.ts';
 
 const exec = promisify(execFile);
 const live = commandWorks('ansible-inventory', ['--version']);
 const scratch = mkdtempSync(join(tmpdir(), 'provision-sources-'));
 test.after.always(() => rmSync(scratch, {recursive: true, force: true}));
-const env = {
-  ...ansibleEnv(scratch),
-  // ansible-core 2.18's INVENTORY_IGNORE_EXTS default (no longer `.ini`), which provision follows;
-  // older ansible-cores skip `.ini` files in an inventory directory.
-  ANSIBLE_INVENTORY_IGNORE: '.pyc,.pyo,.swp,.bak,~,.rpm,.md,.txt,.rst,.orig,.cfg,.retry',
-};
+const env = ansibleInventoryEnv(scratch);
 
 /** Writes `files` (path → text; a text starting with `#!` is made executable, unless its name has `noexec`) under a new folder. */
 function tree(files: Record<string, string>): string {

@@ -22,6 +22,7 @@ import {copy, file, lineinfile} from '../../src/modules/files.ts';
 import {replace} from '../../src/modules/replace.ts';
 import {ansibleEnv} from '../helpers/ansible.ts';
 import {runFake} from '../helpers/engine.ts';
+import {rng} from '../helpers/rng.ts';
 
 const SEED = Number(process.env['PROVISION_DIFF_SEED'] ?? 20261129);
 /** Cases per module; `PROVISION_DIFF_CASES=<n>` gives every module n. */
@@ -30,17 +31,6 @@ const COUNTS: Readonly<Record<ModuleName, number>> = EACH === undefined
   ? {lineinfile: 90, blockinfile: 70, replace: 60, file: 50, copy: 50}
   : {lineinfile: EACH, blockinfile: EACH, replace: EACH, file: EACH, copy: EACH};
 
-/** mulberry32: a failure names a seed that makes the same cases again. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type ModuleName = 'lineinfile' | 'blockinfile' | 'replace' | 'file' | 'copy';
 
