@@ -8,6 +8,7 @@ import {homedir, userInfo} from 'node:os';
 import {isAbsolute, join, resolve} from 'node:path';
 import SSHConfig from 'ssh-config';
 import {parse as shellParse} from 'shell-quote';
+import {truthy} from '../shared/vars.ts';
 import {UnreachableError} from './types.ts';
 
 /** Everything needed to open one SSH connection; plain data, built by `resolveConnection`. */
@@ -36,6 +37,8 @@ export interface ConnectionSpec {
   readonly proxyJump?: ConnectionSpec;
   /** Commands run at the same time over the one connection (sshd's MaxSessions, default 10). */
   readonly maxSessions?: number;
+  /** Run every command through one shell on the host (transport/mux.ts); default true, `provision_multiplex: false` turns it off. */
+  readonly multiplex?: boolean;
 }
 
 /** Options of `resolveConnection`, usually from the command line. */
@@ -117,6 +120,7 @@ export function resolveConnection(host: string, vars: Record<string, unknown>, o
     connectTimeoutMs,
     ...(agent !== undefined ? {agent} : {}),
     ...(proxyJump !== undefined ? {proxyJump} : {}),
+    ...(vars.provision_multiplex !== undefined && !truthy(vars.provision_multiplex) ? {multiplex: false} : {}),
   };
 }
 

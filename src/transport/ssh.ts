@@ -7,7 +7,10 @@
  * - `connectSsh` opens the connection (connect.ts: jump hosts, authentication, the host key checked
  *   against known_hosts by knownhosts.ts) and returns a `Transport`. Every failure to reach the host
  *   is an `UnreachableError` with one clear line; host key problems are its subclass `HostKeyError`.
- * - `SshTransport` runs each command on its own session channel, at most sshd's MaxSessions at once.
+ * - `SshTransport` runs every command through one long-lived shell on the host (mux.ts): the login
+ *   shell and its profile are paid once per host. Where that shell cannot run (no `flock`, no GNU
+ *   `dd`), or `provision_multiplex: false`, each command gets a session channel of its own, at most
+ *   sshd's MaxSessions at once.
  *
  * A leaf module: it imports only the transport's own files and src/shared.
  */
@@ -17,6 +20,7 @@ import {q} from '../shared/quote.ts';
 import {uploadScript} from '../shared/upload.ts';
 import type {ConnectionSpec} from './config.ts';
 import {closeConnected, connectChain, errorText, type Connected} from './connect.ts';
+import {driverCommand, Mux, MuxLost, type MuxResult} from './mux.ts';
 import {FileTransferError, UnreachableError, type ExecOptions, type ExecResult, type PutOptions, type RunningCommand, type Transport} from './types.ts';
 
 export {resolveConnection, type ConnectionSpec, type ResolveOptions} from './config.ts';
@@ -70,10 +74,15 @@ class SshTransport implements Transport {
   /** Why the connection is gone (undefined while it is up). */
   #down: string | undefined;
   #closing: Promise<void> | undefined;
+  /** Commands go through one shell on the host (false: the host's shell cannot run the mux, or the inventory said so). */
+  #multiplex: boolean;
+  /** That shell, once started (undefined until the first command, and again after it ended). */
+  #mux: Promise<Mux | undefined> | undefined;
 
   constructor(spec: ConnectionSpec, conn: Connected) {
     this.host = spec.host;
     this.#conn = conn;
+    this.#multiplex = spec.multiplex !== false;
     this.#maxSessions = Math.max(1, spec.maxSessions ?? DEFAULT_MAX_SESSIONS);
     const lost = () => {
       if (this.#down !== undefined) return;
@@ -94,6 +103,14 @@ class SshTransport implements Transport {
   }
 
   async start(command: string, onStdout: (chunk: string) => void): Promise<RunningCommand> {
+    const running = (await this.#shell())?.start(command, onStdout);
+    if (running) {
+      return {
+        write: (data) => running.write(data),
+        end: () => running.end(),
+        done: running.done.then((o) => ({code: o.code, stdout: o.stdout.toString('utf8'), stderr: o.stderr.toString('utf8')})),
+      };
+    }
     const decoder = new StringDecoder('utf8');
     const {channel, outcome} = await this.#session(command, (chunk) => {
       const text = decoder.write(chunk);
@@ -146,6 +163,15 @@ class SshTransport implements Transport {
 
   /** Run a command to its end with `stdin` (or none: end of file at once). Rejects only when the connection drops. */
   async #execRaw(command: string, stdin: string | Buffer | undefined): Promise<RawResult> {
+    const mux = await this.#shell();
+    if (mux) {
+      try {
+        return await mux.exec(command, stdin);
+      } catch (e) {
+        if (e instanceof MuxLost) throw new UnreachableError(this.host, this.#down ?? e.message);
+        throw e;
+      }
+    }
     const {channel, outcome} = await this.#session(command);
     if (stdin === undefined) channel.end();
     else channel.end(stdin);
@@ -155,17 +181,53 @@ class SshTransport implements Transport {
   }
 
   /**
+   * The host's command shell (mux.ts), started by the first command: one channel through the login
+   * shell, kept for the connection's life. Undefined when multiplexing is off, or the host's shell
+   * cannot run it (then every command gets a channel of its own, as before). If the shell ends while
+   * the connection stays up, the commands it ran fail as unreachable and the next command starts
+   * another.
+   */
+  #shell(): Promise<Mux | undefined> {
+    if (!this.#multiplex) return Promise.resolve(undefined);
+    if (this.#mux) return this.#mux;
+    const started = (async (): Promise<Mux | undefined> => {
+      const {command, nonce} = driverCommand();
+      let mux: Mux | undefined;
+      const early: Buffer[] = [];
+      const {channel, outcome} = await this.#session(command, (chunk) => (mux ? mux.feed(chunk) : early.push(chunk)), false);
+      mux = new Mux({write: (data) => channel.write(data), end: () => channel.end()}, nonce);
+      for (const chunk of early.splice(0)) mux.feed(chunk);
+      void outcome.then((o) => {
+        mux.lost(this.#down ?? `the command shell on ${this.host} ended (${o.signal ? `signal ${o.signal}` : `exit status ${o.code ?? 'unknown'}`})`);
+        if (this.#mux === started) this.#mux = undefined;
+      });
+      const why = await mux.ready;
+      if (why === undefined) return mux;
+      if (this.#down !== undefined) throw new UnreachableError(this.host, this.#down);
+      // NOMUX (or the shell ended at once): a channel per command from now on.
+      this.#multiplex = false;
+      channel.end();
+      return undefined;
+    })();
+    this.#mux = started;
+    started.catch(() => {
+      if (this.#mux === started) this.#mux = undefined;
+    });
+    return started;
+  }
+
+  /**
    * Open a session channel running `command`, in one of the connection's session slots (held until the
    * command ends). sshd refuses a session beyond its MaxSessions, and briefly also right after one
    * closed (it frees the slot a moment later): then the limit is lowered to what the server took, and
    * the open tried again, a few times, backing off.
    */
-  async #session(command: string, onStdout?: (chunk: Buffer) => void): Promise<Session> {
+  async #session(command: string, onStdout?: (chunk: Buffer) => void, keep = true): Promise<Session> {
     for (let attempt = 0; ; attempt++) {
       await this.#acquire();
       let session: Session;
       try {
-        session = await this.#openChannel(command, onStdout);
+        session = await this.#openChannel(command, onStdout, keep);
       } catch (err) {
         this.#release();
         if (!(err instanceof ChannelRefused)) throw err;
@@ -186,7 +248,7 @@ class SshTransport implements Transport {
    * ssh2's callback, before any later packet is handled, so no `exit` is missed. Rejects with
    * `ChannelRefused` when the server refused the channel, else `UnreachableError`.
    */
-  #openChannel(command: string, onStdout: ((chunk: Buffer) => void) | undefined): Promise<Session> {
+  #openChannel(command: string, onStdout: ((chunk: Buffer) => void) | undefined, keep: boolean): Promise<Session> {
     return new Promise<Session>((resolveOpen, rejectOpen) => {
       if (this.#down !== undefined) {
         rejectOpen(new UnreachableError(this.host, this.#down));
@@ -200,7 +262,7 @@ class SshTransport implements Transport {
           else rejectOpen(new UnreachableError(this.host, `cannot start a command on ${this.host}: ${err.message}`));
           return;
         }
-        resolveOpen({channel, outcome: this.#watch(channel, onStdout)});
+        resolveOpen({channel, outcome: this.#watch(channel, onStdout, keep)});
       };
       try {
         this.#conn.client.exec(command, {}, opened);
@@ -210,15 +272,15 @@ class SshTransport implements Transport {
     });
   }
 
-  /** Collect a channel's output and exit status until it closes, or the connection drops. */
-  #watch(channel: ClientChannel, onStdout: ((chunk: Buffer) => void) | undefined): Promise<Outcome> {
+  /** Collect a channel's output (unless `keep` is false) and exit status until it closes, or the connection drops. */
+  #watch(channel: ClientChannel, onStdout: ((chunk: Buffer) => void) | undefined, keep: boolean): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
       let code: number | null = null;
       let signal: string | undefined;
       channel.on('data', (chunk: Buffer) => {
-        stdout.push(chunk);
+        if (keep) stdout.push(chunk);
         try {
           onStdout?.(chunk);
         } catch {

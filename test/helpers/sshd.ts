@@ -19,6 +19,15 @@ export interface SshdOptions {
   readonly maxStartups?: number;
   /** sshd's MaxSessions (concurrent commands per connection); default 10, as sshd. */
   readonly maxSessions?: number;
+  /**
+   * Let root's own login profile run for every shell sshd starts (this machine's ~/.bashrc runs
+   * `pyenv init`: a heavy profile, as real servers often have). Default: kept out (`SHLVL=1`).
+   */
+  readonly loginProfile?: boolean;
+  /** Environment variables sshd sets for every session (`SetEnv`), e.g. `BASH_ENV` to count login shells. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** sshd's ForceCommand: runs instead of each session's command (which it finds in SSH_ORIGINAL_COMMAND). */
+  readonly forceCommand?: string;
 }
 
 export interface Sshd {
@@ -107,8 +116,10 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
         'LogLevel ERROR',
         // Bash sources ~/.bashrc for commands run by sshd (only at SHLVL < 2): keep this machine's root
         // dotfiles (e.g. a slow `pyenv init` writing to stderr) out of the tests.
-        'SetEnv SHLVL=1',
+        // (One SetEnv line: sshd keeps the first.)
+        ...((env) => (env.length ? [`SetEnv ${env.join(' ')}`] : []))([...(options.loginProfile ? [] : ['SHLVL=1']), ...Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`)]),
         'Subsystem sftp internal-sftp',
+        ...(options.forceCommand ? [`ForceCommand ${options.forceCommand}`] : []),
         '',
       ].join('\n'),
     );

@@ -19,6 +19,9 @@ test.after.always(async () => {
   await sshd?.stop();
 });
 
+/** The PID of the sshd process serving the connection a command runs on (its nearest sshd ancestor). */
+const SSHD_PID = `p=$PPID; while [ "$p" -gt 1 ] && [ "$(ps -o comm= -p "$p")" != sshd ]; do p=$(ps -o ppid= -p "$p" | tr -d ' '); done; echo "$p"`;
+
 function spec(overrides: Partial<ConnectionSpec> = {}): ConnectionSpec {
   return {
     host: 'lab1',
@@ -63,13 +66,15 @@ test('exec runs without a PTY and decodes multi-byte output split across packets
   }
 });
 
-test('a command killed by a signal reports code -1', async (t) => {
+test('a command killed by a signal reports 128 + the signal, as a shell does (-1 on a channel of its own)', async (t) => {
   const ssh = await connectSsh(spec());
+  const own = await connectSsh({...spec(), multiplex: false});
   try {
-    const r = await ssh.exec('kill -9 $$');
-    t.is(r.code, -1);
+    t.is((await ssh.exec('kill -9 $$')).code, 137);
+    t.is((await own.exec('kill -9 $$')).code, -1);
   } finally {
     await ssh.close();
+    await own.close();
   }
 });
 
@@ -116,9 +121,9 @@ test('close is idempotent and exec afterwards is an UnreachableError', async (t)
 test('a dropped connection rejects running and later execs with UnreachableError', async (t) => {
   const ssh = await connectSsh(spec());
   try {
-    // $PPID is the sshd process serving this connection: killing it drops the connection.
+    // The sshd process serving this connection: killing it drops the connection.
     const running = ssh.exec('sleep 30');
-    const err = await t.throwsAsync(ssh.exec('kill -9 $PPID; sleep 5'), {instanceOf: UnreachableError});
+    const err = await t.throwsAsync(ssh.exec(`kill -9 $(${SSHD_PID}); sleep 5`), {instanceOf: UnreachableError});
     t.regex(err!.message, /connection to lab1 .* lost/);
     await t.throwsAsync(running, {instanceOf: UnreachableError});
     await t.throwsAsync(ssh.exec('true'), {instanceOf: UnreachableError});
@@ -158,7 +163,7 @@ test('start: a dropped connection ends the command with code -1 and says why', a
   const ssh = await connectSsh(spec());
   try {
     const running = await ssh.start('cat', () => undefined);
-    await t.throwsAsync(ssh.exec('kill -9 $PPID; sleep 5'), {instanceOf: UnreachableError});
+    await t.throwsAsync(ssh.exec(`kill -9 $(${SSHD_PID}); sleep 5`), {instanceOf: UnreachableError});
     const r = await running.done;
     t.is(r.code, -1);
     t.regex(r.stderr, /^connection to lab1 .* lost/);
@@ -250,7 +255,7 @@ test('put: the connection dropped mid-upload leaves the old content and no temp 
   writeFileSync(path, old);
   try {
     // The sshd process serving this connection.
-    const sshdPid = Number((await ssh.exec('echo $PPID')).stdout.trim());
+    const sshdPid = Number((await ssh.exec(SSHD_PID)).stdout.trim());
     t.true(sshdPid > 1);
     const putting = ssh.put(path, binary(48 * 1024 * 1024));
     const outcome = putting.then(() => 'done', (e: unknown) => e);
@@ -658,4 +663,44 @@ test('resolveConnection + connectSsh against the test sshd through an ssh config
   } finally {
     rmSync(home, {recursive: true, force: true});
   }
+});
+
+// ---------------------------------------------------------------------------------------------------
+// One shell per host
+
+test('one login shell per connection: a profile runs once, however many commands (a channel each: once per command)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'provision-profile-'));
+  const count = join(dir, 'count');
+  // bash sources BASH_ENV for each command sshd starts through it, as a login profile (.bashrc) would.
+  writeFileSync(join(dir, 'profile.sh'), `echo shell >>${count}\n`);
+  const counting = await startSshd({env: {BASH_ENV: join(dir, 'profile.sh')}});
+  const at = (multiplex: boolean): ConnectionSpec => ({...spec(), port: counting.port, knownHostsFile: counting.knownHostsPath, privateKeyPath: counting.clientKeyPath, multiplex});
+  const shells = (): number => (existsSync(count) ? readFileSync(count, 'utf8').split('\n').filter(Boolean).length : 0);
+  try {
+    const ssh = await connectSsh(at(true));
+    const outs = await Promise.all(Array.from({length: 30}, (_, i) => ssh.exec(`echo ${i}`)));
+    const control = await ssh.start('cat', () => undefined);
+    await ssh.put(join(dir, 'f'), 'x');
+    t.is((await ssh.get(join(dir, 'f'))).toString(), 'x');
+    control.end();
+    await control.done;
+    await ssh.close();
+    t.deepEqual(outs.map((r) => r.stdout), Array.from({length: 30}, (_, i) => `${i}\n`));
+    t.is(shells(), 1, 'one login shell for 30 execs, a started command, a put and a get');
+
+    const own = await connectSsh(at(false));
+    for (let i = 0; i < 5; i++) await own.exec('true');
+    await own.close();
+    t.is(shells(), 1 + 5, 'without the mux: a login shell per command');
+  } finally {
+    await counting.stop();
+    rmSync(dir, {recursive: true, force: true});
+  }
+});
+
+test('provision_multiplex: false in the inventory turns the mux off', (t) => {
+  t.is(resolveConnection('h', {provision_multiplex: false}).multiplex, false);
+  t.is(resolveConnection('h', {provision_multiplex: 'no'}).multiplex, false);
+  t.is(resolveConnection('h', {}).multiplex, undefined);
+  t.is(resolveConnection('h', {provision_multiplex: true}).multiplex, undefined);
 });
