@@ -37,7 +37,10 @@ export interface ConnectionSpec {
   readonly proxyJump?: ConnectionSpec;
   /** Commands run at the same time over the one connection (sshd's MaxSessions, default 10). */
   readonly maxSessions?: number;
-  /** Run every command through one shell on the host (transport/mux.ts); default true, `provision_multiplex: false` turns it off. */
+  /**
+   * Run every command through one shell on the host (transport/mux.ts): true always, false never,
+   * unset when the host's login shell is slow (`provision_multiplex`: `auto`, the default).
+   */
   readonly multiplex?: boolean;
 }
 
@@ -120,7 +123,7 @@ export function resolveConnection(host: string, vars: Record<string, unknown>, o
     connectTimeoutMs,
     ...(agent !== undefined ? {agent} : {}),
     ...(proxyJump !== undefined ? {proxyJump} : {}),
-    ...(vars.provision_multiplex !== undefined && !truthy(vars.provision_multiplex) ? {multiplex: false} : {}),
+    ...(vars.provision_multiplex === undefined || vars.provision_multiplex === 'auto' ? {} : {multiplex: truthy(vars.provision_multiplex)}),
   };
 }
 

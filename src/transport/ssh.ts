@@ -7,10 +7,11 @@
  * - `connectSsh` opens the connection (connect.ts: jump hosts, authentication, the host key checked
  *   against known_hosts by knownhosts.ts) and returns a `Transport`. Every failure to reach the host
  *   is an `UnreachableError` with one clear line; host key problems are its subclass `HostKeyError`.
- * - `SshTransport` runs every command through one long-lived shell on the host (mux.ts): the login
- *   shell and its profile are paid once per host. Where that shell cannot run (no `flock`, no GNU
- *   `dd`), or `provision_multiplex: false`, each command gets a session channel of its own, at most
- *   sshd's MaxSessions at once.
+ * - `SshTransport` runs every command through one long-lived shell on the host (mux.ts) when the
+ *   host's login shell is slow (a heavy profile, paid once per host instead of once per command), or
+ *   `provision_multiplex: true`. Otherwise (a quick login shell, no `flock` or GNU `dd` on the host,
+ *   or `provision_multiplex: false`) each command gets a session channel of its own, at most sshd's
+ *   MaxSessions at once.
  *
  * A leaf module: it imports only the transport's own files and src/shared.
  */
@@ -35,6 +36,12 @@ export async function connectSsh(spec: ConnectionSpec): Promise<Transport> {
 }
 
 const DEFAULT_MAX_SESSIONS = 10;
+/**
+ * `auto`: the command shell is kept when the login shell took at least this much CPU (1/100 s): a
+ * profile that costs 30 ms or more, paid again by every channel. Below it a channel per command costs
+ * the host less than the driver's own processes (bench/run.ts measures both).
+ */
+const SLOW_LOGIN_TICKS = 3;
 const MAX_OPEN_RETRIES = 8;
 
 /** The server refused to open a session channel (internal: retried by `#session`). */
@@ -74,15 +81,15 @@ class SshTransport implements Transport {
   /** Why the connection is gone (undefined while it is up). */
   #down: string | undefined;
   #closing: Promise<void> | undefined;
-  /** Commands go through one shell on the host (false: the host's shell cannot run the mux, or the inventory said so). */
-  #multiplex: boolean;
+  /** Commands go through one shell on the host: always, never, or when its login shell is slow (`auto`). */
+  #multiplex: 'auto' | boolean;
   /** That shell, once started (undefined until the first command, and again after it ended). */
   #mux: Promise<Mux | undefined> | undefined;
 
   constructor(spec: ConnectionSpec, conn: Connected) {
     this.host = spec.host;
     this.#conn = conn;
-    this.#multiplex = spec.multiplex !== false;
+    this.#multiplex = spec.multiplex ?? 'auto';
     this.#maxSessions = Math.max(1, spec.maxSessions ?? DEFAULT_MAX_SESSIONS);
     const lost = () => {
       if (this.#down !== undefined) return;
@@ -193,18 +200,22 @@ class SshTransport implements Transport {
     const started = (async (): Promise<Mux | undefined> => {
       const {command, nonce} = driverCommand();
       let mux: Mux | undefined;
-      const early: Buffer[] = [];
-      const {channel, outcome} = await this.#session(command, (chunk) => (mux ? mux.feed(chunk) : early.push(chunk)), false);
+      const early: [Buffer, boolean][] = [];
+      const {channel, outcome} = await this.#session(command, (chunk) => (mux ? mux.feed(chunk) : early.push([chunk, false])), false, (chunk) => (mux ? mux.feedErr(chunk) : early.push([chunk, true])));
       mux = new Mux({write: (data) => channel.write(data), end: () => channel.end()}, nonce);
-      for (const chunk of early.splice(0)) mux.feed(chunk);
+      for (const [chunk, err] of early.splice(0)) {
+        if (err) mux.feedErr(chunk);
+        else mux.feed(chunk);
+      }
       void outcome.then((o) => {
         mux.lost(this.#down ?? `the command shell on ${this.host} ended (${o.signal ? `signal ${o.signal}` : `exit status ${o.code ?? 'unknown'}`})`);
         if (this.#mux === started) this.#mux = undefined;
       });
       const why = await mux.ready;
-      if (why === undefined) return mux;
-      if (this.#down !== undefined) throw new UnreachableError(this.host, this.#down);
-      // NOMUX (or the shell ended at once): a channel per command from now on.
+      if (why === undefined && (this.#multiplex === true || (mux.loginTicks ?? 0) >= SLOW_LOGIN_TICKS)) return mux;
+      if (why !== undefined && this.#down !== undefined) throw new UnreachableError(this.host, this.#down);
+      // NOMUX, the shell ended at once, or a login shell so quick that a channel per command costs
+      // the host less than the driver does: a channel per command from now on.
       this.#multiplex = false;
       channel.end();
       return undefined;
@@ -222,12 +233,12 @@ class SshTransport implements Transport {
    * closed (it frees the slot a moment later): then the limit is lowered to what the server took, and
    * the open tried again, a few times, backing off.
    */
-  async #session(command: string, onStdout?: (chunk: Buffer) => void, keep = true): Promise<Session> {
+  async #session(command: string, onStdout?: (chunk: Buffer) => void, keep = true, onStderr?: (chunk: Buffer) => void): Promise<Session> {
     for (let attempt = 0; ; attempt++) {
       await this.#acquire();
       let session: Session;
       try {
-        session = await this.#openChannel(command, onStdout, keep);
+        session = await this.#openChannel(command, onStdout, keep, onStderr);
       } catch (err) {
         this.#release();
         if (!(err instanceof ChannelRefused)) throw err;
@@ -248,7 +259,7 @@ class SshTransport implements Transport {
    * ssh2's callback, before any later packet is handled, so no `exit` is missed. Rejects with
    * `ChannelRefused` when the server refused the channel, else `UnreachableError`.
    */
-  #openChannel(command: string, onStdout: ((chunk: Buffer) => void) | undefined, keep: boolean): Promise<Session> {
+  #openChannel(command: string, onStdout: ((chunk: Buffer) => void) | undefined, keep: boolean, onStderr?: (chunk: Buffer) => void): Promise<Session> {
     return new Promise<Session>((resolveOpen, rejectOpen) => {
       if (this.#down !== undefined) {
         rejectOpen(new UnreachableError(this.host, this.#down));
@@ -262,7 +273,7 @@ class SshTransport implements Transport {
           else rejectOpen(new UnreachableError(this.host, `cannot start a command on ${this.host}: ${err.message}`));
           return;
         }
-        resolveOpen({channel, outcome: this.#watch(channel, onStdout, keep)});
+        resolveOpen({channel, outcome: this.#watch(channel, onStdout, keep, onStderr)});
       };
       try {
         this.#conn.client.exec(command, {}, opened);
@@ -273,7 +284,7 @@ class SshTransport implements Transport {
   }
 
   /** Collect a channel's output (unless `keep` is false) and exit status until it closes, or the connection drops. */
-  #watch(channel: ClientChannel, onStdout: ((chunk: Buffer) => void) | undefined, keep: boolean): Promise<Outcome> {
+  #watch(channel: ClientChannel, onStdout: ((chunk: Buffer) => void) | undefined, keep: boolean, onStderr?: (chunk: Buffer) => void): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
@@ -287,7 +298,14 @@ class SshTransport implements Transport {
           // A listener's mistake must not break the channel.
         }
       });
-      channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+      channel.stderr.on('data', (chunk: Buffer) => {
+        if (keep) stderr.push(chunk);
+        try {
+          onStderr?.(chunk);
+        } catch {
+          // As onStdout.
+        }
+      });
       channel.on('exit', (c: number | null, s?: string) => {
         code = typeof c === 'number' ? c : null;
         signal = s ?? undefined;

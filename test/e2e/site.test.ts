@@ -112,6 +112,24 @@ t('the second run changes nothing on any host', async (tt) => {
   for (const h of cfg.hosts) tt.is(rc.hosts[h.name]?.changed, 0, `${h.name}: ${changed.filter((l) => l.includes(`"host":"${h.name}"`)).join('\n')}`);
 });
 
+t('one shell per host (provision_multiplex: true): a hand edit on lb2 is repaired through it, with sudo, the handler reloads HAProxy; the re-run and --check change nothing', async (tt) => {
+  await ssh(host('lb2'), "sed -i '0,/^global/s//# edited by hand\\nglobal/' /etc/haproxy/haproxy.cfg");
+  const mux = ['-e', 'provision_multiplex=true'];
+  const r = await provision('run', 'site', '-i', inventory, '--json', ...mux);
+  tt.is(r.code, 0, r.stderr);
+  const changed = r.stdout.split('\n').filter((l) => l.includes('"status":"changed"'));
+  tt.true(changed.length > 0 && changed.every((l) => l.includes('"host":"lb2"')), changed.join('\n'));
+  tt.true(changed.some((l) => /reload haproxy/.test(l)), 'the handler ran');
+  tt.false((await ssh(host('lb2'), 'cat /etc/haproxy/haproxy.cfg')).stdout.includes('edited by hand'));
+  for (const extra of [[], ['--check']]) {
+    const again = await provision('run', 'site', '-i', inventory, '--json', ...mux, ...extra);
+    tt.is(again.code, 0, again.stderr);
+    const rc = recapOf(again.stdout);
+    for (const h of cfg.hosts) tt.is(rc.hosts[h.name]?.changed, 0, `${h.name} ${extra.join(' ')}`);
+    if (extra.length === 0) figures.push(`site no-op re-run through one shell per host: ${(again.ms / 1000).toFixed(2)} s wall (engine ${(rc.duration_ms / 1000).toFixed(2)} s)`);
+  }
+});
+
 t('a rolling app restart under load through the VIP loses no request: each web server is drained in HAProxy during its restart', async (tt) => {
   // Load: 4 clients, a new TLS connection per request, on an app endpoint (nginx proxies it to the app).
   let stop = false;

@@ -9,17 +9,18 @@ import {randomBytes} from 'node:crypto';
 import {existsSync, mkdtempSync, rmSync, symlinkSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {DRIVER, Mux} from '../../src/transport/mux.ts';
+import {DRIVER, driverCommand, Mux} from '../../src/transport/mux.ts';
 
-/** A driver in a local `sh`; `noise` is printed first, as a chatty login profile would. */
+/** The driver run by the machine's `sh`; `noise` is printed first on both streams, as a chatty login profile would. */
 function local(options: {readonly noise?: string; readonly path?: string; readonly nonce?: string} = {}): {mux: Mux; pid: number; exited: Promise<void>} {
   const nonce = options.nonce ?? 'n0nce';
-  const child = spawn('/bin/sh', ['-c', `printf %s "$NOISE"; exec /bin/sh -c "$DRIVER" provision-mux ${nonce}`], {
-    stdio: ['pipe', 'pipe', 'ignore'],
+  const child = spawn('/bin/sh', ['-c', `printf %s "$NOISE"; printf %s "$NOISE" >&2; exec /bin/sh -c "$DRIVER" provision-mux ${nonce}`], {
+    stdio: ['pipe', 'pipe', 'pipe'],
     env: {...process.env, NOISE: options.noise ?? '', DRIVER, ...(options.path !== undefined ? {PATH: options.path} : {})},
   });
   const mux = new Mux({write: (b) => child.stdin.write(b), end: () => child.stdin.end()}, nonce);
   child.stdout.on('data', (d: Buffer) => mux.feed(d));
+  child.stderr.on('data', (d: Buffer) => mux.feedErr(d));
   const exited = new Promise<void>((resolve) => child.on('close', () => {
     mux.lost('the driver ended');
     resolve();
@@ -28,7 +29,7 @@ function local(options: {readonly noise?: string; readonly path?: string; readon
   return {mux, pid: child.pid!, exited};
 }
 
-test('exec: exit status, stdout and stderr apart, untrimmed; output before READY is skipped', async (t) => {
+test(`exec: exit status, stdout and stderr apart, untrimmed; output before READY is skipped`, async (t) => {
   const {mux} = local({noise: 'Welcome to the host!\nR 1 0 0 0\nno newline at the end'});
   t.is(await mux.ready, undefined);
   const r = await mux.exec('printf "a\\n\\n"; printf "b " >&2; exit 3');
@@ -36,7 +37,7 @@ test('exec: exit status, stdout and stderr apart, untrimmed; output before READY
   mux.close();
 });
 
-test('stdin: none, text (kept in memory), bytes with NULs and large input (through a file), all exact', async (t) => {
+test(`stdin: none, text (kept in memory), bytes with NULs and large input (through a file), all exact`, async (t) => {
   const {mux} = local();
   t.is((await mux.exec('cat')).stdout.length, 0);
   t.is((await mux.exec('cat', 'pass\nword\n\n')).stdout.toString(), 'pass\nword\n\n');
@@ -50,7 +51,7 @@ test('stdin: none, text (kept in memory), bytes with NULs and large input (throu
   mux.close();
 });
 
-test('binary output of several MB arrives whole; many commands at once each get their own output', async (t) => {
+test(`binary output of several MB arrives whole; many commands at once each get their own output`, async (t) => {
   const {mux} = local();
   t.is((await mux.exec('head -c 5000000 /dev/zero')).stdout.length, 5_000_000);
   const all = await Promise.all(Array.from({length: 120}, (_, i) => mux.exec(`sleep 0.0$((${i} % 7)); echo ${i}; echo e${i} >&2`)));
@@ -59,7 +60,7 @@ test('binary output of several MB arrives whole; many commands at once each get 
   mux.close();
 });
 
-test('start: stdin stays open (writes arrive in order), output line by line, exit status at the end', async (t) => {
+test(`start: stdin stays open (writes arrive in order), output line by line, exit status at the end`, async (t) => {
   const {mux} = local();
   const seen: string[] = [];
   const s = mux.start('echo started; while IFS= read -r l; do echo "got $l"; done; printf "no newline"; exit 7', (c) => seen.push(c))!;
@@ -75,7 +76,7 @@ test('start: stdin stays open (writes arrive in order), output line by line, exi
   mux.close();
 });
 
-test('start: six at once hold the driver\'s descriptors; a seventh is refused (the transport opens a channel), one freed is reused', async (t) => {
+test(`start: six at once hold the driver's descriptors; a seventh is refused (the transport opens a channel), one freed is reused`, async (t) => {
   const {mux} = local();
   const six = Array.from({length: 6}, () => mux.start('cat >/dev/null; echo done', () => undefined)!);
   t.true(six.every((s) => s !== undefined));
@@ -90,7 +91,7 @@ test('start: six at once hold the driver\'s descriptors; a seventh is refused (t
   mux.close();
 });
 
-test('the driver ends (connection dropped): pending commands reject, started ones see end of file and settle with -1', async (t) => {
+test(`the driver ends (connection dropped): pending commands reject, started ones see end of file and settle with -1`, async (t) => {
   const {mux, pid, exited} = local();
   await mux.ready;
   const marker = `/tmp/provision-mux-test-${process.pid}-${Date.now()}`;
@@ -112,8 +113,7 @@ test('the driver ends (connection dropped): pending commands reject, started one
 
 test('NOMUX: a host without what the driver needs says so at once', async (t) => {
   // A PATH with everything but flock.
-  const dir = mkdtempSync(join(tmpdir(), 'provision-mux-path-'));
-  for (const tool of ['sh', 'mktemp', 'rm', 'dd', 'stat', 'mkfifo', 'cat']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], {encoding: 'utf8'}).trim(), join(dir, tool));
+  const dir = pathWith(['sh', 'mktemp', 'rm', 'dd', 'stat', 'mkfifo', 'cat']);
   try {
     const {mux, exited} = local({path: dir});
     t.is(await mux.ready, 'flock is not installed');
@@ -121,4 +121,23 @@ test('NOMUX: a host without what the driver needs says so at once', async (t) =>
   } finally {
     rmSync(dir, {recursive: true, force: true});
   }
+});
+
+/** A folder of links to the machine's `tools`: a PATH with only those. */
+function pathWith(tools: readonly string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'provision-mux-path-'));
+  for (const tool of tools) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], {encoding: 'utf8'}).trim(), join(dir, tool));
+  return dir;
+}
+
+test('the command line, through a login shell: ready, and commands run', async (t) => {
+  const {command, nonce} = driverCommand();
+  const child = spawn('bash', ['-c', command], {stdio: ['pipe', 'pipe', 'pipe']});
+  const mux = new Mux({write: (b) => child.stdin.write(b), end: () => child.stdin.end()}, nonce);
+  child.stdout.on('data', (d: Buffer) => mux.feed(d));
+  child.stderr.on('data', (d: Buffer) => mux.feedErr(d));
+  t.is(await mux.ready, undefined);
+  t.is((await mux.exec('echo "it\'s $((6 * 7))"')).stdout.toString(), "it's 42\n");
+  mux.close();
+  await new Promise((resolve) => child.on('close', resolve));
 });

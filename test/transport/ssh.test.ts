@@ -67,7 +67,7 @@ test('exec runs without a PTY and decodes multi-byte output split across packets
 });
 
 test('a command killed by a signal reports 128 + the signal, as a shell does (-1 on a channel of its own)', async (t) => {
-  const ssh = await connectSsh(spec());
+  const ssh = await connectSsh({...spec(), multiplex: true});
   const own = await connectSsh({...spec(), multiplex: false});
   try {
     t.is((await ssh.exec('kill -9 $$')).code, 137);
@@ -698,9 +698,37 @@ test('one login shell per connection: a profile runs once, however many commands
   }
 });
 
-test('provision_multiplex: false in the inventory turns the mux off', (t) => {
+test('provision_multiplex: true always, false never, auto (the default) when the login shell is slow', (t) => {
   t.is(resolveConnection('h', {provision_multiplex: false}).multiplex, false);
   t.is(resolveConnection('h', {provision_multiplex: 'no'}).multiplex, false);
+  t.is(resolveConnection('h', {provision_multiplex: 'yes'}).multiplex, true);
+  t.is(resolveConnection('h', {provision_multiplex: true}).multiplex, true);
   t.is(resolveConnection('h', {}).multiplex, undefined);
-  t.is(resolveConnection('h', {provision_multiplex: true}).multiplex, undefined);
+  t.is(resolveConnection('h', {provision_multiplex: 'auto'}).multiplex, undefined);
+});
+
+test('auto: a login profile that burns CPU gets one shell for every command; a quick one a channel per command', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'provision-profile-'));
+  const count = join(dir, 'count');
+  const profile = join(dir, 'profile.sh');
+  const shells = (): number => (existsSync(count) ? readFileSync(count, 'utf8').split('\n').filter(Boolean).length : 0);
+  const counting = await startSshd({env: {BASH_ENV: profile}});
+  const at: ConnectionSpec = {...spec(), port: counting.port, knownHostsFile: counting.knownHostsPath, privateKeyPath: counting.clientKeyPath};
+  try {
+    // About 100 ms of CPU, as `pyenv init` or a conda hook.
+    writeFileSync(profile, `echo shell >>${count}\ni=0; while [ $i -lt 60000 ]; do i=$((i+1)); done\n`);
+    const slow = await connectSsh(at);
+    for (let i = 0; i < 5; i++) t.is((await slow.exec(`echo ${i}`)).stdout, `${i}\n`);
+    await slow.close();
+    t.is(shells(), 1, 'a slow login shell: started once');
+
+    writeFileSync(profile, `echo shell >>${count}\n`);
+    const quick = await connectSsh(at);
+    for (let i = 0; i < 5; i++) await quick.exec('true');
+    await quick.close();
+    t.is(shells(), 1 + 1 + 5, 'a quick one: the driver\'s (which saw it was quick), then a channel per command');
+  } finally {
+    await counting.stop();
+    rmSync(dir, {recursive: true, force: true});
+  }
 });
