@@ -10,12 +10,17 @@
  * templates, lineinfile, packages already present, services running, commands with `creates`) against
  * 1, 10, 50 and 100 hosts. The hosts are one real OpenSSH sshd on loopback (started here, with high
  * MaxStartups and MaxSessions): distinct inventory names, each with its own root folder. Both tools
- * gather facts; Ansible runs with pipelining on, ControlPersist (its default) and forks = host count.
+ * gather facts; Ansible runs with pipelining on and ControlPersist (its default); every tool works on
+ * --forks hosts at once (default 100, provision's default).
  *
  * For each host count: the first run (converges from nothing), no-op runs (nothing to change) and
- * runs with changes (`-e value=N`: the 5 templates change on every host). At the largest host count
- * the controller's CPU time (user + sys, children included) and peak RSS (the whole process tree,
- * sampled every 100 ms; Ansible forks a process per host) are measured too.
+ * runs with changes (`-e value=N`: the 5 templates change on every host), with the controller's CPU
+ * time (user + sys, children included), peak RSS, open descriptors and SSH connections (the whole
+ * process tree, sampled every 100 ms; Ansible forks a process per host). Beside provision's no-op,
+ * plain ssh (bench/plain-ssh.mjs): one OpenSSH session per host replaying the commands a provision
+ * no-op sends (recorded once through an sshd whose ForceCommand keeps each session's stdin). At
+ * --profile-hosts, the no-op again, provision and plain ssh, with root's own login profile running
+ * for every shell (this machine's ~/.bashrc runs `pyenv init`).
  *
  * Writes bench/results/<timestamp>.{md,svg,json} (the tables, the chart, the measures behind them) and
  * latest.{md,svg}; prints the table. The commands' raw output (each run's recap and log) goes to
@@ -23,8 +28,8 @@
  * `--render bench/results/<timestamp>.json` writes the tables and chart of that run again.
  *
  *   npm run bench -- [--scenarios lab,scale] [--hosts 1,10,50,100] [--runs 3] [--site-first-runs 3]
- *                    [--ansible-runs N] [--ansible-change-max-hosts N] [--tools provision,ansible]
- *                    [--out DIR] [--label NAME]
+ *                    [--ansible-runs N] [--ansible-change-max-hosts N] [--ansible-max-hosts N]
+ *                    [--tools provision,ansible] [--forks 100] [--profile-hosts 100] [--out DIR] [--label NAME]
  *
  * --site-first-runs: first runs of the site per tool, each on a fresh lab (about 1-3 minutes each).
  *
@@ -33,12 +38,13 @@
  * --ansible-change-max-hosts: measure Ansible's runs with changes only up to this many hosts.
  */
 import {spawn, spawnSync} from 'node:child_process';
-import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs';
+import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync} from 'node:fs';
 import {cpus, loadavg, tmpdir} from 'node:os';
 import {join, relative, resolve} from 'node:path';
 import {parseArgs} from 'node:util';
 import {group} from '../src/shared/match.ts';
-import {startSshd} from '../test/helpers/sshd.ts';
+import {q} from '../src/shared/quote.ts';
+import {startSshd, type Sshd} from '../test/helpers/sshd.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const {values} = parseArgs({
@@ -49,7 +55,12 @@ const {values} = parseArgs({
     'site-first-runs': {type: 'string', default: '3'},
     'ansible-runs': {type: 'string'},
     'ansible-change-max-hosts': {type: 'string'},
+    'ansible-max-hosts': {type: 'string'},
     tools: {type: 'string', default: 'provision,ansible'},
+    /** Hosts in parallel for every tool in the scale scenario (provision's default, Ansible's forks, plain ssh's sessions). */
+    forks: {type: 'string', default: '100'},
+    /** Host count of the heavy-login-profile row (root's own ~/.bashrc runs for every shell); 0: none. */
+    'profile-hosts': {type: 'string', default: '100'},
     out: {type: 'string', default: join(root, 'bench', 'results')},
     label: {type: 'string'},
     /** Re-render the table and chart of an earlier run's JSON (no runs). */
@@ -61,7 +72,11 @@ const siteFirstRuns = Math.max(1, Number(values['site-first-runs']));
 const hostCounts = (scenarios.has('scale') ? values.hosts : '').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0).sort((a, b) => a - b);
 const runs = Math.max(1, Number(values.runs));
 const tools = new Set(values.tools.split(',').map((s) => s.trim()));
+const forks = Math.max(1, Number(values.forks));
+const profileHosts = scenarios.has('scale') ? Math.max(0, Number(values['profile-hosts'])) : 0;
 const ansibleRuns = (n: number): number => (values['ansible-runs'] !== undefined ? Math.max(1, Number(values['ansible-runs'])) : n >= 50 ? 1 : runs);
+/** Ansible only up to this many hosts in the scale scenario (`--ansible-max-hosts`); default: all. */
+const ansibleMax = values['ansible-max-hosts'] !== undefined ? Number(values['ansible-max-hosts']) : Infinity;
 /** Ansible's runs with changes only up to this many hosts (to keep the bench short); default: all. */
 const ansibleChangeMax = values['ansible-change-max-hosts'] !== undefined ? Number(values['ansible-change-max-hosts']) : Infinity;
 if (scenarios.has('scale') && hostCounts.length === 0) throw new Error('--hosts: expected host counts like 1,10,50,100');
@@ -75,8 +90,12 @@ interface Measure {
   readonly cpuS: number;
   /** Peak RSS of the largest single process (GNU time), KiB. */
   readonly maxRssKb: number;
-  /** Peak summed RSS of the whole process tree (sampled), KiB; only at the largest host count. */
+  /** Peak summed RSS of the whole process tree (sampled), KiB. */
   readonly treeRssKb?: number;
+  /** Peak open file descriptors of the whole process tree (sampled). */
+  readonly fds?: number;
+  /** Peak TCP connections from the process tree to the sshd (sampled). */
+  readonly conns?: number;
 }
 interface Scenario {
   readonly first: Measure[];
@@ -100,8 +119,8 @@ interface LabResults {
 // ---------------------------------------------------------------------------------------------------
 // Measuring one run
 
-/** Summed RSS (KiB) of `pid`'s descendants, from /proc. */
-function treeRss(pid: number): number {
+/** Summed RSS (KiB), open descriptors and TCP connections to `port` of `pid`'s descendants, from /proc. */
+function treeUsage(pid: number, port: number | undefined): {rssKb: number; fds: number; conns: number} {
   const children = new Map<number, number[]>();
   const rss = new Map<number, number>();
   for (const name of readdirSync('/proc')) {
@@ -119,16 +138,41 @@ function treeRss(pid: number): number {
     rss.set(p, Number(f[21]) * 4);
   }
   let sum = 0;
+  let fds = 0;
+  const sockets = new Set<string>();
   const stack = [...(children.get(pid) ?? [])];
   while (stack.length > 0) {
     const p = stack.pop()!;
     sum += rss.get(p) ?? 0;
+    try {
+      for (const fd of readdirSync(`/proc/${p}/fd`)) {
+        fds++;
+        if (port === undefined) continue;
+        try {
+          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${p}/fd/${fd}`));
+          if (m) sockets.add(m[1]!);
+        } catch {
+          // closed meanwhile
+        }
+      }
+    } catch {
+      // ended meanwhile
+    }
     stack.push(...(children.get(p) ?? []));
   }
-  return sum;
+  let conns = 0;
+  if (port !== undefined) {
+    // /proc/net/tcp: the sockets whose remote end is the sshd's port, held by the tree.
+    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    for (const line of readFileSync('/proc/net/tcp', 'latin1').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[2]?.endsWith(`:${hex}`) && sockets.has(f[9] ?? '')) conns++;
+    }
+  }
+  return {rssKb: sum, fds, conns};
 }
 
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, sample: boolean): Promise<Measure & {code: number; out: string}> {
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, sample: boolean, port?: number): Promise<Measure & {code: number; out: string}> {
   const timeFile = join(tmpdir(), `prov-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
   const t0 = performance.now();
   return new Promise((res, rej) => {
@@ -137,7 +181,14 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, sample: bool
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     let peak = 0;
-    const timer = sample ? setInterval(() => (peak = Math.max(peak, treeRss(child.pid!))), 100) : undefined;
+    let fds = 0;
+    let conns = 0;
+    const timer = sample ? setInterval(() => {
+      const u = treeUsage(child.pid!, port);
+      peak = Math.max(peak, u.rssKb);
+      fds = Math.max(fds, u.fds);
+      conns = Math.max(conns, u.conns);
+    }, 100) : undefined;
     child.on('error', rej);
     child.on('close', (code) => {
       const ms = performance.now() - t0;
@@ -153,7 +204,7 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, sample: bool
         // GNU time wrote nothing (killed): CPU and memory stay 0.
       }
       rmSync(timeFile, {force: true});
-      res({ms, cpuS, maxRssKb, ...(sample ? {treeRssKb: peak} : {}), code: code ?? -1, out});
+      res({ms, cpuS, maxRssKb, ...(sample ? {treeRssKb: peak, fds, ...(port === undefined ? {} : {conns})} : {}), code: code ?? -1, out});
     });
   });
 }
@@ -192,8 +243,8 @@ const mb = (kb: number): string => `${Math.round(kb / 1024)} MB`;
 
 function tableMd(results: Results): string {
   const lines = [
-    '| hosts | run | provision | ansible-playbook | ansible / provision |',
-    '|---:|---|---:|---:|---:|',
+    '| hosts | run | provision | plain ssh, a session per host | ansible-playbook | ansible / provision |',
+    '|---:|---|---:|---:|---:|---:|',
   ];
   for (const n of hostCounts) {
     const p = results[n]?.provision;
@@ -204,7 +255,9 @@ function tableMd(results: Results): string {
       const pv = pm.length ? median(pm.map((m) => m.ms)) : undefined;
       const av = am.length ? median(am.map((m) => m.ms)) : undefined;
       const count = (xs: Measure[]): string => (xs.length > 1 ? ` (median of ${xs.length})` : xs.length === 1 && label !== 'first run' ? ' (1 run)' : '');
-      lines.push(`| ${n} | ${label} | ${pv !== undefined ? secs(pv) + count(pm) : '–'} | ${av !== undefined ? secs(av) + count(am) : '–'} | ${pv !== undefined && av !== undefined ? `${(av / pv).toFixed(1)}x` : '–'} |`);
+      const sm = label === 'no-op' ? (plain[n] ?? []) : [];
+      const sv = sm.length ? median(sm.map((m) => m.ms)) : undefined;
+      lines.push(`| ${n} | ${label} | ${pv !== undefined ? secs(pv) + count(pm) : '–'} | ${sv !== undefined ? secs(sv) + count(sm) : '–'} | ${av !== undefined ? secs(av) + count(am) : '–'} | ${pv !== undefined && av !== undefined ? `${(av / pv).toFixed(1)}x` : '–'} |`);
     };
     row('first run', (s) => s.first);
     row('no-op', (s) => s.noop);
@@ -214,19 +267,33 @@ function tableMd(results: Results): string {
 }
 
 function resourcesMd(results: Results): string {
-  const r = results[maxHosts];
-  if (!r) return '';
   const lines = [
-    `| ${maxHosts} hosts, no-op | wall | controller CPU (user+sys) | peak RSS, largest process | peak RSS, process tree |`,
-    '|---|---:|---:|---:|---:|',
+    '| no-op | hosts | wall | controller CPU (user+sys) | peak RSS, largest process | peak RSS, process tree | open descriptors | SSH connections |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const tool of ['provision', 'ansible'] as const) {
-    const s = r[tool];
-    if (!s || s.noop.length === 0) continue;
-    const m = s.noop;
-    lines.push(`| ${tool === 'ansible' ? 'ansible-playbook' : 'provision'} | ${secs(median(m.map((x) => x.ms)))} | ${median(m.map((x) => x.cpuS)).toFixed(1)} s | ${mb(Math.max(...m.map((x) => x.maxRssKb)))} | ${mb(Math.max(...m.map((x) => x.treeRssKb ?? 0)))} |`);
+  const row = (label: string, n: number, m: readonly Measure[]): void => {
+    if (m.length === 0) return;
+    const peak = (f: (x: Measure) => number | undefined): number => Math.max(...m.map((x) => f(x) ?? 0));
+    lines.push(`| ${label} | ${n} | ${secs(median(m.map((x) => x.ms)))} | ${median(m.map((x) => x.cpuS)).toFixed(1)} s | ${mb(peak((x) => x.maxRssKb))} | ${mb(peak((x) => x.treeRssKb))} | ${peak((x) => x.fds)} | ${peak((x) => x.conns)} |`);
+  };
+  for (const n of hostCounts) {
+    row('provision', n, results[n]?.provision?.noop ?? []);
+    row('plain ssh', n, plain[n] ?? []);
+    row('ansible-playbook', n, results[n]?.ansible?.noop ?? []);
   }
-  return lines.join('\n');
+  return lines.length > 2 ? lines.join('\n') : '';
+}
+
+/** The no-op with a heavy login profile: provision against plain ssh. */
+function profileMd(): string {
+  if (!profile || profile.provision.length === 0) return '';
+  const p = median(profile.provision.map((m) => m.ms));
+  const a = median(profile.ssh.map((m) => m.ms));
+  return [
+    `| ${profile.hosts} hosts, no-op, root's heavy login profile (\`pyenv init\` in ~/.bashrc) | provision | plain ssh, a session per host | provision / plain ssh |`,
+    '|---|---:|---:|---:|',
+    `| wall (median of ${profile.provision.length}) | ${secs(p)} | ${secs(a)} | ${(p / a).toFixed(2)}x |`,
+  ].join('\n');
 }
 
 /** A line chart: seconds (log scale) against host count, both tools, no-op solid and with changes dashed. */
@@ -412,6 +479,10 @@ interface Saved {
   readonly ansibleChangeMax?: number | null;
   readonly results: Results;
   readonly lab?: LabResults;
+  /** Plain ssh's no-op replay per host count. */
+  readonly plain?: Record<number, Measure[]>;
+  /** The no-op with a heavy login profile. */
+  readonly profile?: {readonly hosts: number; readonly provision: Measure[]; readonly ssh: Measure[]};
 }
 const earlier = values.render !== undefined ? (JSON.parse(readFileSync(values.render, 'utf8')) as Saved) : undefined;
 if (earlier) {
@@ -432,35 +503,100 @@ const log = (s: string): void => void process.stderr.write(`${s}\n`);
 const failures: string[] = [];
 const lab: LabResults | undefined = earlier ? earlier.lab : scenarios.has('lab') ? await labSection() : undefined;
 const sshd = earlier || hostCounts.length === 0 ? undefined : await startSshd({maxStartups: 1000, maxSessions: 64});
+/** Plain OpenSSH, one session per host replaying provision's commands: no-op measures per host count. */
+const plain: Record<number, Measure[]> = earlier?.plain ?? {};
+/** The no-op with root's heavy login profile running for every shell: provision and plain ssh. */
+let profile: Saved['profile'] = earlier?.profile;
+
+/** The inventory of `n` loopback hosts behind `server` for `tool` (each host its own root folder under `dir`). */
+function scaleInventory(server: Sshd, dir: string, hosts: readonly string[], tool: Tool, name: string = tool, extra: readonly string[] = []): string {
+  const lines = ['all:', '  vars:', ...extra.map((v) => `    ${v}`), '    ansible_user: root', `    ansible_ssh_private_key_file: ${server.clientKeyPath}`, `    ansible_ssh_known_hosts_file: ${server.knownHostsPath}`,
+    `    ansible_ssh_common_args: '-o UserKnownHostsFile=${server.knownHostsPath} -o StrictHostKeyChecking=yes'`, '    ansible_python_interpreter: /usr/bin/python3',
+    // provision's run lock and audit log: on, as in real use, but inside the bench's folder.
+    `    provision_lock_file: ${join(dir, 'provision.lock')}`, `    provision_audit_log: ${join(dir, 'audit.log')}`, '  hosts:'];
+  for (const h of hosts) lines.push(`    ${h}: {ansible_host: 127.0.0.1, ansible_port: ${server.port}, root: ${join(dir, tool, h)}}`);
+  const p = join(dir, `${name}.yml`);
+  writeFileSync(p, lines.join('\n') + '\n');
+  return p;
+}
+
+/**
+ * The commands a provision no-op of the 30-task play sends to one host, as a shell script for plain
+ * ssh: a converged host behind an sshd whose ForceCommand records each session's stdin (the mux's
+ * frames: transport/mux.ts), then every command of those frames, in order, with its stdin. The run
+ * lock's control session is left out: plain ssh takes no lock. `ROOT` stands for the host's folder.
+ */
+async function recordReplay(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'prov-bench-record-'));
+  const rec = join(dir, 'rec');
+  mkdirSync(rec);
+  writeFileSync(join(dir, 'record.sh'), `#!/bin/sh\ntee "${rec}/$$.in" | bash -c "$SSH_ORIGINAL_COMMAND"\n`, {mode: 0o755});
+  const recorder = await startSshd({maxStartups: 100, maxSessions: 64, forceCommand: join(dir, 'record.sh')});
+  try {
+    // Through the command shell (its frames are what is recorded), whatever the login shell costs.
+    const inv = scaleInventory(recorder, dir, ['h001'], 'provision', 'provision', ['provision_multiplex: true']);
+    const args = [join(root, 'bin/provision.js'), 'run', join(root, 'bench/playbooks/noop30.ts'), '-i', inv, '--no-tui'];
+    for (const what of ['first run', 'no-op']) {
+      if (what === 'no-op') for (const f of readdirSync(rec)) rmSync(join(rec, f));
+      const r = spawnSync(process.execPath, args, {cwd: root, encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}});
+      if (r.status !== 0) throw new Error(`recording the replay (${what}): exit ${r.status}\n${r.stdout}${r.stderr}`);
+    }
+    const commands: string[] = [];
+    for (const f of readdirSync(rec)) {
+      const b = readFileSync(join(rec, f));
+      let at = 0;
+      const take = (n: number): Buffer => b.subarray(at, (at += n));
+      while (at < b.length) {
+        const nl = b.indexOf(10, at);
+        if (nl < 0) break;
+        const [kind, , x, y, mode] = b.subarray(at, nl).toString('latin1').split(' ');
+        at = nl + 1;
+        if (kind === 'X') {
+          const cmd = take(Number(x)).toString('utf8');
+          const stdin = mode === 'n' ? undefined : take(Number(y)).toString('utf8');
+          commands.push(stdin === undefined ? `sh -c ${q(cmd)} </dev/null` : `printf %s ${q(stdin)} | sh -c ${q(cmd)}`);
+        } else if (kind === 'S' || kind === 'W') take(Number(x));
+      }
+    }
+    if (commands.length === 0) throw new Error('recording the replay: no command recorded (is the mux off?)');
+    log(`plain ssh replays the ${commands.length} commands of a provision no-op on one host`);
+    return commands.join('\n').replaceAll(join(dir, 'provision', 'h001'), 'ROOT') + '\n';
+  } finally {
+    await recorder.stop();
+    rmSync(dir, {recursive: true, force: true});
+  }
+}
+
+/** Plain ssh: `replay` for each host (its folder in place of ROOT), one session per host, `forks` at once. */
+function plainSsh(server: Sshd, dir: string, hosts: readonly string[], replay: string, sample: boolean): ReturnType<typeof timed> {
+  const scripts = join(dir, 'plain');
+  rmSync(scripts, {recursive: true, force: true});
+  mkdirSync(scripts);
+  for (const h of hosts) writeFileSync(join(scripts, `${h}.sh`), replay.replaceAll('ROOT', join(dir, 'provision', h)));
+  return timed(process.execPath, [join(root, 'bench/plain-ssh.mjs'), '--dir', scripts, '--port', String(server.port), '--key', server.clientKeyPath, '--known-hosts', server.knownHostsPath, '--forks', String(forks)], {}, sample, server.port);
+}
 
 try {
+  const replay = sshd && tools.has('provision') ? await recordReplay() : undefined;
   for (const n of sshd ? hostCounts : []) {
     if (!sshd) break;
     const dir = mkdtempSync(join(tmpdir(), `prov-bench-${n}-`));
     const hosts = Array.from({length: n}, (_, i) => `h${String(i + 1).padStart(3, '0')}`);
-    const inv = (tool: Tool): string => {
-      const lines = ['all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${sshd.clientKeyPath}`, `    ansible_ssh_known_hosts_file: ${sshd.knownHostsPath}`,
-        `    ansible_ssh_common_args: '-o UserKnownHostsFile=${sshd.knownHostsPath} -o StrictHostKeyChecking=yes'`, '    ansible_python_interpreter: /usr/bin/python3',
-        // provision's run lock and audit log: on, as in real use, but inside the bench's folder.
-        `    provision_lock_file: ${join(dir, 'provision.lock')}`, `    provision_audit_log: ${join(dir, 'audit.log')}`, '  hosts:'];
-      for (const h of hosts) lines.push(`    ${h}: {ansible_host: 127.0.0.1, ansible_port: ${sshd.port}, root: ${join(dir, tool, h)}}`);
-      const p = join(dir, `${tool}.yml`);
-      writeFileSync(p, lines.join('\n') + '\n');
-      return p;
-    };
-    const sample = n === maxHosts;
+    const sample = true;
     const extra = (value: number | undefined): string[] => (value === undefined ? [] : ['-e', `value=${value}`]);
-    const provInv = inv('provision');
-    const ansInv = inv('ansible');
+    const provInv = scaleInventory(sshd, dir, hosts, 'provision');
+    const ansInv = scaleInventory(sshd, dir, hosts, 'ansible');
     const ansEnv = {
-      ANSIBLE_PIPELINING: 'True', ANSIBLE_FORKS: String(n), ANSIBLE_HOME: join(dir, '.ansible'), ANSIBLE_LOCAL_TEMP: join(dir, '.ansible', 'tmp'),
+      ANSIBLE_PIPELINING: 'True', ANSIBLE_FORKS: String(Math.min(n, forks)), ANSIBLE_HOME: join(dir, '.ansible'), ANSIBLE_LOCAL_TEMP: join(dir, '.ansible', 'tmp'),
       ANSIBLE_NOCOLOR: '1', ANSIBLE_STDOUT_CALLBACK: 'default', ANSIBLE_RETRY_FILES_ENABLED: 'False', ANSIBLE_TIMEOUT: '60',
     };
+    const provision = (inv: string, value?: number, port = sshd.port): ReturnType<typeof timed> =>
+      timed(process.execPath, [join(root, 'bin/provision.js'), 'run', join(root, 'bench/playbooks/noop30.ts'), '-i', inv, '-f', String(forks), '--no-tui', ...extra(value)], {NO_COLOR: '1'}, sample, port);
     const run = (tool: Tool, value?: number): ReturnType<typeof timed> => tool === 'provision'
-      ? timed(process.execPath, [join(root, 'bin/provision.js'), 'run', join(root, 'bench/playbooks/noop30.ts'), '-i', provInv, '-f', String(n), '--no-tui', ...extra(value)], {NO_COLOR: '1'}, sample)
-      : timed('ansible-playbook', ['-i', ansInv, join(root, 'bench/ansible/noop30.yml'), ...extra(value)], ansEnv, sample);
+      ? provision(provInv, value)
+      : timed('ansible-playbook', ['-i', ansInv, join(root, 'bench/ansible/noop30.yml'), ...extra(value)], ansEnv, sample, sshd.port);
 
-    const active = (['provision', 'ansible'] as const).filter((t) => tools.has(t));
+    const active = (['provision', 'ansible'] as const).filter((t) => tools.has(t) && (t !== 'ansible' || n <= ansibleMax));
     for (const tool of active) {
       const times = tool === 'ansible' ? ansibleRuns(n) : runs;
       const s: Scenario = {first: [], noop: [], change: []};
@@ -474,7 +610,34 @@ try {
           const r = await run(tool);
           check(tool, `${n} hosts, no-op run`, r, hosts, (c) => c === 0);
           s.noop.push(r);
-          log(`${tool} ${n} hosts: no-op ${secs(r.ms)} (cpu ${r.cpuS.toFixed(1)} s, rss ${mb(r.maxRssKb)}${r.treeRssKb !== undefined ? `, tree ${mb(r.treeRssKb)}` : ''})`);
+          log(`${tool} ${n} hosts: no-op ${secs(r.ms)} (cpu ${r.cpuS.toFixed(1)} s, rss ${mb(r.maxRssKb)}, tree ${mb(r.treeRssKb ?? 0)}, fds ${r.fds}, connections ${r.conns})`);
+        }
+        if (tool === 'provision' && replay) {
+          for (let i = 0; i < runs; i++) {
+            const r = await plainSsh(sshd, dir, hosts, replay, sample);
+            if (r.code !== 0) throw new Error(`plain ssh, ${n} hosts: exit ${r.code}\n${r.out.slice(-2000)}`);
+            (plain[n] ??= []).push(r);
+            log(`plain ssh ${n} hosts: ${secs(r.ms)} (cpu ${r.cpuS.toFixed(1)} s, tree ${mb(r.treeRssKb ?? 0)}, fds ${r.fds}, connections ${r.conns})`);
+          }
+          if (n === profileHosts) {
+            // The same no-op with root's own login profile (pyenv init in ~/.bashrc) for every shell.
+            const heavy = await startSshd({maxStartups: 1000, maxSessions: 64, loginProfile: true});
+            try {
+              const inv = scaleInventory(heavy, dir, hosts, 'provision', 'profile');
+              profile = {hosts: n, provision: [], ssh: []};
+              for (let i = 0; i < runs; i++) {
+                const r = await provision(inv, undefined, heavy.port);
+                check(tool, `${n} hosts, no-op with a heavy login profile`, r, hosts, (c) => c === 0);
+                profile.provision.push(r);
+                const p = await plainSsh(heavy, dir, hosts, replay, sample);
+                if (p.code !== 0) throw new Error(`plain ssh with the login profile: exit ${p.code}\n${p.out.slice(-2000)}`);
+                profile.ssh.push(p);
+                log(`heavy login profile, ${n} hosts: provision ${secs(r.ms)}, plain ssh ${secs(p.ms)}`);
+              }
+            } finally {
+              await heavy.stop();
+            }
+          }
         }
         for (let i = 0; i < (tool === 'ansible' && n > ansibleChangeMax ? 0 : times); i++) {
           const r = await run(tool, 100 + i);
@@ -521,8 +684,10 @@ const md = [
     '',
     resourcesMd(results),
     '',
-  'Medians of the runs shown. No-op: nothing to change; 5 changes: every host gets 5 re-rendered templates (`-e value=N`). ' +
-    'Ansible: pipelining on, forks = hosts, ControlPersist; from 50 hosts on it runs once per row unless `--ansible-runs` says otherwise' +
+    ...(profile ? [profileMd(), ''] : []),
+  `Medians of the runs shown, ${forks} hosts in parallel for every tool. No-op: nothing to change; 5 changes: every host gets 5 re-rendered templates (\`-e value=N\`). ` +
+    'Plain ssh: one OpenSSH session per host (no ControlMaster) replaying, with `sh -s`, the commands a provision no-op sent to a host (recorded from its command shell; the run lock left out). ' +
+    'Ansible: pipelining on, ControlPersist; from 50 hosts on it runs once per row unless `--ansible-runs` says otherwise' +
     (Number.isFinite(changeMax) ? `; its runs with changes were measured up to ${changeMax} hosts only` : '') + '. ' +
     'Hosts are one sshd on loopback (the controller and the "hosts" share the CPUs). CPU: user + system time of the tool and its children; ' +
     'RSS of the process tree sampled every 100 ms.',
@@ -532,7 +697,7 @@ const md = [
 ].join('\n');
 // The measures alone: each run's raw output (`out`, up to 20 KB a run, over 1 MB a bench) stays out
 // of the committed results.
-const numbers = (ms: readonly Measure[]): Measure[] => ms.map((m) => ({ms: m.ms, cpuS: m.cpuS, maxRssKb: m.maxRssKb, ...(m.treeRssKb !== undefined ? {treeRssKb: m.treeRssKb} : {})}));
+const numbers = (ms: readonly Measure[]): Measure[] => ms.map((m) => ({ms: m.ms, cpuS: m.cpuS, maxRssKb: m.maxRssKb, ...(m.treeRssKb !== undefined ? {treeRssKb: m.treeRssKb} : {}), ...(m.fds !== undefined ? {fds: m.fds} : {}), ...(m.conns !== undefined ? {conns: m.conns} : {})}));
 const scenarioNumbers = (s: Scenario): Scenario => ({first: numbers(s.first), noop: numbers(s.noop), change: numbers(s.change)});
 const perTool = <T>(byTool: Partial<Record<Tool, T>>, f: (t: T) => T): Partial<Record<Tool, T>> =>
   Object.fromEntries((Object.entries(byTool) as [Tool, T][]).map(([tool, t]) => [tool, f(t)]));
@@ -540,6 +705,8 @@ const saved: Saved = {
   started: started.toISOString(), machine, load: [load0, load1], hosts: hostCounts, runs: earlier ? earlier.runs : runs,
   ansibleChangeMax: Number.isFinite(changeMax) ? changeMax : null,
   results: Object.fromEntries(Object.entries(results).map(([n, byTool]) => [n, perTool(byTool, scenarioNumbers)])),
+  plain: Object.fromEntries(Object.entries(plain).map(([n, m]) => [n, numbers(m)])),
+  ...(profile ? {profile: {hosts: profile.hosts, provision: numbers(profile.provision), ssh: numbers(profile.ssh)}} : {}),
   ...(lab ? {lab: {...lab, tools: perTool(lab.tools, (t) => ({siteFirst: numbers(t.siteFirst), siteNoop: numbers(t.siteNoop), siteCheck: numbers(t.siteCheck), play30: scenarioNumbers(t.play30)}))}} : {}),
 };
 mkdirSync(values.out, {recursive: true});
