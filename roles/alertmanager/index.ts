@@ -95,8 +95,11 @@ export default defineRole({
     // daemonReload: in --check on a fresh host the package (and so the unit) is not there yet.
     service({name: 'prometheus-alertmanager', state: 'started', enabled: true, daemonReload: true}, {name: 'alertmanager running'}),
   ],
+  // Handlers run in this order: the reload first. A reload right after a restart (both notified on a
+  // first run) can reach the new process before it handles SIGHUP, which then ends it, and systemd
+  // counts an end by SIGHUP as a clean exit: Alertmanager silently stays down.
   handlers: [
-    service({name: 'prometheus-alertmanager', state: 'restarted'}, {name: 'restart alertmanager'}),
     service({name: 'prometheus-alertmanager', state: 'reloaded'}, {name: 'reload alertmanager'}),
+    service({name: 'prometheus-alertmanager', state: 'restarted'}, {name: 'restart alertmanager'}),
   ],
 });
