@@ -21,7 +21,7 @@ import {q} from '../shared/quote.ts';
 import {uploadScript} from '../shared/upload.ts';
 import type {ConnectionSpec} from './config.ts';
 import {closeConnected, connectChain, errorText, type Connected} from './connect.ts';
-import {driverCommand, Mux, MuxLost, type MuxResult} from './mux.ts';
+import {driverCommand, Mux, MuxLost} from './mux.ts';
 import {FileTransferError, UnreachableError, type ExecOptions, type ExecResult, type PutOptions, type RunningCommand, type Transport} from './types.ts';
 
 export {resolveConnection, type ConnectionSpec, type ResolveOptions} from './config.ts';
