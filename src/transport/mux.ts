@@ -292,11 +292,6 @@ export class Mux {
   /** CPU ticks (1/100 s) the host's login shell took before the driver started; undefined where /proc could not tell. */
   loginTicks: number | undefined;
 
-  /** True once the driver is gone. */
-  get down(): boolean {
-    return this.#lost !== undefined;
-  }
-
   /** Run `command` through `sh -c` on the host; rejects with `MuxLost` only when the driver is gone. */
   exec(command: string, stdin?: string | Buffer): Promise<MuxResult> {
     if (this.#lost !== undefined) return Promise.reject(new MuxLost(this.#lost));
