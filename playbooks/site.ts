@@ -8,7 +8,9 @@
  * databases (the primary before the replicas, which need its replication account), the web servers
  * and the load balancers one host at a time (serial: 1, so a change never takes both down), the
  * certificate once both balancers serve, and monitoring last, when every target exists: Prometheus
- * and the Alertmanager that delivers its alerts (alertmanager_webhook_url).
+ * and the Alertmanager that delivers its alerts (alertmanager_webhook_url); last, when enabled
+ * (provision_watch_enabled), `provision watch` of this playbook as a service on the monitoring host,
+ * with its own SSH key authorized on every host (docs/watch.md).
  */
 import {definePlaybook} from '../src/index.ts';
 
@@ -22,5 +24,6 @@ export default definePlaybook({
     {name: 'load balancers: HAProxy and keepalived', hosts: 'loadbalancers', serial: 1, roles: ['haproxy', 'keepalived']},
     {name: 'load balancers: certificate', hosts: 'loadbalancers', serial: 1, roles: ['certbot']},
     {name: 'monitoring: Prometheus and Alertmanager', hosts: 'monitoring', roles: ['alertmanager', 'prometheus']},
+    {name: 'drift watcher: provision watch on the monitoring host (provision_watch_enabled)', hosts: 'all', roles: ['provision_watch']},
   ],
 });

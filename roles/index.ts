@@ -25,6 +25,7 @@ import keepalivedRole from './keepalived/index.ts';
 import mysqldExporterRole from './mysqld_exporter/index.ts';
 import nginxRole from './nginx/index.ts';
 import prometheusRole from './prometheus/index.ts';
+import provisionWatchRole from './provision_watch/index.ts';
 
 /** A shipped role with some of its defaults overridden (none: the role as shipped). */
 export type ShippedRole<D extends Vars> = (params?: Partial<D>) => Role<D>;
@@ -58,5 +59,7 @@ export const mysqld_exporter: ShippedRole<DefaultsOf<typeof mysqldExporterRole>>
 export const prometheus: ShippedRole<DefaultsOf<typeof prometheusRole>> = shipped(prometheusRole, 'prometheus');
 /** Alertmanager beside Prometheus: delivers its alerts to `alertmanager_webhook_url`. */
 export const alertmanager: ShippedRole<DefaultsOf<typeof alertmanagerRole>> = shipped(alertmanagerRole, 'alertmanager');
+/** `provision watch` as a service on the monitoring host, with its own SSH key (play on `hosts: all`). */
+export const provision_watch: ShippedRole<DefaultsOf<typeof provisionWatchRole>> = shipped(provisionWatchRole, 'provision_watch');
 /** The same as `prometheus`. */
 export const monitoring = prometheus;

@@ -10,6 +10,8 @@
  * Targets carry `instance="<inventory name>"` (the address stays in `__address__`), so alerts name hosts.
  */
 import {defineRole, apt, file, template, service, type TaskContext} from '../../src/index.ts';
+import {truthy} from '../../src/shared/vars.ts';
+import watchRole from '../provision_watch/index.ts';
 
 const rulesDir = '/etc/prometheus/rules';
 const rulesFile = `${rulesDir}/site.yml`;
@@ -54,8 +56,12 @@ export function rulesVars(ctx: TaskContext): Record<string, unknown> {
 function watchTargets(ctx: TaskContext): {host: string; address: string}[] {
   const v = ctx.vars.prometheus_watch_targets;
   const list = Array.isArray(v) ? v.map(String) : [];
+  // The watcher the provision_watch role runs on this host, when it does (that role's defaults, unless set).
+  const w = (name: string): string => String(ctx.vars[name] ?? (watchRole.defaults as Record<string, unknown> | undefined)?.[name] ?? '');
+  const own = w('provision_watch_listen');
+  if (truthy(w('provision_watch_enabled')) && ctx.groupNames.includes(w('provision_watch_group')) && own !== '') list.push(own.startsWith(':') ? `127.0.0.1${own}` : own.replace(/^0\.0\.0\.0:/, '127.0.0.1:'));
   for (const t of list) if (!/^[\w.:[\]-]+:\d+$/.test(t)) throw new Error(`prometheus_watch_targets: '${t}' is not host:port`);
-  return list.map((address) => ({host: address, address}));
+  return [...new Set(list)].map((address) => ({host: address, address}));
 }
 
 /** The scrape jobs for prometheus.yml.mustache; a job without targets is left out. */
@@ -99,7 +105,8 @@ export default defineRole({
     prometheus_disk_free_ratio: 0.1,
     /**
      * `provision watch --listen` endpoints to scrape (`host:port`, docs/watch.md): drift of the site
-     * becomes the ProvisionDrift alert. Empty: none.
+     * becomes the ProvisionDrift alert. Empty: none. The watcher of the provision_watch role on this
+     * host (`provision_watch_enabled`) is scraped without being listed.
      */
     prometheus_watch_targets: [] as string[],
     /** ProvisionDrift fires when a task stays drifted this long (a deploy in progress is not drift). */

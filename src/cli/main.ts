@@ -236,10 +236,11 @@ async function checkPlaybook(playbook: Playbook, playbookPath: string, loadRole:
  * handshakes overlap the checks, as they overlapped loading the roles before there were checks). No
  * command runs on a host before the checks pass; when they fail, the connections are closed unused.
  */
-function earlyConnections(playbook: Playbook, deps: StaticDeps, forks: number, open: (host: string, vars: Vars) => Promise<Transport>): {connect(host: string, vars: Vars): Promise<Transport>; close(): Promise<void>} {
+function earlyConnections(playbook: Playbook, deps: StaticDeps, forks: number, extraVars: Vars, open: (host: string, vars: Vars) => Promise<Transport>): {connect(host: string, vars: Vars): Promise<Transport>; close(): Promise<void>} {
   const hosts = firstHosts(playbook, deps).slice(0, forks);
   const early = new Map(hosts.map((h) => {
-    const p = open(h, deps.inventory.hostVars(h));
+    // The engine's connection variables: the inventory's under the extra vars.
+    const p = open(h, {...deps.inventory.hostVars(h), ...extraVars});
     p.catch(() => undefined); // reported when the engine takes it
     return [h, p] as const;
   }));
@@ -292,7 +293,7 @@ async function run(playbookArg: string, flags: RunFlags, secrets: Secrets, watch
     }
   }
   const connectOpts: ConnectOptions = {acceptNewHostKeys: !!flags.acceptNewHostKeys, inventoryDir: inventory.source, connectTimeoutMs: flags.timeout ? flags.timeout * 1000 : undefined};
-  const connections = earlyConnections(playbook, deps, flags.forks, (host, vars) => connectHost(host, vars, connectOpts));
+  const connections = earlyConnections(playbook, deps, flags.forks, extraVars, (host, vars) => connectHost(host, vars, connectOpts));
   try {
     await checkPlaybook(playbook, playbookPath, deps.loadRole, {deps, opts});
   } catch (e) {

@@ -242,7 +242,18 @@ export class Engine {
     return {
       runId: this.runId, controller: this.controller, startedAt: this.startedAt, playbook: this.playbookName,
       check: this.opts.check, lockTimeoutS: this.opts.lockTimeoutS ?? 30, mask: this.deps.secrets.mask,
+      ...(this.deps.signal ? {interrupted: this.interruption()} : {}),
     };
+  }
+
+  #interruption: Promise<void> | undefined;
+  /** Settles when the run is interrupted: one listener on the signal, however many hosts wait on it. */
+  private interruption(): Promise<void> {
+    const signal = this.deps.signal;
+    return (this.#interruption ??= new Promise<void>((resolve) => {
+      if (!signal || signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), {once: true});
+    }));
   }
 
   private get interrupted(): boolean {
@@ -494,9 +505,18 @@ export class Engine {
     return Promise.all(hosts.map((n) => this.limiter(() => fn(this.state(n)))));
   }
 
+  /**
+   * The variables a host is connected and become with: its inventory's, under the extra vars (`-e
+   * ansible_user=…` or `-e ansible_become=true` win over the inventory, as in Ansible).
+   */
+  private connectionVars(host: string): Vars {
+    const extra = this.opts.extraVars;
+    return extra && Object.keys(extra).length > 0 ? {...this.deps.inventory.hostVars(host), ...extra} : this.deps.inventory.hostVars(host);
+  }
+
   /** Start the host's session (connect, run lock, facts): once per run; the first play's hosts start while the roles load. */
   private startHost(h: HostSession, gather: boolean): ReturnType<HostSession['start']> {
-    const vars = this.deps.inventory.hostVars(h.name);
+    const vars = this.connectionVars(h.name);
     return h.start(() => this.deps.connect(h.name, vars), vars, gather);
   }
 
@@ -510,6 +530,8 @@ export class Engine {
       return;
     }
     if (outcome.kind === 'lock') {
+      // Interrupted while waiting for another run's lock: nothing starts on it, and nothing failed.
+      if (outcome.interrupted) return;
       if (!h.failed) {
         h.failed = true;
         h.count('failed');
@@ -536,7 +558,7 @@ export class Engine {
   }
 
   private identity(h: HostSession, task: Task): Identity {
-    const v = this.deps.inventory.hostVars(h.name);
+    const v = this.connectionVars(h.name);
     const become = task.options.become ?? truthy(v.ansible_become);
     if (!become) return {become: false};
     const user = task.options.becomeUser ?? (typeof v.ansible_become_user === 'string' ? v.ansible_become_user : 'root');
@@ -564,7 +586,7 @@ export class Engine {
         const ctx = ctxOf(h, e);
         if (o.when && !o.when(ctx)) continue;
         const b = this.bind(e.task, ctx);
-        if (b.probe) wanted.push({who: this.identity(h, e.task), probe: b.probe});
+        if (b.probe) wanted.push({who: this.identity(h, e.task), probe: b.probe, ahead: true});
       } catch {
         // Arguments that depend on results not there yet: probed when the task runs.
       }
@@ -780,7 +802,7 @@ export class Engine {
         if (!(err instanceof UnreachableError) || reconnects >= 5 || Date.now() > deadline) throw err;
         // The connection dropped; the job did not. Connect again and go on polling.
         reconnects++;
-        const vars = this.deps.inventory.hostVars(h.name);
+        const vars = this.connectionVars(h.name);
         await h.reconnect(() => this.deps.connect(h.name, vars), vars);
         continue;
       }
@@ -816,7 +838,7 @@ export class Engine {
       throw err;
     });
     if (sent.code !== 0) return {...sent, stderr: `the reboot command failed: ${sent.stderr.trim() || `exit ${sent.code}`}`};
-    const vars = this.deps.inventory.hostVars(h.name);
+    const vars = this.connectionVars(h.name);
     let last = 'not tried yet';
     await this.sleep(1500);
     while (Date.now() < deadline && !this.interrupted) {

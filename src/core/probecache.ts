@@ -13,6 +13,11 @@ import type {Transport} from '../transport/types.ts';
 export interface WantedProbe {
   readonly who: Identity;
   readonly probe: ProbeScript;
+  /**
+   * A later task's probe, asked for ahead of its turn: when its batch fails (it becomes a user an
+   * earlier task creates), it is left unanswered, to be probed when its task runs.
+   */
+  readonly ahead?: boolean;
 }
 
 export class ProbeCache {
@@ -42,15 +47,23 @@ export class ProbeCache {
    * all at once; identical probes are read once. The answers are stamped with generation `gen`.
    */
   async fill(transport: Transport, wanted: readonly WantedProbe[], gen: number): Promise<void> {
-    const byWho = new Map<string, {who: Identity; probes: ProbeScript[]}>();
-    for (const {who, probe} of wanted) {
+    const byWho = new Map<string, {who: Identity; probes: ProbeScript[]; needed: boolean}>();
+    for (const {who, probe, ahead} of wanted) {
       const key = who.become ? `${who.method ?? 'sudo'}:${who.user}` : 'login';
-      const g = byWho.get(key) ?? {who, probes: []};
+      const g = byWho.get(key) ?? {who, probes: [], needed: false};
       if (!g.probes.some((p) => p.script === probe.script) && !this.#answers.has(probe.script)) g.probes.push(probe);
+      g.needed ||= ahead !== true;
       byWho.set(key, g);
     }
-    await Promise.all([...byWho.values()].map(async ({who, probes}) => {
-      const outs = await runProbes(transport, who, probes);
+    await Promise.all([...byWho.values()].map(async ({who, probes, needed}) => {
+      if (probes.length === 0) return;
+      let outs;
+      try {
+        outs = await runProbes(transport, who, probes);
+      } catch (e) {
+        if (needed) throw e;
+        return;
+      }
       probes.forEach((p, i) => {
         const out = outs[i];
         if (out === undefined) throw new Error(`probe batch returned ${outs.length} answers for ${probes.length} probes`);

@@ -242,6 +242,8 @@ export interface ControlOptions {
    * refusing for another reason leaves the session to the login user, as `sudo -n` does.
    */
   readonly auth?: {readonly method: BecomeMethod; readonly password: Secret};
+  /** Settles when the run is interrupted: a wait for another run's lock ends then (nothing new starts). */
+  readonly interrupted?: Promise<unknown>;
 }
 
 /**
@@ -368,7 +370,7 @@ export type Control =
       /** The lock this run's steps hold while they run (none without a run lock). */
       readonly stepLock?: StepLock;
     }
-  | {readonly ok: false; readonly msg: string};
+  | {readonly ok: false; readonly msg: string; readonly interrupted?: boolean};
 
 /** One info line of the lock file, as shown to people: the run id dropped. */
 function holderText(line: string): string {
@@ -401,7 +403,7 @@ export async function startControl(t: Transport & {start: NonNullable<Transport[
   const first = await Promise.race([gotLine, session.done.then((r) => {
     ended = r;
     return `EXIT ${r.code} ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
-  })]);
+  }), ...(o.interrupted ? [o.interrupted.then(() => 'INTERRUPTED')] : [])]);
   const noAudit = lines.find((l) => l.startsWith('NOAUDIT '));
   if (first.startsWith('LOCKED')) {
     const state = first.split(' ')[1] === 'own' ? 'own' : first.split(' ')[1] === 'shared' ? 'shared' : 'none';
@@ -415,6 +417,8 @@ export async function startControl(t: Transport & {start: NonNullable<Transport[
     };
   }
   session.end();
+  // The remote wait ends with the connection, which the host's end closes.
+  if (first === 'INTERRUPTED') return {ok: false, msg: 'interrupted while waiting for the run lock', interrupted: true};
   if (first.startsWith('BUSYSTEPS')) {
     const procs = lines.find((l) => l.startsWith('HELD '))?.slice(5).trim();
     const run = first.slice(10).trim();

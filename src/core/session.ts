@@ -28,12 +28,14 @@ export interface RunInfo {
   readonly lockTimeoutS: number;
   /** Masks secrets in a line of text (the audit log is written on the host, past every writer). */
   mask(text: string): string;
+  /** Settles when the run is interrupted (a wait for a host's run lock ends then). */
+  readonly interrupted?: Promise<unknown>;
 }
 
 export type StartOutcome =
   | {readonly kind: 'ok'}
   | {readonly kind: 'unreachable'; readonly error: unknown; readonly ms: number; readonly gathering: boolean}
-  | {readonly kind: 'lock'; readonly msg: string; readonly ms: number};
+  | {readonly kind: 'lock'; readonly msg: string; readonly ms: number; readonly interrupted?: boolean};
 
 /** `user@host`, for the lock holder and the audit log. */
 export function controllerId(): string {
@@ -160,7 +162,7 @@ export class HostSession {
       try {
         const transport = (this.transport ??= await connect());
         const [control] = await Promise.all([this.#takeControl(transport, vars), gather && !this.facts ? this.gatherFacts() : undefined]);
-        if (!control.ok) return {kind: 'lock', msg: control.msg, ms: Date.now() - t0};
+        if (!control.ok) return {kind: 'lock', msg: control.msg, ms: Date.now() - t0, ...(control.interrupted ? {interrupted: true} : {})};
         this.#control = control;
         return {kind: 'ok'};
       } catch (e) {
@@ -198,6 +200,7 @@ export class HostSession {
       info: `${r.controller} pid=${process.pid} playbook=${logfmt(r.playbook)} since=${r.startedAt}${r.check ? ' (check mode)' : ''}`,
       auditLog: auditLogOf(vars, r.check),
       become: truthy(vars.ansible_become),
+      ...(r.interrupted ? {interrupted: r.interrupted} : {}),
     });
   }
 

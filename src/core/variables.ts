@@ -91,7 +91,7 @@ export class Variables {
       : {...shared.vars, ...known.taskVars, ...this.extraVars, inventory_hostname: host, group_names: groupNames};
     const groups = this.groups;
     const facts = known.facts ?? noFacts;
-    const {inventory, files, knowledgeOf, secrets} = this;
+    const {inventory, files, knowledgeOf, secrets, extraVars} = this;
     return {
       host,
       vars,
@@ -100,7 +100,8 @@ export class Variables {
       groupNames,
       hostvars(other: string) {
         const o = knowledgeOf(other);
-        return {...inventory.hostVars(other), ...(o?.taskVars ?? {}), inventory_hostname: other, ...(o?.facts ? {facts: o.facts} : {}), results: o?.results ?? {}};
+        // Extra vars are every host's (Ansible's hostvars shows them too), over what tasks set.
+        return {...inventory.hostVars(other), ...(o?.taskVars ?? {}), ...extraVars, inventory_hostname: other, ...(o?.facts ? {facts: o.facts} : {}), results: o?.results ?? {}};
       },
       results: known.results,
       check: this.check,

@@ -153,6 +153,40 @@ test('become wraps commands in sudo -n for the become user; probes too', async (
   t.true(seen.some((c) => c.startsWith('sudo -n -H -u postgres -- sh -s')), 'probe batch through sudo');
 });
 
+test('hostvars of another host carry the extra vars (-e), over its inventory and set facts, as Ansible\'s do', async (t) => {
+  const pb = one([shell((ctx) => ({script: `echo ${ctx.hostvars('h2').level}-${ctx.hostvars('h2').own}`}), {name: 'read h2', register: 'r'})]);
+  const r = await runFake(pb, {groups: {all_hosts: ['h1', 'h2']}, hostVars: {h2: {level: 'inventory', own: 'kept'}}, extraVars: {level: 'extra'}, handler: (c, stdin) => localExec(c, {stdin})});
+  t.is(r.results('h1')[0]?.status, 'changed');
+  t.true(r.transports.get('h1')!.log.some((x) => `${x.command}${x.stdin ?? ''}`.includes('echo extra-kept')));
+});
+
+test('a later task that becomes a user an earlier task creates: its probe ahead of time failing does not fail the task at hand', async (t) => {
+  let created = false;
+  const seen: string[] = [];
+  const pb = one([
+    shell({script: 'echo useradd ghost'}, {name: 'create ghost'}),
+    command({argv: ['id'], creates: '/nonexistent/ghost'}, {name: 'as ghost', becomeUser: 'ghost'}),
+  ]);
+  const r = await runFake(pb, {hostVars: {h1: {ansible_become: true, ansible_user: 'deploy'}}, handler: (c, stdin) => {
+    seen.push(c);
+    if (c.startsWith('sudo -n -H -u ghost') && !created) return {code: 1, stdout: '', stderr: 'sudo: unknown user ghost\nsudo: error initializing audit plugin sudoers_audit\n'};
+    if ((c + (stdin ?? '')).includes('useradd ghost')) created = true;
+    return localExec(c.replace(/^sudo -n -H -u \S+ -- /, ''), {stdin});
+  }});
+  t.deepEqual(r.results().map((x) => [x.task, x.status]), [['create ghost', 'changed'], ['as ghost', 'changed']]);
+  t.true(seen.filter((c) => c.startsWith('sudo -n -H -u ghost')).length >= 2, 'asked ahead (refused), then again when its turn came');
+});
+
+test('extra vars win over the inventory for how a host is reached and become (-e ansible_become=true)', async (t) => {
+  const seen: string[] = [];
+  const pb = one([command({argv: ['id']})]);
+  await runFake(pb, {hostVars: {h1: {ansible_become: false, ansible_user: 'deploy'}}, extraVars: {ansible_become: true}, handler: (c) => {
+    seen.push(c);
+    return {code: 0, stdout: '', stderr: ''};
+  }}).catch(() => undefined);
+  t.true(seen.some((c) => c.startsWith('sudo -n -H -u root -- ')), seen.join('\n'));
+});
+
 test('interrupt: nothing new starts after the signal, and the recap says so', async (t) => {
   const ac = new AbortController();
   const root = tmp('int');

@@ -85,6 +85,23 @@ test('run lock: held by another run past the timeout, the host fails naming the 
   t.is(r.summary.hosts.h2?.changed, 1, 'a host without that lock runs');
 });
 
+test('run lock: interrupted while waiting for another run\'s lock, the run ends at once; nothing ran, nothing failed', async (t) => {
+  const dir = tmp('lockint');
+  const lock = join(dir, 'provision.lock');
+  const holder = await import('node:child_process').then(({spawn}) => spawn('flock', ['-x', lock, 'sleep', '20'], {stdio: 'ignore'}));
+  t.teardown(() => holder.kill());
+  for (let i = 0; i < 100 && !existsSync(lock); i++) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 100));
+  const ac = new AbortController();
+  const t0 = Date.now();
+  setTimeout(() => ac.abort(), 300);
+  const r = await runFake(one([shell({script: `touch ${join(dir, 'ran')}`}, {name: 'work'})]), {hostVars: {h1: {provision_lock: true, provision_lock_file: lock}}, lockTimeoutS: 20, signal: ac.signal});
+  t.true(Date.now() - t0 < 5000, `ended ${Date.now() - t0} ms after it started, not at the lock's timeout`);
+  t.true(r.summary.interrupted);
+  t.deepEqual(r.results(), [], 'no result: not a failure to take the lock');
+  t.false(existsSync(join(dir, 'ran')));
+});
+
 test('the control session starts on every host of a run', async (t) => {
   const r = await runFake(one([shell({script: 'true'}, {name: 'work'})]), {groups: {all_hosts: ['h1', 'h2', 'h3']}});
   for (const [host, transport] of r.transports) {

@@ -523,6 +523,74 @@ t('drift: provision watch sees a hand edit of HAProxy on lb2 and a stopped node_
   tt.is(unpoint.code, 0, unpoint.stderr);
 });
 
+/** One value of a PromQL query on mon1's Prometheus (undefined: no series). */
+async function promValue(query: string): Promise<number | undefined> {
+  const r = await run('curl', ['-s', '--max-time', '5', '--get', '--data-urlencode', `query=${query}`, `http://${host('mon1').address}:9090/api/v1/query`], 30_000);
+  const v = (JSON.parse(r.stdout || '{}') as {data?: {result?: {value: [number, string]}[]}}).data?.result?.[0]?.value[1];
+  return v === undefined ? undefined : Number(v);
+}
+
+async function promUntil(what: string, query: string, ok: (v: number | undefined) => boolean, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await promValue(query);
+    if (ok(v)) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what} (${query} = ${v})`);
+    await sleep(1000);
+  }
+}
+
+t('drift watcher as a service on mon1 (provision_watch_enabled): its own key, its checks scraped by Prometheus, a stopped node_exporter on web1 seen and cleared; revoked, its key no longer opens any host', async (tt) => {
+  const on = ['-e', 'provision_watch_enabled=true', '-e', 'provision_watch_every=5s'];
+  const watchKey = '/var/lib/provision-watch/.ssh/id_ed25519';
+  const asWatcher = (target: string): string =>
+    `sudo -u provision-watch ssh -i ${watchKey} -o UserKnownHostsFile=/var/lib/provision-watch/known_hosts -o BatchMode=yes -o ConnectTimeout=5 provision@${target} 'sudo -n true && echo opened'`;
+  const job = 'instance="127.0.0.1:9469"';
+
+  const deploy = await provision('run', 'site', '-i', inventory, '--json', ...on);
+  tt.is(deploy.code, 0, deploy.stderr + deploy.stdout.slice(-2000));
+  figures.push(`watcher on mon1: deployed (release of the project, its packages and Node.js, ${cfg.hosts.length} hosts authorized) in ${(deploy.ms / 1000).toFixed(1)} s`);
+  const check = await provision('run', 'site', '-i', inventory, '--check', '--json', ...on);
+  tt.is(check.code, 0, check.stderr);
+  for (const h of cfg.hosts) tt.is(recapOf(check.stdout).hosts[h.name]?.changed, 0, `${h.name}: --check after the deploy sees nothing to change`);
+  const started = Date.now() / 1000;
+
+  // Its own key, limited to mon1's address, opens every host from mon1 (and sudo works there).
+  for (const h of cfg.hosts) {
+    const keys = await ssh(h, 'cat /home/provision/.ssh/authorized_keys');
+    tt.regex(keys.stdout, new RegExp(`^from="${host('mon1').address}",no-agent-forwarding,no-port-forwarding,no-X11-forwarding,no-pty ssh-ed25519 \\S+ provision-watch@mon1$`, 'm'), h.name);
+  }
+  tt.regex((await ssh(host('mon1'), asWatcher(host('web1').address))).stdout, /opened/);
+  tt.regex((await ssh(host('mon1'), 'ls -l /opt/provision-watch/current; systemctl is-active provision-watch')).stdout, /releases\/[0-9a-f]{16}\n.*active/s);
+
+  // Its checks reach Prometheus: a success after the deploy, no drift.
+  const firstMs = await promUntil('a check of the watcher on mon1 scraped', `provision_check_last_success_timestamp{${job}}`, (v) => v !== undefined && v > started, 120_000);
+  tt.is(await promValue(`provision_drift_hosts{${job}}`), 0, 'the converged site (the watcher itself included) has no drift');
+  tt.is(await promValue(`sum(provision_unreachable{${job}})`), 0);
+  const duration = await promValue(`provision_check_duration_seconds{${job}}`);
+  figures.push(`watcher on mon1: a check scraped ${(firstMs / 1000).toFixed(1)} s after the deploy and its --check; one check takes ${duration?.toFixed(2)} s`);
+
+  const stopped = Date.now();
+  await ssh(host('web1'), 'systemctl stop prometheus-node-exporter');
+  await promUntil('drift of web1 in Prometheus', `provision_drift_tasks{${job},host="web1"} == 1`, (v) => v === 1, 90_000);
+  figures.push(`watcher on mon1: node_exporter stopped on web1, drift in Prometheus ${((Date.now() - stopped) / 1000).toFixed(1)} s later (interval 5 s, scrape 5 s)`);
+  tt.is(await promValue(`provision_drift_hosts{${job}}`), 1);
+  const repair = await provision('run', 'site', '-i', inventory, '--limit', 'web1', '--json', ...on);
+  tt.is(repair.code, 0, repair.stderr);
+  await promUntil('drift cleared in Prometheus', `provision_drift_hosts{${job}}`, (v) => v === 0, 90_000);
+
+  // Revoked: the service stops and goes, and its key leaves every host.
+  const revoke = await provision('run', 'site', '-i', inventory, '--json');
+  tt.is(revoke.code, 0, revoke.stderr);
+  for (const h of cfg.hosts) tt.notRegex((await ssh(h, 'cat /home/provision/.ssh/authorized_keys')).stdout, /provision-watch@/, `${h.name}: key removed`);
+  tt.regex((await ssh(host('mon1'), 'systemctl is-active provision-watch; for f in /etc/systemd/system/provision-watch.service /opt/provision-watch /etc/provision-watch; do test -e $f && echo "$f left"; done; true')).stdout, /^inactive\n$/);
+  const refused = await ssh(host('mon1'), `${asWatcher(host('web1').address)}; echo rc=$?`);
+  tt.regex(refused.stdout, /rc=255/, 'the watcher\'s key opens nothing any more');
+  tt.notRegex(refused.stdout, /opened/);
+  const after = await provision('run', 'site', '-i', inventory, '--check', '--json');
+  for (const h of cfg.hosts) tt.is(recapOf(after.stdout).hosts[h.name]?.changed, 0, `${h.name}: converged without the watcher`);
+});
+
 t('a host powered off in the middle of a run: the others complete, exit 4; the re-run converges', async (tt) => {
   const run = provision('run', 'site', '-i', inventory, '--json', '-e', 'nginx_server_name=power.lab.test');
   await sleep(400);

@@ -11,10 +11,11 @@
  * databases (the primary before the replicas, which need its replication account), the web servers
  * and the load balancers one host at a time (serial: 1, so a change never takes both down), the
  * certificate once both balancers serve, and monitoring last, when every target exists: Prometheus
- * and the Alertmanager that delivers its alerts (alertmanager_webhook_url).
+ * and the Alertmanager that delivers its alerts (alertmanager_webhook_url); last, when enabled
+ * (provision_watch_enabled), `provision watch site` as a service on the monitoring host.
  */
 import {definePlaybook} from 'provision';
-import {alertmanager, app, certbot, common, database, firewall, haproxy, keepalived, mysqld_exporter, nginx, prometheus} from 'provision/roles';
+import {alertmanager, app, certbot, common, database, firewall, haproxy, keepalived, mysqld_exporter, nginx, prometheus, provision_watch} from 'provision/roles';
 
 export default definePlaybook({
   name: 'site',
@@ -26,5 +27,7 @@ export default definePlaybook({
     {name: 'load balancers: HAProxy and keepalived', hosts: 'loadbalancers', serial: 1, roles: [haproxy(), keepalived()]},
     {name: 'load balancers: certificate', hosts: 'loadbalancers', serial: 1, roles: [certbot()]},
     {name: 'monitoring: Prometheus and Alertmanager', hosts: 'monitoring', roles: [alertmanager(), prometheus()]},
+    // provision watch as a service on the monitoring host, with its own SSH key: provision_watch_enabled.
+    {name: 'drift watcher: provision watch on the monitoring host (provision_watch_enabled)', hosts: 'all', roles: [provision_watch()]},
   ],
 });
