@@ -521,7 +521,9 @@ function scaleInventory(server: Sshd, dir: string, hosts: readonly string[], too
     // provision's run lock and audit log: on, as in real use, but inside the bench's folder.
     `    provision_lock_file: ${join(dir, 'provision.lock')}`, `    provision_audit_log: ${join(dir, 'audit.log')}`,
     // "sshd is running": this sshd's PID (bench/roles/bench30).
-    `    sshd_pid_file: ${join(server.tmp, 'sshd.pid')}`, '  hosts:'];
+    `    sshd_pid_file: ${join(server.tmp, 'sshd.pid')}`,
+    // Every host is this one sshd (MaxStartups 1000 for the scale runs): up to --forks handshakes at once.
+    `    provision_ssh_max_startups: ${forks}`, '  hosts:'];
   for (const h of hosts) lines.push(`    ${h}: {ansible_host: 127.0.0.1, ansible_port: ${server.port}, root: ${join(dir, tool, h)}}`);
   const p = join(dir, `${name}.yml`);
   writeFileSync(p, lines.join('\n') + '\n');

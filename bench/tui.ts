@@ -1,8 +1,8 @@
 /**
- * What the live UI costs: scripted run events (1, 6, 100 hosts, 11 tasks each, one failure) played
- * over a few seconds into `startLiveUi` on a fake 120x40 terminal; prints the frames per second
- * drawn, the bytes written, and the CPU the renderer used (the same events into a no-op emit are
- * the baseline). `npx tsx bench/tui.ts [seconds]`.
+ * What the live UI costs: scripted run events (1, 6, 100 and 2,000 hosts, 11 tasks each, one failure)
+ * played over a few seconds into `startLiveUi` on a fake 120x40 terminal; prints the frames per second
+ * drawn, the bytes written, the CPU the renderer used (the same events into a no-op emit are the
+ * baseline) and per frame. `npx tsx bench/tui.ts [seconds] [host counts, e.g. 1,6,100,2000]`.
  */
 import {EventEmitter} from 'node:events';
 import type {RunEvent} from '../src/core/events.ts';
@@ -75,12 +75,12 @@ async function measure(hosts: number): Promise<void> {
   const burstMs = performance.now() - b0;
 
   console.log(
-    `${String(hosts).padStart(3)} hosts: ${String(events.length).padStart(5)} events in ${(wall / 1000).toFixed(1)} s → ` +
+    `${String(hosts).padStart(4)} hosts: ${String(events.length).padStart(5)} events in ${(wall / 1000).toFixed(1)} s → ` +
       `${(term.frames / (wall / 1000)).toFixed(1)} frames/s, ${(term.bytes / 1024 / (wall / 1000)).toFixed(0)} KiB/s written, ` +
-      `renderer CPU ${used.toFixed(0)} ms = ${((used / wall) * 100).toFixed(1)}% of one core; ` +
+      `renderer CPU ${used.toFixed(0)} ms = ${((used / wall) * 100).toFixed(1)}% of one core, ${(used / Math.max(1, term.frames)).toFixed(1)} ms a frame; ` +
       `all events at once: ${burstMs.toFixed(0)} ms, ${burstTerm.frames} frames`,
   );
 }
 
 console.log(`node ${process.version}, events played over ${seconds} s into a fake 120x40 terminal`);
-for (const n of [1, 6, 100]) await measure(n);
+for (const n of (process.argv[3] ?? '1,6,100,2000').split(',').map(Number)) await measure(n);

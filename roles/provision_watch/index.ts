@@ -23,6 +23,7 @@
  * its own host, it computes what the deploying run wrote: no drift of its own.
  */
 import {readFileSync} from 'node:fs';
+import {isIP} from 'node:net';
 import {join, relative} from 'node:path';
 import {defineRole, assert, authorizedKey, command, copy, file, knownHosts, service, shell, stat, statOf, systemdUnit, unarchive, user, type TaskContext} from '../../src/index.ts';
 import {currentProject, projectRoot, userCacheDir} from '../../src/core/paths.ts';
@@ -90,10 +91,22 @@ function publicKey(ctx: TaskContext, host: string): string {
   return /^ssh-ed25519 [A-Za-z0-9+/=]+( |$)/.test(line) ? line : '';
 }
 
+/**
+ * The address a watcher's connections come from: `provision_watch_from`, else its `ansible_host` when
+ * that is an address (sshd matches `from=` names only with UseDNS, off by default), else the address
+ * its facts found; '' (no restriction) when none is known.
+ */
+function fromOf(ctx: TaskContext, watcher: string): string {
+  const hv = ctx.hostvars(watcher);
+  const set = hv.provision_watch_from;
+  const from = set !== undefined && set !== null ? String(set) : isIP(String(hv.ansible_host ?? '')) ? String(hv.ansible_host) : (hv.facts?.defaultIpv4?.address ?? '');
+  if (!/^[\w.:*?!,/-]*$/.test(from)) throw new Error(`provision_watch_from: '${from}' is not a from= pattern list (addresses, CIDRs, * and ?)`);
+  return from;
+}
+
 /** The authorized_keys line for a watcher: its key, restricted to its address, no forwarding. */
 export function authorizedLine(ctx: TaskContext, watcher: string): string {
-  const hv = ctx.hostvars(watcher);
-  const from = String(hv.provision_watch_from ?? hv.ansible_host ?? watcher);
+  const from = fromOf(ctx, watcher);
   const [type, blob] = publicKey(ctx, watcher).split(' ');
   const opts = [...(from === '' ? [] : [`from="${from}"`]), 'no-agent-forwarding', 'no-port-forwarding', 'no-X11-forwarding', 'no-pty'];
   return `${opts.join(',')} ${type} ${blob} ${account}@${watcher}`;
@@ -121,7 +134,8 @@ export function unitText(ctx: TaskContext): string {
     '--state', `${home}/drift.json`, '-e', `@${varsFile}`, '--no-typecheck',
     ...list(ctx.vars.provision_watch_args),
   ];
-  for (const a of argv) if (!/^[\w@%+=:,./-]+$/.test(a)) throw new Error(`provision_watch: '${a}' cannot be a word of the unit's command line (letters, digits and @%+=:,./- only)`);
+  // No quoting, and no `%` (systemd's specifiers) or `$` (its variables): plain words only.
+  for (const a of argv) if (!/^[\w@+=:,./-]+$/.test(a)) throw new Error(`provision_watch: '${a}' cannot be a word of the unit's command line (letters, digits and @+=:,./- only)`);
   return [
     '# Managed by provision (role provision_watch). Local changes are overwritten.',
     '[Unit]',
@@ -168,7 +182,7 @@ export default defineRole({
     provision_watch_listen: '127.0.0.1:9469',
     /** More arguments of `provision watch` (`-l`, `-t`, `--skip-tags`…). */
     provision_watch_args: [] as string[],
-    /** The address the watcher's connections come from (`from=` of its key); default its `ansible_host`; '' for no restriction. */
+    /** Where the watcher's connections come from (`from=` of its key); default its `ansible_host` (an address) or its facts' address; '' for no restriction. */
     provision_watch_from: undefined as string | undefined,
     /** Names never shipped (any path segment, `*` a wildcard). */
     provision_watch_exclude: ['.git', '.lab', '.provision', '.secrets', 'tmp', '*.retry', '*.log'],

@@ -9,6 +9,7 @@ import {isAbsolute, join, resolve} from 'node:path';
 import SSHConfig from 'ssh-config';
 import {parse as shellParse} from 'shell-quote';
 import {truthy} from '../shared/vars.ts';
+import {DEFAULT_MAX_STARTUPS, type Pacing} from './pacing.ts';
 import {UnreachableError} from './types.ts';
 
 /** Everything needed to open one SSH connection; plain data, built by `resolveConnection`. */
@@ -42,6 +43,8 @@ export interface ConnectionSpec {
    * unset when the host's login shell is slow (`provision_multiplex`: `auto`, the default).
    */
   readonly multiplex?: boolean;
+  /** How new connections are paced (`provision_ssh_max_startups`, `provision_connect_rate`; pacing.ts). */
+  readonly pacing?: Pacing;
 }
 
 /** Options of `resolveConnection`, usually from the command line. */
@@ -124,7 +127,22 @@ export function resolveConnection(host: string, vars: Record<string, unknown>, o
     ...(agent !== undefined ? {agent} : {}),
     ...(proxyJump !== undefined ? {proxyJump} : {}),
     ...(vars.provision_multiplex === undefined || vars.provision_multiplex === 'auto' ? {} : {multiplex: truthy(vars.provision_multiplex)}),
+    pacing: pacingOf(host, vars),
   };
+}
+
+/** `provision_ssh_max_startups` (a whole number ≥ 1, default 8) and `provision_connect_rate` (> 0 per second). */
+function pacingOf(host: string, vars: Record<string, unknown>): Pacing {
+  const number = (name: string, ok: (n: number) => boolean, what: string): number | undefined => {
+    const v = vars[name];
+    if (v === undefined || v === null || v === '') return undefined;
+    const n = Number(v);
+    if (!ok(n)) throw new UnreachableError(host, `${host}: ${name} is not ${what}: ${JSON.stringify(v)}`);
+    return n;
+  };
+  const maxStartups = number('provision_ssh_max_startups', (n) => Number.isInteger(n) && n >= 1, 'a whole number of 1 or more') ?? DEFAULT_MAX_STARTUPS;
+  const ratePerS = number('provision_connect_rate', (n) => Number.isFinite(n) && n > 0, 'a number of connections per second above 0');
+  return {maxStartups, ...(ratePerS !== undefined ? {ratePerS} : {})};
 }
 
 type Computed = Record<string, string | string[]>;

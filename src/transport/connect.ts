@@ -17,6 +17,7 @@ import type {
 import type {Readable} from 'node:stream';
 import type {ConnectionSpec} from './config.ts';
 import {loadHostKeyCheck} from './knownhosts.ts';
+import {paced, type Pacing} from './pacing.ts';
 import {HostKeyError, UnreachableError} from './types.ts';
 
 /** One open connection (and the jump host connection it runs through). */
@@ -33,9 +34,10 @@ export interface Connected {
 type AuthAttempt = PublicKeyAuthMethod | AgentAuthMethod | PasswordAuthMethod | KeyboardInteractiveAuthMethod;
 
 /** Connect to `spec`, through its jump hosts (each connected the same way), innermost first. */
-export async function connectChain(spec: ConnectionSpec): Promise<Connected> {
-  if (!spec.proxyJump) return connectOne(spec, undefined);
-  const jump = await connectChain(spec.proxyJump);
+export async function connectChain(spec: ConnectionSpec, pacing: Pacing | undefined = spec.pacing): Promise<Connected> {
+  if (!spec.proxyJump) return connectOne(spec, undefined, pacing);
+  // The jump hosts' handshakes are paced by the target's settings (the inventory names only the target).
+  const jump = await connectChain(spec.proxyJump, pacing);
   let sock: Readable;
   try {
     sock = await jump.ssh.forwardOut('127.0.0.1', 0, spec.address, spec.port);
@@ -47,14 +49,14 @@ export async function connectChain(spec: ConnectionSpec): Promise<Connected> {
     );
   }
   try {
-    return await connectOne(spec, {sock, jump});
+    return await connectOne(spec, {sock, jump}, pacing);
   } catch (err) {
     await closeConnected(jump);
     throw err;
   }
 }
 
-async function connectOne(spec: ConnectionSpec, via: {sock: Readable; jump: Connected} | undefined): Promise<Connected> {
+async function connectOne(spec: ConnectionSpec, via: {sock: Readable; jump: Connected} | undefined, pacing: Pacing | undefined): Promise<Connected> {
   const where = `${spec.host} (${spec.address}:${spec.port})`;
   const {auths, tried} = await authAttempts(spec);
   const hostKeys = await loadHostKeyCheck(spec);
@@ -80,20 +82,22 @@ async function connectOne(spec: ConnectionSpec, via: {sock: Readable; jump: Conn
 
   const ssh = new NodeSSH();
   try {
-    const connecting = ssh.connect({
-      ...(via ? {sock: via.sock} : {host: spec.address, port: spec.port}),
-      username: spec.user,
-      readyTimeout: spec.connectTimeoutMs,
-      keepaliveInterval: 15_000,
-      keepaliveCountMax: 3,
-      hostVerifier,
-      authHandler,
-      algorithms: {serverHostKey: hostKeys.algorithms},
+    await paced(`${spec.address}:${spec.port}`, pacing, async () => {
+      const connecting = ssh.connect({
+        ...(via ? {sock: via.sock} : {host: spec.address, port: spec.port}),
+        username: spec.user,
+        readyTimeout: spec.connectTimeoutMs,
+        keepaliveInterval: 15_000,
+        keepaliveCountMax: 3,
+        hostVerifier,
+        authHandler,
+        algorithms: {serverHostKey: hostKeys.algorithms},
+      });
+      // node-ssh creates the ssh2 client synchronously inside connect(). Disable Nagle's algorithm on its
+      // socket: small SSH packets otherwise wait for delayed ACKs (~40 ms per command on a fast link).
+      ssh.connection?.setNoDelay(true);
+      await connecting;
     });
-    // node-ssh creates the ssh2 client synchronously inside connect(). Disable Nagle's algorithm on its
-    // socket: small SSH packets otherwise wait for delayed ACKs (~40 ms per command on a fast link).
-    ssh.connection?.setNoDelay(true);
-    await connecting;
   } catch (err) {
     ssh.dispose();
     if (hostKeyProblem !== undefined) throw new HostKeyError(spec.host, hostKeyProblem);

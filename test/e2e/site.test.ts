@@ -540,7 +540,7 @@ async function promUntil(what: string, query: string, ok: (v: number | undefined
   }
 }
 
-t('drift watcher as a service on mon1 (provision_watch_enabled): its own key, its checks scraped by Prometheus, a stopped node_exporter on web1 seen and cleared; revoked, its key no longer opens any host', async (tt) => {
+t('drift watcher as a service on mon1 (provision_watch_enabled): its own key, its checks scraped by Prometheus, a stopped node_exporter on web1 seen, ProvisionDrift firing, then cleared; revoked, its key no longer opens any host', async (tt) => {
   const on = ['-e', 'provision_watch_enabled=true', '-e', 'provision_watch_every=5s'];
   const watchKey = '/var/lib/provision-watch/.ssh/id_ed25519';
   const asWatcher = (target: string): string =>
@@ -575,6 +575,9 @@ t('drift watcher as a service on mon1 (provision_watch_enabled): its own key, it
   await promUntil('drift of web1 in Prometheus', `provision_drift_tasks{${job},host="web1"} == 1`, (v) => v === 1, 90_000);
   figures.push(`watcher on mon1: node_exporter stopped on web1, drift in Prometheus ${((Date.now() - stopped) / 1000).toFixed(1)} s later (interval 5 s, scrape 5 s)`);
   tt.is(await promValue(`provision_drift_hosts{${job}}`), 1);
+  // The site's rule fires on it (prometheus_drift_for is 15s in the lab).
+  const firing = await promUntil('ProvisionDrift firing for web1 from the watcher on mon1', `ALERTS{alertname="ProvisionDrift",alertstate="firing",host="web1",${job}}`, (v) => v === 1, 120_000);
+  figures.push(`watcher on mon1: ProvisionDrift firing for web1 ${((Date.now() - stopped) / 1000).toFixed(1)} s after node_exporter stopped (${(firing / 1000).toFixed(1)} s after the drift was scraped)`);
   const repair = await provision('run', 'site', '-i', inventory, '--limit', 'web1', '--json', ...on);
   tt.is(repair.code, 0, repair.stderr);
   await promUntil('drift cleared in Prometheus', `provision_drift_hosts{${job}}`, (v) => v === 0, 90_000);

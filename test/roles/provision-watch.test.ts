@@ -152,6 +152,11 @@ test('the watcher\'s key is restricted to its address, without forwarding; provi
   const c = ctx('web1', watchRole.defaults as Vars);
   t.is(authorizedLine(c, 'mon1'), 'from="10.231.0.41",no-agent-forwarding,no-port-forwarding,no-X11-forwarding,no-pty ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyFakeKeyFakeKeyFakeKeyFakeKeyFakeKey provision-watch@mon1');
   t.regex(authorizedLine(ctx('web1', watchRole.defaults as Vars, {provision_watch_from: ''}), 'mon1'), /^no-agent-forwarding,/);
+  t.regex(authorizedLine(ctx('web1', watchRole.defaults as Vars, {provision_watch_from: '10.0.0.0/24'}), 'mon1'), /^from="10.0.0.0\/24",/);
+  t.throws(() => authorizedLine(ctx('web1', watchRole.defaults as Vars, {provision_watch_from: '1.2.3.4" command="sh'}), 'mon1'), {message: /is not a from= pattern list/});
+  // A host name in ansible_host: sshd would not match it (UseDNS is off by default); the address facts found instead.
+  const named = {...ctx('web1', watchRole.defaults as Vars), hostvars: (h: string) => ({ansible_host: 'mon1.example.org', facts: {defaultIpv4: {address: '192.0.2.41', interface: 'eth0'}}, results: {provision_watch_pubkey: pubkey}}) as never};
+  t.regex(authorizedLine(named as TaskContext, 'mon1'), /^from="192.0.2.41",/);
 });
 
 test('Prometheus scrapes the watcher of its own host when it is enabled', (t) => {

@@ -535,6 +535,7 @@ test('resolveConnection: defaults when nothing is configured', (t) => {
       knownHostsFile: join(home, '.ssh', 'known_hosts'),
       acceptNewHostKeys: false,
       connectTimeoutMs: 10_000,
+      pacing: {maxStartups: 8},
     });
     const withAgent = resolveConnection('app1', {}, {env: {HOME: home, SSH_AUTH_SOCK: '/tmp/agent.sock'}});
     t.is(withAgent.agent, '/tmp/agent.sock');
