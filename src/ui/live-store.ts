@@ -71,6 +71,11 @@ export type StaticItem =
       readonly stderr?: string;
       readonly rc?: number | null;
     }
+  /**
+   * From GROUP_FROM hosts in the play: the changes of one task, one line for all its hosts (a line per
+   * host and change would be thousands; each host's log still holds its own, and failures stay one each).
+   */
+  | {readonly kind: 'changes'; readonly id: number; readonly task: string; readonly hosts: readonly string[]; readonly count: number; readonly pending: number; readonly diffs: boolean}
   | {readonly kind: 'recap'; readonly id: number; readonly hosts: Readonly<Record<string, HostCounts>>; readonly durationMs: number; readonly check: boolean; readonly interrupted: boolean}
   | {readonly kind: 'failures'; readonly id: number; readonly lines: readonly {readonly host: string; readonly task: string; readonly msg: string; readonly unreachable: boolean}[]};
 
@@ -120,6 +125,11 @@ interface MutableHost {
 
 const LOG_CAP = 500;
 
+/** From this many hosts in a play, the live UI groups: finished hosts in the table, changes in the scrollback. */
+export const GROUP_FROM = 50;
+/** Host names a grouped change line lists before "…". */
+const GROUP_NAMES = 5;
+
 export function taskLabel(role: string | null, name: string): string {
   return role ? `${role} : ${name}` : name;
 }
@@ -135,6 +145,8 @@ export class LiveStore {
   private task: Snapshot['task'] = null;
   private taskIndex = 0;
   private finished: Snapshot['finished'] = null;
+  /** Changes of the current task not yet written as one `changes` item (grouped plays). */
+  private changes: {task: string; hosts: string[]; count: number; pending: number; diffs: boolean} | null = null;
   private stopping = false;
   private nextId = 0;
   private startedAt: number;
@@ -166,6 +178,14 @@ export class LiveStore {
     this.statics.push(item);
   }
 
+  /** Write the current task's grouped changes, if any. */
+  private flushChanges(): void {
+    const c = this.changes;
+    if (!c) return;
+    this.changes = null;
+    this.push({kind: 'changes', id: this.nextId++, ...c});
+  }
+
   /** The user asked to stop. */
   markStopping(): void {
     if (!this.stopping) {
@@ -186,6 +206,7 @@ export class LiveStore {
         for (const h of e.hosts) this.host(h);
         break;
       case 'play':
+        this.flushChanges();
         this.play = {name: e.name, tasks: e.tasks, hosts: e.hosts.length};
         this.playHosts = e.hosts;
         this.task = null;
@@ -205,6 +226,7 @@ export class LiveStore {
         this.push({kind: 'play', id: this.nextId++, name: e.name, hosts: e.hosts.length});
         break;
       case 'task': {
+        this.flushChanges();
         const label = taskLabel(e.role, e.name);
         if (!e.handler) this.taskIndex++;
         this.task = {label, index: this.taskIndex, handler: !!e.handler};
@@ -221,9 +243,10 @@ export class LiveStore {
         }
         // Hosts of the play in a later batch have not started it: they wait.
         if (e.hosts) {
+          const batch = new Set(e.hosts);
           for (const name of this.playHosts) {
             const h = this.host(name);
-            if (!e.hosts.includes(name) && h.phase === 'idle' && h.done === 0) h.phase = 'waiting';
+            if (!batch.has(name) && h.phase === 'idle' && h.done === 0) h.phase = 'waiting';
           }
         }
         break;
@@ -246,7 +269,17 @@ export class LiveStore {
         if (e.status === 'unreachable') h.phase = 'unreachable';
         else if (e.status === 'failed' && !ignored) h.phase = 'failed';
         else h.phase = h.done >= h.total ? 'finished' : 'idle';
-        if (e.status === 'changed' || e.status === 'failed' || e.status === 'unreachable') {
+        if (e.status === 'changed' && (this.play?.hosts ?? 0) >= GROUP_FROM) {
+          if (this.changes?.task !== label) {
+            this.flushChanges();
+            this.changes = {task: label, hosts: [], count: 0, pending: 0, diffs: false};
+          }
+          const c = this.changes!;
+          c.count++;
+          if (c.hosts.length < GROUP_NAMES) c.hosts.push(e.host);
+          if (e.pending) c.pending++;
+          if (this.info.diff && e.diff) c.diffs = true;
+        } else if (e.status === 'changed' || e.status === 'failed' || e.status === 'unreachable') {
           this.push({
             kind: 'result',
             id: this.nextId++,
@@ -267,6 +300,7 @@ export class LiveStore {
         break;
       }
       case 'recap': {
+        this.flushChanges();
         this.finished = {durationMs: e.duration_ms, interrupted: !!e.interrupted};
         this.task = null;
         for (const [name, counts] of Object.entries(e.hosts)) {

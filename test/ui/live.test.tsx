@@ -134,6 +134,24 @@ test('100 hosts: grouped; failing and running hosts get rows, the live region fi
   t.is(out.split('\n').filter((l) => /^web\d{3} : ok=/.test(l)).length, 100);
 });
 
+test('from 50 hosts the scrollback groups changes: one line per task with how many hosts; failures stay one each. From 200, the recap groups hosts by their counts', (t) => {
+  const names = hostNames(GROUP_FROM);
+  const out = frame(storeOf(script({hosts: GROUP_FROM, fail: {[names[3]!]: 4}, diff: true})).snapshot(), {columns: 140, rows: 30});
+  t.regex(out, new RegExp(`^~ ${GROUP_FROM} hosts · nginx : config dir · changed · ${names.slice(0, 5).join(', ')}, … ${GROUP_FROM - 5} more$`, 'm'));
+  t.notRegex(out, /^~ web\d+ · /m, 'no line per host and change');
+  t.regex(out, new RegExp(`^✘ ${names[3]} · .* · FAILED: `, 'm'), 'the failure in full, as always');
+  t.is(out.split('\n').filter((l) => /^web\d+ +: ok=/.test(l)).length, GROUP_FROM, 'below 200 hosts: a recap line per host');
+
+  const many = hostNames(250);
+  const big = frame(storeOf(script({hosts: 250, fail: {[many[7]!]: 2}, unreachable: [many[9]!]})).snapshot(), {columns: 160, rows: 30});
+  const recap = big.slice(big.indexOf('PLAY RECAP')).split('\n');
+  t.regex(recap[0]!, /· 250 hosts, grouped by their counts$/);
+  t.regex(recap[1]!, new RegExp(`^${many[7]} +: ok=.* failed=1 `));
+  t.regex(recap[2]!, new RegExp(`^${many[9]} +: ok=.* unreachable=1 `));
+  t.regex(recap[3]!, /^248 hosts : ok=\d+ +changed=\d+ +unreachable=0 +failed=0 +skipped=\d+ \(web001, web002, web003, … 245 more\)$/);
+  t.regex(big.trimEnd().split('\n').at(-1)!, /^✘ done · 250 hosts · \d+ changed · 1 failed · 1 unreachable · 12s$/);
+});
+
 test('from 50 hosts the table groups even when the terminal is tall; below, one row each', (t) => {
   const few = storeOf(script({hosts: GROUP_FROM - 1, stopAfterTask: 1, answered: 0})).snapshot();
   t.false(layoutHosts(few.hosts, 200, null, null).grouped);

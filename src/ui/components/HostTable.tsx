@@ -6,11 +6,11 @@
  */
 import React from 'react';
 import {Box, Text} from 'ink';
-import type {HostView, LogLine, Snapshot} from '../live-store.ts';
+import {GROUP_FROM, type HostView, type LogLine, type Snapshot} from '../live-store.ts';
 import {bar, cell, duration, fit, phaseMark, statusColor} from './format.ts';
 
-/** From this many hosts the table groups finished hosts even when the terminal is tall enough. */
-export const GROUP_FROM = 50;
+/** From this many hosts the table groups finished hosts even when the terminal is tall enough (and the scrollback groups changes). */
+export {GROUP_FROM};
 
 /** What the host area shows, decided before rendering (pure). */
 export interface HostLayout {

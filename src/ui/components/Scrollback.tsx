@@ -1,12 +1,17 @@
 /**
  * What scrolls above the live region (ink's `<Static>`): play headers, changes (with a diff preview
- * under --diff), failures in full (host, task, command, rc, output), and at the end the recap table
- * and a list of the failures. Written once each, wrapped to the terminal width.
+ * under --diff; from GROUP_FROM hosts, one line per task naming how many hosts changed), failures in
+ * full (host, task, command, rc, output), and at the end the recap table and a list of the failures.
+ * Written once each, wrapped to the terminal width.
  */
 import React from 'react';
 import {Box, Text} from 'ink';
+import type {HostCounts} from '../../core/events.ts';
 import type {StaticItem} from '../live-store.ts';
 import {duration, statusWord} from './format.ts';
+
+/** From this many hosts the recap groups hosts with the same counts (failed and unreachable ones stay one line each). */
+export const RECAP_GROUP_FROM = 200;
 
 /** Diff lines shown under a change; the rest is counted. */
 export const DIFF_PREVIEW_LINES = 16;
@@ -129,13 +134,52 @@ export function ScrollbackItem({item, width, check}: ScrollbackItemProps): React
         </Box>
       );
     }
+    case 'changes': {
+      const word = statusWord('changed', check);
+      const more = item.count - item.hosts.length;
+      return (
+        <Box width={width}>
+          <Text>
+            <Text color="yellow">~ </Text>
+            <Text bold>{item.count} {item.count === 1 ? 'host' : 'hosts'}</Text> · {item.task} · <Text color="yellow">{word}</Text>
+            <Text dimColor>
+              {' '}· {item.hosts.join(', ')}
+              {more > 0 ? `, … ${more} more` : ''}
+              {item.diffs ? ' · diffs: each host\'s in --no-tui or --json output' : ''}
+            </Text>
+            {item.pending > 0 ? <Text color="cyan"> ≈ {item.pending} rest on an earlier would-change</Text> : null}
+          </Text>
+        </Box>
+      );
+    }
     case 'recap': {
-      const recap = Object.entries(item.hosts).sort(([a], [b]) => (a < b ? -1 : 1)); // by host name (unique)
+      const all = Object.entries(item.hosts).sort(([a], [b]) => (a < b ? -1 : 1)); // by host name (unique)
+      // From RECAP_GROUP_FROM hosts: failed and unreachable hosts one line each, the others one line per
+      // set of identical counts (the plain and JSON outputs keep a line per host).
+      const grouped = all.length >= RECAP_GROUP_FROM;
+      const bad = (k: HostCounts): boolean => k.failed > 0 || k.unreachable > 0;
+      const groups = new Map<string, {counts: HostCounts; names: string[]}>();
+      if (grouped) {
+        for (const [n, k] of all) {
+          if (bad(k)) continue;
+          const key = `${k.ok} ${k.changed} ${k.skipped}`;
+          const g = groups.get(key) ?? {counts: k, names: []};
+          g.names.push(n);
+          groups.set(key, g);
+        }
+      }
+      const recap: [string, HostCounts][] = grouped
+        ? [...all.filter(([, k]) => bad(k)), ...[...groups.values()].map((g): [string, HostCounts] => [`${g.names.length} hosts`, g.counts])]
+        : all;
+      const names = (label: string): string => {
+        const g = [...groups.values()].find((x) => `${x.names.length} hosts` === label);
+        return g ? ` (${g.names.slice(0, 3).join(', ')}${g.names.length > 3 ? `, … ${g.names.length - 3} more` : ''})` : '';
+      };
       const w = Math.max(0, ...recap.map(([n]) => n.length));
       return (
         <Box flexDirection="column" width={width} marginTop={1}>
           <Text bold>
-            PLAY RECAP <Text dimColor>· {item.interrupted ? 'interrupted after' : 'finished in'} {duration(item.durationMs)}{item.check ? ' · check mode: nothing was changed' : ''}</Text>
+            PLAY RECAP <Text dimColor>· {item.interrupted ? 'interrupted after' : 'finished in'} {duration(item.durationMs)}{item.check ? ' · check mode: nothing was changed' : ''}{grouped ? ` · ${all.length} hosts, grouped by their counts` : ''}</Text>
           </Text>
           {recap.map(([n, k]) => {
             const bad = k.failed > 0 || k.unreachable > 0;
@@ -145,6 +189,7 @@ export function ScrollbackItem({item, width, check}: ScrollbackItemProps): React
                 <Text color={k.changed ? 'yellow' : undefined}>{check ? 'would change' : 'changed'}={String(k.changed).padEnd(4)}</Text>
                 <Text color={k.unreachable ? 'magenta' : undefined}>unreachable={String(k.unreachable).padEnd(4)}</Text>
                 <Text color={k.failed ? 'red' : undefined}>failed={String(k.failed).padEnd(4)}</Text>skipped={k.skipped}
+                {grouped ? <Text dimColor>{names(n)}</Text> : null}
               </Text>
             );
           })}
