@@ -10,8 +10,7 @@
  * Targets carry `instance="<inventory name>"` (the address stays in `__address__`), so alerts name hosts.
  */
 import {defineRole, apt, file, template, service, type TaskContext} from '../../src/index.ts';
-import {truthy} from '../../src/shared/vars.ts';
-import watchRole from '../provision_watch/index.ts';
+import {localWatcherTarget} from '../provision_watch/index.ts';
 
 const rulesDir = '/etc/prometheus/rules';
 const rulesFile = `${rulesDir}/site.yml`;
@@ -56,10 +55,9 @@ export function rulesVars(ctx: TaskContext): Record<string, unknown> {
 function watchTargets(ctx: TaskContext): {host: string; address: string}[] {
   const v = ctx.vars.prometheus_watch_targets;
   const list = Array.isArray(v) ? v.map(String) : [];
-  // The watcher the provision_watch role runs on this host, when it does (that role's defaults, unless set).
-  const w = (name: string): string => String(ctx.vars[name] ?? (watchRole.defaults as Record<string, unknown> | undefined)?.[name] ?? '');
-  const own = w('provision_watch_listen');
-  if (truthy(w('provision_watch_enabled')) && ctx.groupNames.includes(w('provision_watch_group')) && own !== '') list.push(own.startsWith(':') ? `127.0.0.1${own}` : own.replace(/^0\.0\.0\.0:/, '127.0.0.1:'));
+  // The watcher the provision_watch role runs on this host, when it does.
+  const own = localWatcherTarget(ctx);
+  if (own !== undefined) list.push(own);
   for (const t of list) if (!/^[\w.:[\]-]+:\d+$/.test(t)) throw new Error(`prometheus_watch_targets: '${t}' is not host:port`);
   return [...new Set(list)].map((address) => ({host: address, address}));
 }

@@ -54,6 +54,19 @@ function enabledOn(ctx: TaskContext, host: string): boolean {
 }
 /** This host runs the watcher. */
 export const isWatcher = (ctx: TaskContext): boolean => isWatcherHost(ctx) && truthy(ctx.vars.provision_watch_enabled);
+
+/**
+ * Where Prometheus on this host scrapes the watcher this role runs here (`host:port`, a wildcard
+ * listen address as loopback); undefined when it runs none. For other roles' plays, where this role's
+ * defaults are not in `ctx.vars`, they stand in for what is unset.
+ */
+export function localWatcherTarget(ctx: TaskContext): string | undefined {
+  const v = (name: keyof typeof defaults): unknown => ctx.vars[name] ?? defaults[name];
+  if (!truthy(v('provision_watch_enabled')) || !ctx.groupNames.includes(String(v('provision_watch_group')))) return undefined;
+  const listen = String(v('provision_watch_listen') ?? '');
+  if (listen === '') return undefined;
+  return listen.startsWith(':') ? `127.0.0.1${listen}` : listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
+}
 const anyWatcher = (ctx: TaskContext): boolean => watcherHosts(ctx).some((w) => enabledOn(ctx, w));
 
 /** The project shipped to the watcher: this run's project, without what it never needs. */
@@ -162,6 +175,27 @@ export function unitText(ctx: TaskContext): string {
   ].join('\n');
 }
 
+const defaults = {
+  /** Run `provision watch` as a service on the hosts of `provision_watch_group`. false: revoke it (stop, remove, unauthorize). */
+  provision_watch_enabled: false,
+  provision_watch_group: 'monitoring',
+  /** The playbook the watcher checks, and its inventories (relative to the project; none: the project's default). */
+  provision_watch_playbook: 'site',
+  provision_watch_inventory: [] as string[],
+  /** `--every` of the watcher. */
+  provision_watch_every: '5m',
+  /** Where it serves /metrics (the prometheus role on the same host scrapes it); '' for none. */
+  provision_watch_listen: '127.0.0.1:9469',
+  /** More arguments of `provision watch` (`-l`, `-t`, `--skip-tags`…). */
+  provision_watch_args: [] as string[],
+  /** Where the watcher's connections come from (`from=` of its key); default its `ansible_host` (an address) or its facts' address; '' for no restriction. */
+  provision_watch_from: undefined as string | undefined,
+  /** Names never shipped (any path segment, `*` a wildcard). */
+  provision_watch_exclude: ['.git', '.lab', '.provision', '.secrets', 'tmp', '*.retry', '*.log'],
+  /** Project paths shipped even where excluded (the inventory's vault password file is added by itself). */
+  provision_watch_include: [] as string[],
+};
+
 /** x86_64 → x64, aarch64 → arm64: Node's names for uname's. */
 const nodeArch: Record<string, string> = {x86_64: 'x64', aarch64: 'arm64', armv7l: 'arm', ppc64le: 'ppc64', s390x: 's390x'};
 
@@ -169,26 +203,7 @@ const releaseMissing = (ctx: TaskContext): boolean => isWatcher(ctx) && !statOf(
 
 export default defineRole({
   name: 'provision_watch',
-  defaults: {
-    /** Run `provision watch` as a service on the hosts of `provision_watch_group`. false: revoke it (stop, remove, unauthorize). */
-    provision_watch_enabled: false,
-    provision_watch_group: 'monitoring',
-    /** The playbook the watcher checks, and its inventories (relative to the project; none: the project's default). */
-    provision_watch_playbook: 'site',
-    provision_watch_inventory: [] as string[],
-    /** `--every` of the watcher. */
-    provision_watch_every: '5m',
-    /** Where it serves /metrics (the prometheus role on the same host scrapes it); '' for none. */
-    provision_watch_listen: '127.0.0.1:9469',
-    /** More arguments of `provision watch` (`-l`, `-t`, `--skip-tags`…). */
-    provision_watch_args: [] as string[],
-    /** Where the watcher's connections come from (`from=` of its key); default its `ansible_host` (an address) or its facts' address; '' for no restriction. */
-    provision_watch_from: undefined as string | undefined,
-    /** Names never shipped (any path segment, `*` a wildcard). */
-    provision_watch_exclude: ['.git', '.lab', '.provision', '.secrets', 'tmp', '*.retry', '*.log'],
-    /** Project paths shipped even where excluded (the inventory's vault password file is added by itself). */
-    provision_watch_include: [] as string[],
-  },
+  defaults,
   tasks: [
     // ----- the watcher's account and key
     assert(
@@ -206,7 +221,8 @@ export default defineRole({
       {name: 'watcher: its own SSH key', when: isWatcher, become: true, becomeUser: account},
     ),
     // Read even when disabled: a revoked watcher's key is removed from every host.
-    command({argv: ['cat', `${sshKey}.pub`]}, {name: 'watcher: public key', when: isWatcherHost, register: 'provision_watch_pubkey', checkMode: false, changedWhen: () => false, failedWhen: () => false}),
+    // `removes`: answered in the probe batch, so a host that never had a watcher pays no round trip.
+    command({argv: ['cat', `${sshKey}.pub`], removes: `${sshKey}.pub`}, {name: 'watcher: public key', when: isWatcherHost, register: 'provision_watch_pubkey', checkMode: false, changedWhen: () => false, failedWhen: () => false}),
 
     // ----- every host: the watcher's access, and the host's key for its known_hosts
     command({argv: ['cat', '/etc/ssh/ssh_host_ed25519_key.pub']}, {name: 'watcher access: host key', when: anyWatcher, register: 'provision_watch_hostkey', checkMode: false, changedWhen: () => false}),

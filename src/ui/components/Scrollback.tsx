@@ -168,20 +168,18 @@ export function ScrollbackItem({item, width, check}: ScrollbackItemProps): React
           groups.set(key, g);
         }
       }
-      const recap: [string, HostCounts][] = grouped
-        ? [...all.filter(([, k]) => bad(k)), ...[...groups.values()].map((g): [string, HostCounts] => [`${g.names.length} hosts`, g.counts])]
-        : all;
-      const names = (label: string): string => {
-        const g = [...groups.values()].find((x) => `${x.names.length} hosts` === label);
-        return g ? ` (${g.names.slice(0, 3).join(', ')}${g.names.length > 3 ? `, … ${g.names.length - 3} more` : ''})` : '';
-      };
+      // Rows: [label, counts, the group's first names (grouped rows only)].
+      const named = (names: readonly string[]): string => ` (${names.slice(0, 3).join(', ')}${names.length > 3 ? `, … ${names.length - 3} more` : ''})`;
+      const recap: [string, HostCounts, string][] = grouped
+        ? [...all.filter(([, k]) => bad(k)).map(([n, k]): [string, HostCounts, string] => [n, k, '']), ...[...groups.values()].map((g): [string, HostCounts, string] => [`${g.names.length} hosts`, g.counts, named(g.names)])]
+        : all.map(([n, k]) => [n, k, '']);
       const w = Math.max(0, ...recap.map(([n]) => n.length));
       return (
         <Box flexDirection="column" width={width} marginTop={1}>
           <Text bold>
             PLAY RECAP <Text dimColor>· {item.interrupted ? 'interrupted after' : 'finished in'} {duration(item.durationMs)}{item.check ? ' · check mode: nothing was changed' : ''}{grouped ? ` · ${all.length} hosts, grouped by their counts` : ''}</Text>
           </Text>
-          {recap.map(([n, k]) => {
+          {recap.map(([n, k, names]) => {
             const bad = k.failed > 0 || k.unreachable > 0;
             return (
               <Text key={n}>
@@ -189,7 +187,7 @@ export function ScrollbackItem({item, width, check}: ScrollbackItemProps): React
                 <Text color={k.changed ? 'yellow' : undefined}>{check ? 'would change' : 'changed'}={String(k.changed).padEnd(4)}</Text>
                 <Text color={k.unreachable ? 'magenta' : undefined}>unreachable={String(k.unreachable).padEnd(4)}</Text>
                 <Text color={k.failed ? 'red' : undefined}>failed={String(k.failed).padEnd(4)}</Text>skipped={k.skipped}
-                {grouped ? <Text dimColor>{names(n)}</Text> : null}
+                {names ? <Text dimColor>{names}</Text> : null}
               </Text>
             );
           })}
